@@ -1,0 +1,37 @@
+# Everything installs itself into .venv from the pinned constraints: `make demo`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench bench-views bench-sandbox clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/neuron-calls demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipelines tests bench
+	$(BIN)/mypy pipelines
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_sync.py
+
+bench-views: $(STAMP)
+	$(BIN)/python bench/bench_views.py
+
+bench-sandbox: $(STAMP)
+	$(BIN)/python bench/bench_sandbox.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache

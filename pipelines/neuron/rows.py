@@ -1,0 +1,82 @@
+"""Where a call's JSON becomes rows: pure functions, no I/O.
+
+Fields the API adds later pass through as new columns; the signed `recording_url` never does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pendulum
+
+from .settings import DROPPED_CALL_FIELDS, FINAL_STATUSES
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+def parse_timestamp(value: Any) -> pendulum.DateTime | None:
+    """An ISO 8601 timestamp as an aware UTC datetime; None (with a warning) when it is not one."""
+    if value is None or isinstance(value, pendulum.DateTime):
+        return value
+    try:
+        parsed = pendulum.parse(str(value))
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        parsed = None
+    if not isinstance(parsed, pendulum.DateTime):
+        log.warning("not a timestamp, stored as NULL: %r", str(value)[:40])
+        return None
+    return parsed.in_timezone("UTC")
+
+
+def is_final(call: Row) -> bool:
+    return call.get("status") in FINAL_STATUSES
+
+
+def call_row(call: Row, *, detailed: bool = True) -> Row:
+    """A `calls` row from a list item or a `GET /calls/{id}` body.
+
+    `contact` is flattened to `contact_<field>`; `recording_url` becomes `has_recording`.
+    A list item (`detailed=False`) has no recording field, so `has_recording` stays unknown.
+    """
+    row = {key: value for key, value in call.items() if key not in DROPPED_CALL_FIELDS}
+    contact = call.get("contact")
+    if isinstance(contact, dict):
+        for key, value in contact.items():
+            row[f"contact_{key}"] = value
+    else:
+        row.setdefault("contact_phone", None)
+        row.setdefault("contact_name", None)
+    row["started_at"] = parse_timestamp(call.get("started_at"))
+    row["ended_at"] = parse_timestamp(call.get("ended_at"))
+    row["has_recording"] = bool(call.get("recording_url")) if detailed else None
+    return row
+
+
+def transcript_is_ready(transcript: Row | None) -> bool:
+    return bool(transcript) and isinstance(transcript.get("transcript"), list)
+
+
+def transcript_rows(call_id: str, transcript: Row) -> tuple[Row, list[Row], list[Row]]:
+    """Rows of `transcripts`, `transcript_segments` and `speaker_sentiment` for one call."""
+    sentiment = transcript.get("sentiment") if isinstance(transcript.get("sentiment"), dict) else {}
+    head = {
+        key: value
+        for key, value in transcript.items()
+        if key not in ("transcript", "sentiment", "status", "call_id")
+    }
+    head["call_id"] = call_id
+    head["sentiment_overall"] = sentiment.get("overall")
+    segments = [
+        {**segment, "call_id": call_id, "segment_index": index}
+        for index, segment in enumerate(transcript.get("transcript") or [])
+        if isinstance(segment, dict)
+    ]
+    by_speaker = sentiment.get("by_speaker")
+    speakers = [
+        {"call_id": call_id, "speaker": speaker, "sentiment": value}
+        for speaker, value in (by_speaker.items() if isinstance(by_speaker, dict) else [])
+    ]
+    return head, segments, speakers

@@ -1,0 +1,252 @@
+"""One sync run: lock, dlt pipeline, views, run log, summary and exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import dlt
+import duckdb
+import pendulum
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.pipeline import get_dlt_pipelines_dir
+
+from .neuron import SyncReport, neuron_source
+from .neuron.client import ConfigError, NeuronClient, NeuronError
+from .neuron.settings import DATASET_NAME, PIPELINE_NAME
+from .views import apply_views
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0  # every call in the window loaded
+EXIT_FAILED = 1  # the run failed (API down, list page failed after retries, load failed)
+EXIT_CONFIG = 2  # settings, key, input, or another sync already running
+EXIT_PARTIAL = 3  # loaded, but some calls failed after retries: they are retried next run
+
+
+class SyncAborted(Exception):
+    """A run that cannot start or finish; `code` is the exit status, the message one line."""
+
+    def __init__(self, message: str, code: int = EXIT_CONFIG) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class SyncOptions:
+    duckdb_path: Path = Path("neuron_calls.duckdb")
+    backfill_from: str | None = None
+    backfill_to: str | None = None
+    filters: dict[str, str] = field(default_factory=dict)
+    full_refresh: bool = False
+    pipelines_dir: str | None = None  # dlt's default (~/.dlt/pipelines) when None
+    pipeline_name: str = PIPELINE_NAME
+    source_args: dict[str, Any] = field(default_factory=dict)  # explicit settings (demo, tests)
+
+
+@dataclass
+class SyncResult:
+    exit_code: int
+    report: SyncReport
+    seconds: float
+    inserted: int = 0
+    updated: int = 0
+    pending: int = 0
+    error: str | None = None
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, what: str) -> Iterator[None]:
+    """An advisory lock held for the run; a second sync on the same file gets a clear no."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SyncAborted(
+                f"another sync is running on {what}; wait for it to finish (lock: {path})"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def count_calls(db: Path) -> int:
+    """Rows in `calls` now; also proves the file is ours to write (not held by another process)."""
+    try:
+        with duckdb.connect(str(db)) as conn:
+            found = conn.execute(
+                "select count(*) from information_schema.tables "
+                "where table_schema = ? and table_name = 'calls'",
+                [DATASET_NAME],
+            ).fetchone()
+            if not found or not found[0]:
+                return 0
+            row = conn.execute(f"select count(*) from {DATASET_NAME}.calls").fetchone()
+            return int(row[0]) if row else 0
+    except duckdb.IOException as exc:
+        raise SyncAborted(
+            f"cannot open {db}: it is locked by another process (close it there, e.g. a duckdb "
+            f"shell, and run again): {str(exc).splitlines()[0][:160]}"
+        ) from None
+    except duckdb.Error as exc:
+        raise SyncAborted(f"{db} is not a usable DuckDB file: {str(exc).splitlines()[0]}") from None
+
+
+def neuron_cause(exc: BaseException) -> BaseException:
+    """The first of our errors (or a missing-config one) behind dlt's wrapping exceptions."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, NeuronError | ConfigFieldMissingException | SyncAborted):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+class Progress:
+    """Pages, calls and requests/s while a run goes: a live line on a terminal, else log lines."""
+
+    def __init__(self, stream: TextIO, every: float = 5.0) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every = 0.25 if self.tty else every
+        self.started = self.last = time.monotonic()
+        self.client: NeuronClient | None = None
+        self.requests = 0
+
+    def __call__(self, report: SyncReport) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        line = (
+            f"pages {report.pages}  listed {report.listed}  calls loaded {len(report.calls)}  "
+            f"transcripts {report.transcripts}  {elapsed:.0f}s"
+        )
+        if self.tty:
+            self.stream.write("\r" + line + " " * 4)
+            self.stream.flush()
+        else:
+            log.info(line)
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+
+
+def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResult:
+    """Run one sync; never raises for expected failures, the result says what happened."""
+    started = time.monotonic()
+    report = SyncReport()
+    try:
+        pipelines_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir())
+        db = options.duckdb_path.resolve()
+        with (
+            exclusive(pipelines_dir / f".{options.pipeline_name}.lock", f"pipeline {PIPELINE_NAME}"),
+            exclusive(db.with_name(db.name + ".lock"), str(db)),
+        ):
+            before = count_calls(db)
+            load_info = _run_pipeline(options, db, pipelines_dir, report, progress)
+            after = count_calls(db)
+            with duckdb.connect(str(db)) as conn:
+                apply_views(conn, DATASET_NAME)
+        log.debug("%s", load_info)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a one-line message
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        cause = neuron_cause(exc)
+        code = EXIT_CONFIG if isinstance(cause, ConfigError | ConfigFieldMissingException | SyncAborted) else EXIT_FAILED
+        code = cause.code if isinstance(cause, SyncAborted) else code
+        message = _one_line(cause)
+        log.debug("sync failed", exc_info=exc)
+        return SyncResult(code, report, time.monotonic() - started, error=message)
+    finally:
+        if progress:
+            progress.close()
+    inserted = max(after - before, 0)
+    result = SyncResult(
+        EXIT_PARTIAL if report.deferred else EXIT_OK,
+        report,
+        time.monotonic() - started,
+        inserted=inserted,
+        updated=max(len(report.calls) - inserted, 0),
+        pending=report.pending_calls + report.pending_transcripts,
+    )
+    return result
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ConfigFieldMissingException):
+        return (
+            "no API key: set SOURCES__NEURON__API_KEY, or api_key under [sources.neuron] "
+            "in .dlt/secrets.toml"
+        )
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+def _run_pipeline(
+    options: SyncOptions,
+    db: Path,
+    pipelines_dir: Path,
+    report: SyncReport,
+    progress: Progress | None,
+) -> Any:
+    pipeline = dlt.pipeline(
+        pipeline_name=options.pipeline_name,
+        pipelines_dir=str(pipelines_dir),
+        destination=dlt.destinations.duckdb(str(db)),
+        dataset_name=DATASET_NAME,
+    )
+    source = neuron_source(
+        backfill_from=options.backfill_from,
+        backfill_to=options.backfill_to,
+        filters=options.filters or None,
+        report=report,
+        on_progress=progress,
+        **options.source_args,
+    )
+    return pipeline.run(source, refresh="drop_sources" if options.full_refresh else None)
+
+
+def summary(result: SyncResult) -> str:
+    r, s = result.report, result.report.stats
+    lines = [
+        f"calls        listed {r.listed}, inserted {result.inserted}, updated {result.updated}",
+        f"transcripts  loaded {r.transcripts}, still pending {r.pending_transcripts}"
+        f" (calls not final yet: {r.pending_calls})",
+        f"http         {s.requests} requests, {s.retries} retries, {s.rate_limited} x 429",
+        f"time         {result.seconds:.1f}s",
+    ]
+    if r.deferred:
+        lines.append(f"deferred     {len(r.deferred)} calls failed after retries; the next run "
+                     f"retries them (e.g. {next(iter(r.deferred.values()))})")
+    if r.expired:
+        lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
+    if r.skipped_invalid:
+        lines.append(f"skipped      {r.skipped_invalid} list items without an id")
+    return "\n".join(lines)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "aiohttp", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def now_iso() -> str:
+    return pendulum.now("UTC").to_iso8601_string()

@@ -1,0 +1,37 @@
+-- Phones that answered at least once with disposition 'dnd' (do not disturb),
+-- and how many calls (any status) were still made to them afterwards.
+create or replace view {schema}.dnd_contacts as
+
+with calls as (
+
+    select * from {schema}.stg_calls
+
+),
+
+first_dnd as (
+
+    select
+        contact_phone,
+        min(started_at) as first_dnd_at
+    from calls
+    where disposition = 'dnd'
+    group by contact_phone
+
+),
+
+final as (
+
+    select
+        first_dnd.contact_phone,
+        first_dnd.first_dnd_at,
+        count(*) filter (
+            where calls.started_at > first_dnd.first_dnd_at
+        ) as calls_after_dnd
+    from first_dnd
+    inner join calls
+        on calls.contact_phone is not distinct from first_dnd.contact_phone
+    group by 1, 2
+
+)
+
+select * from final

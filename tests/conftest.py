@@ -1,0 +1,38 @@
+"""Shared fixtures: sandboxes of the Neuron Calls API on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pipelines.sandbox import Sandbox
+
+SANDBOX_NOW = "2026-11-01T12:00:00Z"
+SANDBOX_CALLS = 300
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """A shared, frozen sandbox (300 calls, seed 42, clock at SANDBOX_NOW). Do not move its
+    clock or change its knobs: use `make_sandbox` for that."""
+    with Sandbox(calls=SANDBOX_CALLS, seed=42, now=SANDBOX_NOW) as sb:
+        yield sb
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
+    """Factory: `make_sandbox(**Sandbox options)` starts one, stopped at the end of the test."""
+    started: list[Sandbox] = []
+
+    def make(**kw: Any) -> Sandbox:
+        kw.setdefault("calls", SANDBOX_CALLS)
+        kw.setdefault("now", SANDBOX_NOW)
+        sb = Sandbox(**kw).start()
+        started.append(sb)
+        return sb
+
+    yield make
+    for sb in started:
+        sb.stop()

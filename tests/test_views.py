@@ -1,0 +1,311 @@
+"""Every view against a small hand-made data set, with the expected rows worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import duckdb
+import pytest
+
+from pipelines.views import VIEW_NAMES, apply_views, view_sql
+
+REPORT_VIEWS = [name for name in VIEW_NAMES if not name.startswith("stg_")]
+
+
+def utc(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2024, 3, day, hour, minute, second, tzinfo=UTC)
+
+
+# id, campaign_id, contact_phone, contact_name, status, disposition, duration_seconds,
+# language, started_at
+CALLS = [
+    ("c01", "cmp_a", "p1", "Asha", "completed", "interested", 120, "hi-IN", utc(1, 10)),
+    # 20:00 UTC is already 2 March in Asia/Kolkata (UTC+05:30)
+    ("c02", "cmp_a", "p2", "Bala", "completed", "not_interested", 45, "en-IN", utc(1, 20)),
+    ("c03", "cmp_a", "p3", "Chitra", "failed", "not_reachable", 0, "hi-IN", utc(1, 23, 59, 59)),
+    ("c04", "cmp_a", "p4", "Dev", "completed", "callback", 30, "hi-IN", utc(2, 0, 10)),
+    ("c05", "cmp_a", "p5", "Esha", "completed", "dnd", 10, "en-IN", utc(2, 9)),
+    ("c06", "cmp_a", "p6", "Farid", "in_progress", None, None, "hi-IN", utc(3, 9)),
+    ("c07", "cmp_b", "p7", "Gita", "completed", "escalated", 200, "hi-IN", utc(2, 18, 40)),
+    ("c08", "cmp_b", "p8", "Hari", "completed", "voicemail", 15, "en-IN", utc(2, 12)),
+    ("c09", "cmp_b", "p4", "Dev", "completed", "interested", 60, "hi-IN", utc(4, 8)),
+    ("c10", None, "p5", "Esha", "in_progress", None, None, "en-IN", utc(4, 9)),
+    ("c11", None, "p5", "Esha", "completed", "dnd", 5, "en-IN", utc(5, 9)),
+    ("c12", None, "p9", "Indu", "completed", "callback", 40, "hi-IN", utc(5, 10)),
+    ("c13", None, "p10", "Jai", "failed", "callback", 0, "en-IN", utc(5, 11)),
+    ("c14", "cmp_b", "p11", "Kiran", "completed", "callback", 25, "hi-IN", utc(6, 10)),
+    # same instant as c14: not a *later* call
+    ("c15", "cmp_b", "p11", "Kiran", "in_progress", None, None, "hi-IN", utc(6, 10)),
+    ("c16", "cmp_a", "p5", "Esha", "completed", "not_interested", 20, "en-IN", utc(1, 8)),
+    ("c17", "cmp_b", "p12", "Lata", "failed", None, None, "en-IN", utc(2, 13)),
+    ("c18", "cmp_c", "p13", "Mohan", "failed", "not_reachable", 0, "hi-IN", utc(6, 12)),
+    ("c19", "cmp_d", "p14", "Neel", "in_progress", None, None, "hi-IN", utc(6, 13)),
+    ("c20", "cmp_a", "p15", "Mira", "completed", "callback", 45, "hi-IN", utc(3, 10)),
+    ("c21", "cmp_a", "p15", "Mira", "in_progress", None, None, "hi-IN", utc(6, 14)),
+    ("c22", None, "p16", "Nina", "completed", "dnd", 15, "hi-IN", utc(6, 15)),
+]
+
+# call_id, sentiment_overall
+TRANSCRIPTS = [("c01", 0.5), ("c02", -0.25), ("c07", 0.125), ("c09", 0.75), ("c11", -0.5)]
+
+# call_id, speaker, start_time, end_time; c07's transcript has no segments, c02 only agent
+# ones, c11 only customer ones; c12 has segments but no transcript row.
+SEGMENTS = [
+    ("c01", "agent", 0.0, 4.0),
+    ("c01", "customer", 4.5, 7.0),
+    ("c01", "agent", 7.0, 9.0),
+    ("c01", "customer", 9.5, 12.0),
+    ("c02", "agent", 0.0, 3.5),
+    ("c02", "agent", 4.0, 6.0),
+    ("c09", "agent", 0.0, 2.0),
+    ("c09", "customer", 2.0, 8.0),
+    ("c11", "customer", 0.0, 1.0),
+    ("c12", "agent", 0.0, 10.0),
+]
+
+# call_id, speaker, sentiment
+SPEAKER_SENTIMENT = [
+    ("c01", "agent", 0.75),
+    ("c01", "customer", 0.25),
+    ("c02", "agent", 0.5),
+    ("c09", "agent", 1.0),
+    ("c09", "customer", 0.5),
+    ("c11", "agent", 0.25),
+    ("c11", "customer", -0.75),
+]
+
+
+def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """The contract tables as dlt makes them: extra `_dlt_*` and vendor columns included."""
+    conn.execute("create schema neuron")
+    conn.execute(
+        """
+        create table neuron.calls (
+            id varchar, campaign_id varchar, contact_phone varchar, contact_name varchar,
+            status varchar, disposition varchar, duration_seconds bigint, language varchar,
+            started_at timestamptz, ended_at timestamptz, transcript_job_id varchar,
+            has_recording boolean, sip_trunk varchar,
+            _dlt_load_id varchar not null, _dlt_id varchar not null
+        )
+        """
+    )
+    conn.execute(
+        """
+        create table neuron.transcripts (
+            call_id varchar, job_id varchar, language varchar, duration_seconds bigint,
+            summary varchar, sentiment_overall double,
+            _dlt_load_id varchar not null, _dlt_id varchar not null
+        )
+        """
+    )
+    conn.execute(
+        """
+        create table neuron.transcript_segments (
+            call_id varchar, segment_index bigint, speaker varchar, text varchar,
+            start_time double, end_time double, confidence double,
+            _dlt_load_id varchar not null, _dlt_id varchar not null
+        )
+        """
+    )
+    conn.execute(
+        """
+        create table neuron.speaker_sentiment (
+            call_id varchar, speaker varchar, sentiment double,
+            _dlt_load_id varchar not null, _dlt_id varchar not null
+        )
+        """
+    )
+
+
+def load_known_data(conn: duckdb.DuckDBPyConnection) -> None:
+    for n, (id_, cmp, phone, name, status, disp, dur, lang, started) in enumerate(CALLS):
+        conn.execute(
+            "insert into neuron.calls values (?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?, true, 'x',"
+            " 'load1', ?)",
+            [id_, cmp, phone, name, status, disp, dur, lang, started, f"job_{id_}", f"d{n}"],
+        )
+    for call_id, overall in TRANSCRIPTS:
+        conn.execute(
+            "insert into neuron.transcripts values (?, ?, 'hi-IN', 60, 'summary', ?, 'load1', ?)",
+            [call_id, f"job_{call_id}", overall, f"t_{call_id}"],
+        )
+    for n, (call_id, speaker, start, end) in enumerate(SEGMENTS):
+        conn.execute(
+            "insert into neuron.transcript_segments values (?, ?, ?, 'text', ?, ?, 0.9,"
+            " 'load1', ?)",
+            [call_id, n, speaker, start, end, f"s{n}"],
+        )
+    for n, (call_id, speaker, sentiment) in enumerate(SPEAKER_SENTIMENT):
+        conn.execute(
+            "insert into neuron.speaker_sentiment values (?, ?, ?, 'load1', ?)",
+            [call_id, speaker, sentiment, f"ss{n}"],
+        )
+
+
+@pytest.fixture
+def conn() -> duckdb.DuckDBPyConnection:
+    conn = duckdb.connect()
+    create_dlt_like_tables(conn)
+    load_known_data(conn)
+    apply_views(conn)
+    return conn
+
+
+def rows(conn: duckdb.DuckDBPyConnection, view: str) -> list[tuple]:
+    return conn.execute(f"select * from neuron.{view} order by all nulls first").fetchall()
+
+
+EXPECTED_DISPOSITION_DAILY = [
+    (date(2024, 3, 1), "cmp_a", "en-IN", "not_interested", 2),
+    (date(2024, 3, 1), "cmp_a", "hi-IN", "interested", 1),
+    (date(2024, 3, 1), "cmp_a", "hi-IN", "not_reachable", 1),
+    (date(2024, 3, 2), "cmp_a", "en-IN", "dnd", 1),
+    (date(2024, 3, 2), "cmp_a", "hi-IN", "callback", 1),
+    (date(2024, 3, 2), "cmp_b", "en-IN", None, 1),
+    (date(2024, 3, 2), "cmp_b", "en-IN", "voicemail", 1),
+    (date(2024, 3, 2), "cmp_b", "hi-IN", "escalated", 1),
+    (date(2024, 3, 3), "cmp_a", "hi-IN", "callback", 1),
+    (date(2024, 3, 4), "cmp_b", "hi-IN", "interested", 1),
+    (date(2024, 3, 5), None, "en-IN", "callback", 1),
+    (date(2024, 3, 5), None, "en-IN", "dnd", 1),
+    (date(2024, 3, 5), None, "hi-IN", "callback", 1),
+    (date(2024, 3, 6), None, "hi-IN", "dnd", 1),
+    (date(2024, 3, 6), "cmp_b", "hi-IN", "callback", 1),
+    (date(2024, 3, 6), "cmp_c", "hi-IN", "not_reachable", 1),
+]
+
+
+def test_disposition_daily(conn: duckdb.DuckDBPyConnection) -> None:
+    assert rows(conn, "disposition_daily") == EXPECTED_DISPOSITION_DAILY
+
+
+@pytest.mark.parametrize("time_zone", ["Asia/Kolkata", "America/Los_Angeles", "UTC"])
+def test_disposition_daily_is_utc_whatever_the_session_time_zone(
+    conn: duckdb.DuckDBPyConnection, time_zone: str
+) -> None:
+    conn.execute(f"set TimeZone = '{time_zone}'")
+    assert rows(conn, "disposition_daily") == EXPECTED_DISPOSITION_DAILY
+
+
+def test_campaign_funnel(conn: duckdb.DuckDBPyConnection) -> None:
+    columns = [d[0] for d in conn.execute("select * from neuron.campaign_funnel").description]
+    assert columns == [
+        "campaign_id", "calls", "connected",
+        "interested", "not_interested", "callback", "not_reachable", "dnd", "escalated",
+        "connect_rate", "interest_rate", "escalation_rate", "avg_duration_seconds",
+    ]  # fmt: skip
+    # cmp_d has only an in_progress call: no row. Direct calls (NULL campaign) are a row.
+    assert rows(conn, "campaign_funnel") == [
+        # c11 c12 c13 c22 final; c13 failed with 0 s; c10 in progress
+        (None, 4, 3, 0, 0, 2, 0, 2, 0, 3 / 4, 0.0, 0.0, 20.0),
+        # c01 c02 c03 c04 c05 c16 c20 final; c03 failed with 0 s; c06 c21 in progress
+        ("cmp_a", 7, 6, 1, 2, 2, 1, 1, 0, 6 / 7, 1 / 6, 0.0, 45.0),
+        # c07 c08 c09 c14 c17 final; c08 'voicemail' is in none of the six; c17 failed,
+        # no disposition, no duration; c15 in progress
+        ("cmp_b", 5, 4, 1, 0, 1, 0, 0, 1, 0.8, 0.25, 0.25, 75.0),
+        # one failed call, never connected: rates over connected are NULL
+        ("cmp_c", 1, 0, 0, 0, 0, 1, 0, 0, 0.0, None, None, None),
+    ]
+
+
+def test_sentiment_by_disposition(conn: duckdb.DuckDBPyConnection) -> None:
+    assert rows(conn, "sentiment_by_disposition") == [
+        ("dnd", 1, -0.5, 0.25, -0.75),  # c11
+        ("escalated", 1, 0.125, None, None),  # c07: no speaker sentiment
+        ("interested", 2, 0.625, 0.875, 0.375),  # c01 c09
+        ("not_interested", 1, -0.25, 0.5, None),  # c02: agent only
+    ]
+
+
+def test_talk_time(conn: duckdb.DuckDBPyConnection) -> None:
+    # c12 has segments but no transcript: not a row
+    assert rows(conn, "talk_time") == [
+        ("c01", 6.0, 5.0, pytest.approx(5 / 11)),
+        ("c02", 5.5, 0.0, 0.0),
+        ("c07", 0.0, 0.0, None),  # transcript without segments
+        ("c09", 2.0, 6.0, 0.75),
+        ("c11", 0.0, 1.0, 1.0),
+    ]
+
+
+def test_callback_queue(conn: duckdb.DuckDBPyConnection) -> None:
+    # c04 was followed by c09 to the same phone, c20 by c21 (still in progress);
+    # c15 started at the same instant as c14, which is not later.
+    assert rows(conn, "callback_queue") == [
+        ("c12", "p9", "Indu", None, utc(5, 10)),
+        ("c13", "p10", "Jai", None, utc(5, 11)),
+        ("c14", "p11", "Kiran", "cmp_b", utc(6, 10)),
+    ]
+
+
+def test_dnd_contacts(conn: duckdb.DuckDBPyConnection) -> None:
+    # p5: c16 before the first dnd (c05), then c10 (in progress) and c11 (dnd again)
+    assert rows(conn, "dnd_contacts") == [
+        ("p16", utc(6, 15), 0),
+        ("p5", utc(2, 9), 2),
+    ]
+
+
+def test_apply_views_is_idempotent(conn: duckdb.DuckDBPyConnection) -> None:
+    before = {view: rows(conn, view) for view in REPORT_VIEWS}
+    apply_views(conn)
+    apply_views(conn)
+    assert {view: rows(conn, view) for view in REPORT_VIEWS} == before
+
+
+def test_apply_views_on_an_empty_database() -> None:
+    conn = duckdb.connect()
+    apply_views(conn)
+    apply_views(conn)
+    for view in REPORT_VIEWS:
+        assert rows(conn, view) == []
+
+
+def test_apply_views_when_columns_and_tables_are_missing() -> None:
+    # dlt only creates a column once a non-null value arrives: nothing has ended and no
+    # call has a transcript job yet, and no transcript table exists.
+    conn = duckdb.connect()
+    conn.execute("create schema neuron")
+    conn.execute(
+        "create table neuron.calls (id varchar, campaign_id varchar, contact_phone varchar,"
+        " contact_name varchar, status varchar, language varchar, started_at timestamptz,"
+        " has_recording boolean, _dlt_load_id varchar, _dlt_id varchar)"
+    )
+    conn.execute(
+        "insert into neuron.calls values"
+        " ('c1', 'cmp_a', 'p1', 'Asha', 'in_progress', 'hi-IN', '2024-03-01 10:00Z', false,"
+        " 'l', 'd1')"
+    )
+    apply_views(conn)
+    for view in REPORT_VIEWS:
+        assert rows(conn, view) == []
+    assert conn.execute(
+        "select call_id, disposition, is_final, is_connected from neuron.stg_calls"
+    ).fetchall() == [("c1", None, False, False)]
+    # the columns are added with the contract's types, existing ones are left alone
+    types = dict(
+        conn.execute(
+            "select column_name, data_type from information_schema.columns"
+            " where table_schema = 'neuron' and table_name = 'calls'"
+        ).fetchall()
+    )
+    assert types["disposition"] == "VARCHAR"
+    assert types["duration_seconds"] == "BIGINT"
+    assert types["ended_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert "_dlt_id" in types
+
+
+def test_view_sql_uses_the_given_schema() -> None:
+    statements = view_sql("other")
+    assert [name for name, _ in statements] == VIEW_NAMES
+    for name, sql in statements:
+        assert f'create or replace view "other".{name} as' in sql
+        assert "{schema}" not in sql
+    with pytest.raises(ValueError):
+        view_sql("neuron; drop table x")
+
+
+def test_apply_views_in_another_schema() -> None:
+    conn = duckdb.connect()
+    apply_views(conn, schema="staging_1")
+    assert conn.execute("select count(*) from staging_1.campaign_funnel").fetchone() == (0,)
