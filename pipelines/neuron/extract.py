@@ -111,7 +111,7 @@ async def extract_calls(
 ) -> AsyncIterator[Batch]:
     pending: dict[str, dict[str, str]] = state.setdefault("pending", {})
     recent: dict[str, str] = state.setdefault("recent", {})
-    _expire_pending(pending, plan, report)
+    _expire_pending(pending, recent, plan, report)
     queue: asyncio.Queue[tuple[str, Row | None] | None] = asyncio.Queue(maxsize=concurrency * 4)
     results: asyncio.Queue[_Fetched | BaseException | None] = asyncio.Queue()
     newest: pendulum.DateTime | None = None
@@ -257,7 +257,10 @@ def _apply(
             recent[call_id] = iso(started)
 
 
-def _expire_pending(pending: dict[str, dict[str, str]], plan: SyncPlan, report: SyncReport) -> None:
+def _expire_pending(
+    pending: dict[str, dict[str, str]], recent: dict[str, str], plan: SyncPlan, report: SyncReport
+) -> None:
+    """Drop calls pending too long; kept in `recent`, so the lookback does not re-add them."""
     limit = plan.now - pendulum.duration(days=plan.pending_max_days)
     for call_id, entry in list(pending.items()):
         since = parse_timestamp(entry.get("since")) or plan.now
@@ -269,6 +272,7 @@ def _expire_pending(pending: dict[str, dict[str, str]], plan: SyncPlan, report: 
                 entry.get("reason"),
             )
             del pending[call_id]
+            recent[call_id] = iso(plan.now)
             report.expired.append(call_id)
 
 

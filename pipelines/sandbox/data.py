@@ -45,7 +45,12 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 def iso(ts: float) -> str:
     """Unix seconds -> '2024-02-01T09:14:03Z'."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))
+    return _iso(int(ts))
+
+
+@lru_cache(maxsize=1 << 18)
+def _iso(ts: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def sign(secret: bytes, call_id: str, expires: int) -> str:
@@ -127,31 +132,28 @@ class Dataset:
         hi = self.visible(now if end is None else min(now, end))
         if hi <= lo:
             return []
-        indexed = [
-            (idx, value)
-            for idx, value in (
-                (self.by_campaign, campaign_id),
-                (self.by_language, language),
-                (self.by_disposition, disposition),
+        active = [
+            (index.get(value, []), attr, value)
+            for index, attr, value in (
+                (self.by_campaign, "campaign_id", campaign_id),
+                (self.by_language, "language", language),
+                (self.by_disposition, "disposition", disposition),
             )
             if value is not None
         ]
-        if not indexed:
+        if not active:
             return range(lo, hi)
-        lists = [idx.get(value, []) for idx, value in indexed]
-        base = min((li[bisect_left(li, lo) : bisect_left(li, hi)] for li in lists), key=len)
+        # Start from the shortest index slice, then check the other filters on each call.
+        slices = sorted(((li[bisect_left(li, lo) : bisect_left(li, hi)], attr, value)
+                         for li, attr, value in active), key=lambda s: len(s[0]))
+        base = slices[0][0]
         calls = self.calls
-        if campaign_id is not None:
-            base = [p for p in base if calls[p].campaign_id == campaign_id]
-        if language is not None:
-            base = [p for p in base if calls[p].language == language]
+        for _, attr, value in slices[1:]:
+            base = [p for p in base if getattr(calls[p], attr) == value]
         if disposition is not None:
             # A call in flight has no disposition yet; only recent calls can be in flight.
-            safe = bisect_left(base, bisect_right(self.starts, now - MAX_CALL_SECONDS))
-            base = [p for p in base[:safe] if calls[p].disposition == disposition] + [
-                p for p in base[safe:] if calls[p].disposition == disposition
-                and calls[p].ended <= now
-            ]
+            safe = bisect_left(base, self.visible(now - MAX_CALL_SECONDS))
+            base = base[:safe] + [p for p in base[safe:] if calls[p].ended <= now]
         return base
 
     # -- views -----------------------------------------------------------------------------
@@ -238,19 +240,23 @@ def generate(calls: int, seed: int, now: int, days: int = 30) -> Dataset:
                 else f"{rng.choice(FIRST)} {rng.choice(LAST)}")
         contacts.append((phone, name))
 
-    # Times: a bulk over the span, a burst just before `now`, a few in flight, a future day.
-    tail = min(calls, max(5, min(30, calls // 100)))
-    in_flight = min(tail, 3)
+    # Times: a bulk over the span, a burst just before `now` in which a few calls are still in
+    # flight and a few transcripts still processing, then one more day of future calls.
+    tail = min(calls, max(8, min(30, calls // 100)))
+    in_flight, processing = min(tail, 3), min(max(0, tail - 3), 2)
     start = now - days * 86_400
     times = [_business_time(rng, start, now - TAIL_SECONDS) for _ in range(calls - tail)]
-    times += [rng.randint(now - TAIL_SECONDS, now - 60) for _ in range(tail - in_flight)]
-    times += [rng.randint(now - 59, now) for _ in range(in_flight)]
+    times += [rng.randint(now - TAIL_SECONDS, now - 60)
+              for _ in range(tail - in_flight - processing)]
     times.sort()
+    forced = {len(times) + k: "processing" for k in range(processing)}
+    times += sorted(rng.randint(now - 400, now - 240) for _ in range(processing))
+    forced.update({len(times) + k: "in_flight" for k in range(in_flight)})
+    times += sorted(rng.randint(now - 59, now) for _ in range(in_flight))
     future = max(10, calls // days)
-    later = sorted([rng.randint(now + 1, now + 600) for _ in range(5)]
-                   + [_business_time(rng, now + 601, now + FUTURE_SECONDS) for _ in range(future)])
-    forced = set(range(calls - in_flight, calls))
-    times += later
+    times += sorted([rng.randint(now + 1, now + 600) for _ in range(5)]
+                    + [_business_time(rng, now + 601, now + FUTURE_SECONDS)
+                       for _ in range(future)])
 
     names = [o[0] for o in OUTCOMES]
     weights = [o[1] for o in OUTCOMES]
@@ -269,9 +275,13 @@ def generate(calls: int, seed: int, now: int, days: int = 30) -> Dataset:
         else:
             contact = rng.randrange(pool)
         status, job_id, recording, delay = "completed", None, False, 0
-        if i in forced:
+        kind = forced.get(i)
+        if kind == "in_flight":
             disposition = rng.choice(["interested", "callback", "escalated", "not_interested"])
             ring, duration = rng.randint(3, 20), rng.randint(120, 300)
+        elif kind == "processing":
+            disposition = rng.choice(["interested", "callback", "escalated", "not_interested"])
+            ring, duration = rng.randint(5, 15), rng.randint(30, 120)
         elif rng.random() < FAILED_SHARE:
             status, disposition = "failed", "not_reachable"
             ring, duration = rng.randint(1, 15), 0
@@ -281,10 +291,12 @@ def generate(calls: int, seed: int, now: int, days: int = 30) -> Dataset:
             ring, duration = rng.randint(3, 45), rng.randint(lo, hi)
         if duration > 0:
             recording = rng.random() < 0.97
-            if disposition != "voicemail" and rng.random() < 0.85:
+            if kind == "processing" or (disposition != "voicemail" and rng.random() < 0.85):
                 job_id = _ident(rng, "job_", used)
                 delay = (rng.randint(3600, 3 * 86_400) if rng.random() < 0.02
                          else rng.randint(30, 600))
+                if kind == "processing":  # ends 105..395 s before `now`: not ready at `now`
+                    delay = rng.randint(400, 600)
         if disposition in ("callback", "dnd"):
             followups.append(contact)
         extra = {"agent_version": "v3.2"} if rng.random() < EXTRA_SHARE else None
@@ -309,9 +321,11 @@ PHRASES: dict[str, dict[str, list[str]]] = {
     "hi-latn": {
         "agent": ["Namaste, {name} ji. Main VInfer ki taraf se baat kar raha hoon.",
                   "Kya aap abhi baat kar sakte hain?",
-                  "Aapka loan renewal ka time aa gaya hai. Kya aap is baare mein baat karna chahenge?",
+                  "Aapka loan renewal ka time aa gaya hai. "
+                  "Kya aap is baare mein baat karna chahenge?",
                   "Processing fee par ₹2,000 ki chhoot hai.", "Dhanyavaad, aapka din shubh ho."],
-        "customer": ["Haan, bataiye.", "Interest rate kitna hai?", "Abhi busy hoon, baad mein call karo.",
+        "customer": ["Haan, bataiye.", "Interest rate kitna hai?",
+                     "Abhi busy hoon, baad mein call karo.",
                      "Mujhe interest nahi hai.", "Please mujhe dobara call mat karna.",
                      "Haan, mujhe kisi se baat karni hai. Please mujhe connect karein."],
     },
@@ -337,7 +351,8 @@ PHRASES: dict[str, dict[str, list[str]]] = {
         "agent": ["Hello {name}, this is Neuron calling on behalf of VInfer.",
                   "Your loan renewal is due — may I take two minutes?",
                   "We're offering ₹2,000 off the processing fee this month.",
-                  "I'll connect you to a senior advisor right away.", "Thank you, have a nice day!"],
+                  "I'll connect you to a senior advisor right away.",
+                  "Thank you, have a nice day!"],
         "customer": ["Yes, go ahead.", "What's the interest rate?", "I'm not interested, thanks.",
                      "Can you call me back tomorrow?", "Please don't call me again.",
                      "I'd like to speak to a person."],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import logging
 import socket
@@ -157,10 +158,8 @@ def serve(**options: Any) -> None:
           f"admin: {sandbox.base_url[:-3]}/_sandbox/  (truth, clock, stats, config)", flush=True)
     import uvloop
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(server.serve(sockets=[sock]))
-    except KeyboardInterrupt:
-        pass
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

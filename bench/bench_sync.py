@@ -1,0 +1,346 @@
+"""Time a full sync against the sandbox at the API's latency, next to dlt's own `rest_api_source`.
+
+    python bench/bench_sync.py [--calls 20000] [--latency-ms 50] [--concurrency 32]
+                               [--baseline-calls 3000] [--skip-baseline] [--skip-views]
+
+The sandbox runs in its own process (it must not share the GIL with the pipeline). Every sync
+runs in a fresh child process, in a fresh temp folder (fresh DuckDB, fresh dlt pipelines dir),
+so its peak RSS is its own. Sandbox stats are reset before each run, so each request count is
+that run's own. The baseline is dlt's declarative `rest_api_source` on the same API: the calls
+list by offset (limit 100, `total`), details and transcripts as child resources of `calls`
+(a transcript 404 ignored), once at dlt's defaults and once with 32 parallel workers.
+The baseline at defaults is slow, so by default both baselines run on a smaller sandbox
+(`--baseline-calls`); our pipeline runs on that sandbox too, and speedups compare equal N.
+
+Ideal time = requests x mean latency / concurrency: what a client that never waits on
+itself would take; efficiency = ideal / actual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+TABLES = ("calls", "transcripts", "transcript_segments", "speaker_sentiment")
+RSS_LIMIT_MB = 400
+
+
+# -- the sandbox, in its own process -----------------------------------------------------------
+
+
+@dataclass
+class SandboxProc:
+    proc: subprocess.Popen[str]
+    base_url: str
+    api_key: str
+    calls: int
+
+    @property
+    def admin(self) -> str:
+        return self.base_url.removesuffix("/v1") + "/_sandbox"
+
+    def reset_stats(self) -> None:
+        httpx.post(f"{self.admin}/stats/reset", timeout=10).raise_for_status()
+
+    def requests(self) -> int:
+        stats = httpx.get(f"{self.admin}/stats", timeout=10).json()
+        return int(stats["total"])
+
+
+@contextmanager
+def sandbox(calls: int, latency_ms: float) -> Any:
+    cmd = [sys.executable, "-m", "pipelines.sandbox", "--port", "0", "--calls", str(calls),
+           "--latency-ms", str(latency_ms)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "Neuron sandbox at URL  key: KEY"
+        if "sandbox at" not in line:
+            raise RuntimeError(f"sandbox did not start: {line!r}")
+        url = line.split("sandbox at", 1)[1].split()[0]
+        key = line.rsplit("key:", 1)[1].strip()
+        yield SandboxProc(proc, url, key, calls)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# -- child processes: one sync each --------------------------------------------------------------
+
+
+def child_ours(args: dict[str, Any]) -> dict[str, Any]:
+    import duckdb
+
+    from pipelines.runner import SyncOptions, run_sync
+
+    work = Path(args["dir"])
+    db = work / "sync.duckdb"
+    options = SyncOptions(
+        duckdb_path=db,
+        pipelines_dir=str(work / "pipelines"),
+        source_args={"base_url": args["base_url"], "api_key": args["api_key"],
+                     "max_concurrency": args["concurrency"]},
+    )
+    result = run_sync(options)
+    if result.exit_code not in (0, 3):
+        raise SystemExit(f"our sync failed ({result.exit_code}): {result.error}")
+    with duckdb.connect(str(db), read_only=True) as conn:
+        rows = {t: conn.execute(f"select count(*) from neuron.{t}").fetchone()[0] for t in TABLES}
+    return {"seconds": result.seconds, "rows": rows, "calls": len(result.report.calls),
+            "client_requests": result.report.stats.requests}
+
+
+def rest_api_config(base_url: str, api_key: str, parallel: bool) -> dict[str, Any]:
+    child: dict[str, Any] = {"parallelized": True} if parallel else {}
+    return {
+        "client": {"base_url": base_url + "/", "auth": {"type": "bearer", "token": api_key}},
+        "resource_defaults": {"write_disposition": "merge"},
+        "resources": [
+            {
+                "name": "calls",
+                "primary_key": "id",
+                "endpoint": {
+                    "path": "calls",
+                    "data_selector": "data",
+                    "paginator": {"type": "offset", "limit": 100, "offset_param": "offset",
+                                  "limit_param": "limit", "total_path": "total"},
+                },
+            },
+            {
+                "name": "call_details",
+                "primary_key": "id",
+                "endpoint": {"path": "calls/{resources.calls.id}", "data_selector": "$"},
+                **child,
+            },
+            {
+                "name": "call_transcripts",
+                "primary_key": "call_id",
+                "endpoint": {
+                    "path": "calls/{resources.calls.id}/transcript",
+                    "data_selector": "$",
+                    "response_actions": [{"status_code": 404, "action": "ignore"}],
+                },
+                **child,
+            },
+        ],
+    }
+
+
+def child_rest_api(args: dict[str, Any]) -> dict[str, Any]:
+    if args["parallel"]:
+        # dlt's futures pool: threads that run the parallelized child requests
+        os.environ["EXTRACT__WORKERS"] = str(args["concurrency"])
+        os.environ["EXTRACT__MAX_PARALLEL_ITEMS"] = str(args["concurrency"])
+    import dlt
+    import duckdb
+    from dlt.sources.rest_api import rest_api_source
+
+    work = Path(args["dir"])
+    db = work / "rest_api.duckdb"
+    pipeline = dlt.pipeline(pipeline_name="rest_api_bench", pipelines_dir=str(work / "pipelines"),
+                            destination=dlt.destinations.duckdb(str(db)), dataset_name="rest")
+    source = rest_api_source(rest_api_config(args["base_url"], args["api_key"], args["parallel"]))
+    started = time.monotonic()
+    pipeline.run(source)
+    seconds = time.monotonic() - started
+    with duckdb.connect(str(db), read_only=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'rest' "
+            "and table_name not like '_dlt%'").fetchall()]
+        rows = {t: conn.execute(f'select count(*) from rest."{t}"').fetchone()[0] for t in tables}
+        (calls,) = conn.execute("select count(*) from rest.calls").fetchone() or (0,)
+    return {"seconds": seconds, "rows": rows, "calls": calls}
+
+
+def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Run one sync in a child process; its result, plus its own peak RSS in MB."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, json.dumps(args)],
+        capture_output=True, text=True, cwd=args["dir"],
+        env={**os.environ, "HOME": args["dir"], "RUNTIME__LOG_LEVEL": "WARNING"},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} child failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child_main(kind: str, raw: str) -> None:
+    args = json.loads(raw)
+    result = child_ours(args) if kind == "ours" else child_rest_api(args)
+    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps(result))
+
+
+# -- runs and figures ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    label: str
+    calls: int  # calls in the sandbox
+    seconds: float
+    requests: int
+    rows: int
+    rss_mb: float
+    ideal: float
+
+    @property
+    def efficiency(self) -> float:
+        return self.ideal / self.seconds
+
+    def line(self) -> str:
+        return (f"{self.label:<34}{self.calls:>8,}{self.seconds:>9.1f}{self.requests:>9,}"
+                f"{self.requests / self.seconds:>9.0f}{self.calls / self.seconds:>9.0f}"
+                f"{self.rows / self.seconds:>9.0f}{self.rss_mb:>8.0f}{self.ideal:>8.1f}"
+                f"{self.efficiency:>6.2f}")
+
+
+HEADER = (f"{'run':<34}{'calls':>8}{'wall s':>9}{'requests':>9}{'req/s':>9}{'calls/s':>9}"
+          f"{'rows/s':>9}{'RSS MB':>8}{'ideal':>8}{'eff':>6}")
+
+
+def timed_run(sb: SandboxProc, label: str, kind: str, work: Path, latency_s: float,
+              concurrency: int, **extra: Any) -> tuple[Run, dict[str, Any]]:
+    sb.reset_stats()
+    args = {"dir": str(work), "base_url": sb.base_url, "api_key": sb.api_key,
+            "concurrency": concurrency, **extra}
+    result = run_child(kind, args)
+    requests = sb.requests()
+    in_flight = concurrency if kind == "ours" or extra.get("parallel") else 1
+    run = Run(label, sb.calls, result["seconds"], requests, sum(result["rows"].values()),
+              result["rss_mb"], requests * latency_s / in_flight)
+    print(run.line(), flush=True)
+    return run, result
+
+
+def fresh_dir(root: Path, name: str) -> Path:
+    path = root / name
+    path.mkdir()
+    return path
+
+
+def views_table() -> tuple[str, dict[str, float]]:
+    proc = subprocess.run([sys.executable, str(HERE / "bench_views.py")], capture_output=True,
+                          text=True, check=True)
+    seconds: dict[str, float] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] != "view":
+            try:
+                seconds[parts[0]] = float(parts[1])
+            except ValueError:
+                pass
+    return proc.stdout.rstrip(), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=float, default=50.0,
+                        help="mean sandbox latency per request (jitter 0.5x-1.5x)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--baseline-calls", type=int, default=3000,
+                        help="calls in the sandbox for the rest_api baselines (0: same as --calls)")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-views", action="store_true")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(*args.child)
+        return
+
+    latency = args.latency_ms / 1000
+    c = args.concurrency
+    targets: list[tuple[str, bool | None, str]] = []
+    print(f"sandbox: {args.calls:,} calls, latency {args.latency_ms:.0f} ms mean (x0.5-1.5 "
+          f"jitter), no faults; our concurrency {c}; ideal = requests x latency / concurrency")
+    print(HEADER)
+    with tempfile.TemporaryDirectory(prefix="bench_sync_") as tmp:
+        root = Path(tmp)
+        with sandbox(args.calls, args.latency_ms) as sb:
+            work = fresh_dir(root, "ours")
+            ours, _ = timed_run(sb, f"ours full sync (c={c})", "ours", work, latency, c)
+            sb.reset_stats()
+            inc = run_child("ours", {"dir": str(work), "base_url": sb.base_url,
+                                     "api_key": sb.api_key, "concurrency": c})
+            inc_requests = sb.requests()
+            print(f"{'ours incremental, unchanged':<34}{args.calls:>8,}{inc['seconds']:>9.1f}"
+                  f"{inc_requests:>9,}{'':>36}{inc['rss_mb']:>8.0f}")
+            base_sb_calls = args.baseline_calls or args.calls
+            baseline: dict[str, Run] = {}
+            ours_small = ours
+            if not args.skip_baseline:
+                same = base_sb_calls == args.calls
+                ctx = _same(sb) if same else sandbox(base_sb_calls, args.latency_ms)
+                with ctx as bsb:
+                    if not same:
+                        ours_small, _ = timed_run(bsb, f"ours full sync (c={c})", "ours",
+                                                  fresh_dir(root, "ours_small"), latency, c)
+                    baseline["par"], _ = timed_run(
+                        bsb, f"rest_api, {c} workers", "rest_api",
+                        fresh_dir(root, "rest_par"), latency, c, parallel=True)
+                    baseline["def"], _ = timed_run(
+                        bsb, "rest_api, defaults", "rest_api",
+                        fresh_dir(root, "rest_def"), latency, c, parallel=False)
+        print("(ideal for rest_api at defaults: its requests x latency, one at a time)")
+        print(f"unchanged incremental run: {inc['seconds']:.1f} s, {inc_requests} requests")
+
+        if baseline:
+            note = "" if base_sb_calls == args.calls else (
+                f" (on a {base_sb_calls:,}-call sandbox; ours ran there too, so equal N)")
+            print(f"\nspeedup over dlt rest_api_source{note}:")
+            for key, label in (("def", "at its defaults"), ("par", f"with {c} workers")):
+                speedup = baseline[key].seconds / ours_small.seconds
+                print(f"  {label:<18} {speedup:5.1f}x  (calls/s {ours_small.calls / ours_small.seconds:.0f}"
+                      f" vs {baseline[key].calls / baseline[key].seconds:.0f})")
+            targets.append((">= 5x faster than rest_api at defaults",
+                            baseline["def"].seconds / ours_small.seconds >= 5,
+                            f"{baseline['def'].seconds / ours_small.seconds:.1f}x"))
+            targets.append((f"faster than rest_api at {c} workers",
+                            baseline["par"].seconds > ours_small.seconds,
+                            f"{baseline['par'].seconds / ours_small.seconds:.1f}x"))
+
+        view_seconds: dict[str, float] = {}
+        if not args.skip_views:
+            text, view_seconds = views_table()
+            print("\nviews (bench/bench_views.py, 1M synthetic calls):\n" + text)
+
+    targets.insert(0, (f"efficiency >= 0.7 at concurrency {c}", ours.efficiency >= 0.7,
+                       f"{ours.efficiency:.2f}"))
+    big = args.calls >= 100_000
+    targets.append((f"peak RSS <= {RSS_LIMIT_MB} MB at 100,000 calls",
+                    ours.rss_mb <= RSS_LIMIT_MB if big else None,
+                    f"{ours.rss_mb:.0f} MB at {args.calls:,}"))
+    targets.append(("unchanged incremental on 100k history < 10 s",
+                    inc["seconds"] < 10 if big else None,
+                    f"{inc['seconds']:.1f} s at {args.calls:,}"))
+    if view_seconds:
+        slowest = max(view_seconds, key=view_seconds.__getitem__)
+        targets.append(("each view query < 1 s", view_seconds[slowest] < 1,
+                        f"slowest {slowest} {view_seconds[slowest]:.2f} s"))
+    print("\ntargets:")
+    for name, ok, figure in targets:
+        verdict = "PASS" if ok else "FAIL" if ok is not None else "n/a (run --calls 100000)"
+        print(f"  {verdict:<5} {name:<48} {figure}")
+
+
+@contextmanager
+def _same(sb: SandboxProc) -> Any:
+    yield sb
+
+
+if __name__ == "__main__":
+    main()

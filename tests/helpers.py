@@ -1,0 +1,120 @@
+"""Test helpers: run a sync against a sandbox, and compare the warehouse with the sandbox's truth.
+
+The expected rows are derived from the sandbox's API-shaped truth by a mapping written here,
+independently of `pipelines.neuron.rows`, so a bug in the pipeline's mapping shows up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines import runner
+from pipelines.sandbox import Sandbox
+
+
+def sync(sandbox: Sandbox, tmp: Path, **options: Any) -> runner.SyncResult:
+    """One `run_sync` into `tmp/calls.duckdb` with its own dlt working folder."""
+    source_args = {"base_url": sandbox.base_url, "api_key": sandbox.api_key}
+    source_args.update(options.pop("source_args", {}))
+    return runner.run_sync(
+        runner.SyncOptions(
+            duckdb_path=tmp / "calls.duckdb",
+            pipelines_dir=str(tmp / "dlt"),
+            source_args=source_args,
+            **options,
+        )
+    )
+
+
+def _ts(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def expected(truth: dict[str, Any]) -> dict[str, dict[Any, Any]]:
+    calls = {
+        c["id"]: (
+            c["campaign_id"],
+            c["contact"]["phone"],
+            c["contact"]["name"],
+            c["status"],
+            c["disposition"],
+            c["duration_seconds"],
+            c["language"],
+            c["started_at"],
+            c["ended_at"],
+            c["transcript_job_id"],
+            c["recording_url"] is not None,
+        )
+        for c in truth["calls"]
+    }
+    transcripts, segments, speakers = {}, {}, {}
+    for call_id, t in truth["transcripts"].items():
+        transcripts[call_id] = (
+            t["job_id"], t["language"], t["duration_seconds"], t["summary"],
+            t["sentiment"]["overall"],
+        )
+        for index, s in enumerate(t["transcript"]):
+            segments[(call_id, index)] = (
+                s["speaker"], s["text"], s["start_time"], s["end_time"], s["confidence"],
+            )
+        for speaker, value in t["sentiment"]["by_speaker"].items():
+            speakers[(call_id, speaker)] = value
+    return {"calls": calls, "transcripts": transcripts, "segments": segments,
+            "speakers": speakers}
+
+
+WAREHOUSE_SQL = {
+    "calls": "select id, campaign_id, contact_phone, contact_name, status, disposition, "
+    "duration_seconds, language, started_at, ended_at, transcript_job_id, has_recording "
+    "from neuron.calls",
+    "transcripts": "select call_id, job_id, language, duration_seconds, summary, "
+    "sentiment_overall from neuron.transcripts",
+    "segments": "select call_id, segment_index, speaker, text, start_time, end_time, confidence "
+    "from neuron.transcript_segments",
+    "speakers": "select call_id, speaker, sentiment from neuron.speaker_sentiment",
+}
+
+
+def warehouse(db: Path) -> dict[str, dict[Any, Any]]:
+    """The four tables keyed like `expected`; raises if a key occurs twice (a duplicate)."""
+    out: dict[str, dict[Any, Any]] = {}
+    with duckdb.connect(str(db), read_only=True) as conn:
+        for name, sql in WAREHOUSE_SQL.items():
+            rows = conn.execute(sql).fetchall()
+            width = 2 if name in ("segments", "speakers") else 1
+            table: dict[Any, Any] = {}
+            for row in rows:
+                key = row[0] if width == 1 else tuple(row[:2])
+                assert key not in table, f"duplicate {name} row {key}"
+                values = tuple(_ts(v) if isinstance(v, dt.datetime) else v for v in row[width:])
+                table[key] = values[0] if name == "speakers" else values
+            out[name] = table
+    return out
+
+
+def assert_matches_truth(db: Path, truth: dict[str, Any]) -> None:
+    want, got = expected(truth), warehouse(db)
+    for table in want:
+        missing = want[table].keys() - got[table].keys()
+        extra = got[table].keys() - want[table].keys()
+        assert not missing and not extra, (
+            f"{table}: missing {list(missing)[:5]} extra {list(extra)[:5]}"
+        )
+        wrong = [k for k in want[table] if want[table][k] != got[table][k]]
+        assert not wrong, (
+            f"{table}: {len(wrong)} rows differ, e.g. {wrong[0]}: "
+            f"want {want[table][wrong[0]]} got {got[table][wrong[0]]}"
+        )
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute(sql).fetchall()

@@ -1,0 +1,205 @@
+"""End to end: the real sandbox over loopback HTTP, synced into DuckDB, compared with its truth."""
+
+from __future__ import annotations
+
+import argparse
+
+import pendulum
+
+from pipelines import runner
+from pipelines.cli import cmd_status
+from pipelines.runlog import read_state, record_run
+from pipelines.sandbox import Sandbox
+
+from .helpers import assert_matches_truth, expected, query, sync
+
+
+def requests_by_endpoint(sandbox: Sandbox) -> dict[str, int]:
+    return dict(sandbox.stats()["by_endpoint"])
+
+
+def test_first_and_second_sync_match_truth_and_read_only_what_changed(make_sandbox, tmp_path):
+    sandbox = make_sandbox(calls=400)
+    db = tmp_path / "calls.duckdb"
+
+    first = sync(sandbox, tmp_path)
+    truth = sandbox.truth()
+    assert first.exit_code == runner.EXIT_OK, first.error
+    assert_matches_truth(db, truth)
+    assert first.inserted == len(truth["calls"]) == first.report.listed == 400
+    state = read_state(db)
+    assert state["cursor"] == max(c["started_at"] for c in truth["calls"])
+    not_final = {c["id"] for c in truth["calls"] if c["status"] == "in_progress"}
+    processing = {
+        c["id"] for c in truth["calls"]
+        if c["transcript_job_id"] and c["id"] not in truth["transcripts"]
+    }
+    assert not_final and processing, "the sandbox should leave work pending at its clock"
+    assert set(state["pending"]) == not_final | processing
+    with_job = sum(1 for c in truth["calls"] if c["transcript_job_id"])
+    assert requests_by_endpoint(sandbox) | {"recording": 0} == {
+        "list": 4, "detail": 400, "transcript": with_job, "recording": 0,
+    }
+
+    # two hours later: new calls, the pending ones final; only those are read
+    sandbox.reset_stats()
+    sandbox.advance(2 * 3600)
+    second = sync(sandbox, tmp_path)
+    new_truth = sandbox.truth()
+    assert second.exit_code == runner.EXIT_OK, second.error
+    assert_matches_truth(db, new_truth)
+    new_ids = {c["id"] for c in new_truth["calls"]} - {c["id"] for c in truth["calls"]}
+    assert new_ids
+    assert second.inserted == len(new_ids)
+    reads = requests_by_endpoint(sandbox)
+    assert reads["detail"] == len(new_ids | not_final | processing)
+    assert reads["list"] == 1
+
+    # unchanged re-run: one list page, no details, no transcripts, no new rows
+    sandbox.reset_stats()
+    pending_now = set(read_state(db)["pending"])
+    third = sync(sandbox, tmp_path)
+    assert third.exit_code == runner.EXIT_OK
+    assert third.inserted == 0
+    assert requests_by_endpoint(sandbox)["detail"] == len(pending_now)
+    assert_matches_truth(db, new_truth)
+
+
+def test_rerun_adds_no_rows_and_no_token_is_stored(sandbox, tmp_path):
+    db = tmp_path / "calls.duckdb"
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    counts = {t: query(db, f"select count(*) from neuron.{t}")[0][0]
+              for t in ("calls", "transcripts", "transcript_segments", "speaker_sentiment")}
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    assert sync(sandbox, tmp_path, full_refresh=True).exit_code == runner.EXIT_OK
+    for table, count in counts.items():
+        assert query(db, f"select count(*) from neuron.{table}")[0][0] == count
+    assert_matches_truth(db, sandbox.truth())
+
+    # the signed recording URL is a credential: no column, no value anywhere in the file
+    text_columns = query(
+        db,
+        "select table_schema, table_name, column_name from information_schema.columns "
+        "where data_type = 'VARCHAR'",
+    )
+    assert not [c for c in text_columns if "recording_url" in c[2]]
+    for schema, table, column in text_columns:
+        leaked = query(
+            db,
+            f'select count(*) from "{schema}"."{table}" '
+            f"where \"{column}\" like '%token=%' or \"{column}\" like '%/recordings/%'",
+        )[0][0]
+        assert leaked == 0, f"{schema}.{table}.{column} holds a recording URL"
+
+
+def test_types_extra_fields_and_non_ascii(sandbox, tmp_path):
+    db = tmp_path / "calls.duckdb"
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    types = dict(query(db, "select column_name, data_type from information_schema.columns "
+                           "where table_schema = 'neuron' and table_name = 'calls'"))
+    assert types["started_at"] == types["ended_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["has_recording"] == "BOOLEAN"
+    assert "recording_url" not in types and "contact" not in types
+
+    truth = sandbox.truth()
+    extra_fields = {
+        (c["id"], key): value
+        for c in truth["calls"]
+        for key, value in c.items()
+        if key not in {"id", "campaign_id", "contact", "status", "disposition",
+                       "duration_seconds", "language", "started_at", "ended_at",
+                       "transcript_job_id", "recording_url"}
+        and not isinstance(value, dict | list)
+    }
+    assert extra_fields, "the sandbox should serve some undocumented fields"
+    for (call_id, key), value in extra_fields.items():
+        assert query(db, f"select {key} from neuron.calls where id = '{call_id}'") == [(value,)]
+    texts = [row[0] for row in query(db, "select text from neuron.transcript_segments")]
+    assert any(any(ord(ch) > 0x900 for ch in text) for text in texts)  # Devanagari / Tamil
+    assert sorted(texts) == sorted(
+        s["text"] for t in truth["transcripts"].values() for s in t["transcript"]
+    )
+
+
+def test_backfill_and_filters_do_not_move_the_cursor(sandbox, tmp_path):
+    db = tmp_path / "calls.duckdb"
+    truth = sandbox.truth()
+    calls = sorted(truth["calls"], key=lambda c: c["started_at"])
+    window = calls[100]["started_at"], calls[149]["started_at"]
+
+    result = sync(sandbox, tmp_path, backfill_from=window[0], backfill_to=window[1])
+    assert result.exit_code == runner.EXIT_OK, result.error
+    loaded = {row[0] for row in query(db, "select id from neuron.calls")}
+    assert loaded == {c["id"] for c in calls if window[0] <= c["started_at"] <= window[1]}
+    assert read_state(db).get("cursor") is None
+
+    campaign = next(c["campaign_id"] for c in calls if c["campaign_id"])
+    result = sync(sandbox, tmp_path, filters={"campaign_id": campaign, "language": "hi-IN"})
+    assert result.exit_code == runner.EXIT_OK, result.error
+    in_campaign = {row[0] for row in query(
+        db, f"select id from neuron.calls where campaign_id = '{campaign}' and language = 'hi-IN'"
+    )}
+    assert in_campaign == {
+        c["id"] for c in calls if c["campaign_id"] == campaign and c["language"] == "hi-IN"
+    }
+    assert read_state(db).get("cursor") is None
+
+    # the incremental run then reads the whole history, and equals the truth
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    assert_matches_truth(db, truth)
+
+
+def test_start_date_limits_the_first_sync(sandbox, tmp_path):
+    truth = sandbox.truth()
+    start = sorted(c["started_at"] for c in truth["calls"])[-50]
+    result = sync(sandbox, tmp_path, source_args={"start_date": start})
+    assert result.exit_code == runner.EXIT_OK, result.error
+    assert result.report.listed == 50
+
+
+def test_pending_call_expires_after_pending_max_days(make_sandbox, tmp_path):
+    sandbox = make_sandbox(calls=120)
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    pending = read_state(tmp_path / "calls.duckdb")["pending"]
+    assert pending
+    with pendulum.travel(days=8):  # the pipeline's clock, not the sandbox's
+        result = sync(sandbox, tmp_path)
+    assert sorted(result.report.expired) == sorted(pending)
+    assert read_state(tmp_path / "calls.duckdb")["pending"] == {}
+
+
+def test_views_are_created_and_match_the_calls(sandbox, tmp_path):
+    db = tmp_path / "calls.duckdb"
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    truth = expected(sandbox.truth())["calls"]
+    final = [c for c in truth.values() if c[3] in ("completed", "failed")]
+    funnel = query(db, "select sum(calls), sum(connected) from neuron.campaign_funnel")
+    assert funnel == [(len(final), sum(1 for c in final if c[5] and c[5] > 0))]
+    talk = query(db, "select count(*) from neuron.talk_time")[0][0]
+    assert talk == len(sandbox.truth()["transcripts"])
+
+
+def test_status_shows_cursor_pending_and_runs(sandbox, tmp_path, capsys):
+    db = tmp_path / "calls.duckdb"
+    options = runner.SyncOptions(
+        duckdb_path=db, pipelines_dir=str(tmp_path / "dlt"),
+        source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
+    )
+    result = runner.run_sync(options)
+    record_run(options, result)
+    assert cmd_status(argparse.Namespace(duckdb=db)) == 0
+    out = capsys.readouterr().out
+    state = read_state(db)
+    assert state["cursor"] in out
+    assert f"{len(state['pending'])} calls" in out
+    assert "call in_progress" in out
+    assert "incremental" in out  # the run log
+
+
+def test_summary_names_every_figure(sandbox, tmp_path):
+    result = sync(sandbox, tmp_path)
+    text = runner.summary(result)
+    for word in ("listed", "inserted", "updated", "transcripts", "pending", "requests",
+                 "retries", "429", "time"):
+        assert word in text
+    assert f"listed {len(sandbox.truth()['calls'])}" in text
