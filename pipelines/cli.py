@@ -129,8 +129,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if result.exit_code not in (runner.EXIT_OK, runner.EXIT_PARTIAL):
         return result.exit_code
     with duckdb.connect(str(db), read_only=True) as conn:
-        _print_query(conn, f"select * from {DATASET_NAME}.campaign_funnel order by calls desc",
-                     "Campaign funnel")
+        _print_query(
+            conn,
+            "select coalesce(campaign_id, '(direct calls)') as campaign_id, "
+            f"* exclude (campaign_id) from {DATASET_NAME}.campaign_funnel order by calls desc",
+            "Campaign funnel",
+        )
     print(
         f"\nQuery it further: .venv/bin/python -c \"import duckdb; "
         f"print(duckdb.connect('{db}').sql('select * from {DATASET_NAME}.callback_queue'))\"\n"

@@ -152,7 +152,7 @@ def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResu
         pipelines_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir())
         db = options.duckdb_path.resolve()
         with (
-            exclusive(pipelines_dir / f".{options.pipeline_name}.lock", f"pipeline {PIPELINE_NAME}"),
+            exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"),
             exclusive(db.with_name(db.name + ".lock"), str(db)),
         ):
             before = count_calls(db)
@@ -165,8 +165,12 @@ def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResu
         if isinstance(exc, KeyboardInterrupt):
             raise
         cause = neuron_cause(exc)
-        code = EXIT_CONFIG if isinstance(cause, ConfigError | ConfigFieldMissingException | SyncAborted) else EXIT_FAILED
-        code = cause.code if isinstance(cause, SyncAborted) else code
+        if isinstance(cause, SyncAborted):
+            code = cause.code
+        elif isinstance(cause, ConfigError | ConfigFieldMissingException):
+            code = EXIT_CONFIG
+        else:
+            code = EXIT_FAILED
         message = _one_line(cause)
         log.debug("sync failed", exc_info=exc)
         return SyncResult(code, report, time.monotonic() - started, error=message)
@@ -216,7 +220,9 @@ def _run_pipeline(
         on_progress=progress,
         **options.source_args,
     )
-    return pipeline.run(source, refresh="drop_sources" if options.full_refresh else None)
+    if options.full_refresh:
+        return pipeline.run(source, refresh="drop_sources")
+    return pipeline.run(source)
 
 
 def summary(result: SyncResult) -> str:

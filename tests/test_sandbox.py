@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -204,7 +205,6 @@ def test_advancing_the_clock(make_sandbox: Callable[..., Sandbox]) -> None:
 def test_live_clock_runs(make_sandbox: Callable[..., Sandbox]) -> None:
     sb = make_sandbox(live=True, speed=600)
     t0 = sb.now()
-    import time
     time.sleep(0.2)
     assert (sb.now() - t0).in_seconds() >= 60
 
@@ -340,6 +340,26 @@ def test_generated_data_has_the_rough_edges() -> None:
             assert -1 <= v <= 1 and round(v, 2) == v
     delays = sorted(c.transcript_delay for c in ds.calls if c.job_id)
     assert delays[0] >= 30 and delays[-1] > 3600
+
+
+def test_more_future_days_leave_the_past_unchanged() -> None:
+    now = 1_790_000_000
+    one, five = generate(500, 9, now, 30), generate(500, 9, now, 30, future_days=5)
+    assert one.calls[: one.visible(now)] == five.calls[: five.visible(now)]
+    assert one.visible(now) == 500
+    assert len(five.calls) - 500 > 4 * (len(one.calls) - 500)
+
+
+def test_admin_rejects_bad_bodies(sandbox: Sandbox) -> None:
+    admin = sandbox.base_url[:-3] + "/_sandbox"
+    for path, body in (("clock", b"{bad"), ("clock", b"{}"), ("clock", b'{"now": "nope"}'),
+                       ("config", b"[1]"), ("config", b'{"latency_ms": "slow"}')):
+        r = httpx.post(f"{admin}/{path}", content=body)
+        assert r.status_code == 400, (path, body)
+        assert r.json()["error"]["code"] == "invalid_request"
+    assert httpx.get(f"{admin}/clock").json()["now"] == "2026-11-01T12:00:00Z"
+    assert httpx.get(f"{admin}/config").json() == {"latency_ms": 0.0, "fault_rate": 0.0,
+                                                   "rate_limit": None}
 
 
 def test_extra_fields_and_non_ascii_over_http(sandbox: Sandbox) -> None:

@@ -203,3 +203,19 @@ def test_summary_names_every_figure(sandbox, tmp_path):
                  "retries", "429", "time"):
         assert word in text
     assert f"listed {len(sandbox.truth()['calls'])}" in text
+
+
+def test_state_survives_a_lost_working_folder(make_sandbox, tmp_path):
+    import shutil
+
+    sandbox = make_sandbox(calls=150)
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    state = read_state(tmp_path / "calls.duckdb")
+    shutil.rmtree(tmp_path / "dlt")  # dlt's working folder, e.g. a new container
+    sandbox.reset_stats()
+    result = sync(sandbox, tmp_path)
+    assert result.exit_code == runner.EXIT_OK, result.error
+    assert result.inserted == 0
+    # restored from the DuckDB file: only the pending calls are fetched again
+    assert requests_by_endpoint(sandbox)["detail"] == len(state["pending"])
+    assert_matches_truth(tmp_path / "calls.duckdb", sandbox.truth())

@@ -18,7 +18,7 @@ from dlt.extract.items import DataItemWithMeta
 from . import settings
 from .client import ConfigError, NeuronClient, check_settings
 from .extract import Batch, SyncPlan, SyncReport, extract_calls, plan_window
-from .rows import parse_timestamp
+from .rows import to_utc
 
 __all__ = ["neuron_source", "SyncPlan", "SyncReport"]
 
@@ -87,6 +87,7 @@ def _routed(table: str, rows: list[dict[str, Any]]) -> DataItemWithMeta:
         merge_key=merge_key,
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         columns=columns,
+        file_format=__import__("os").environ.get("FF") or None,
     )
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
 
@@ -94,10 +95,12 @@ def _routed(table: str, rows: list[dict[str, Any]]) -> DataItemWithMeta:
 def _parse_setting(name: str, value: Any) -> pendulum.DateTime | None:
     if value in (None, ""):
         return None
-    parsed = parse_timestamp(value)
-    if parsed is None:
-        raise ConfigError(f"{name} {value!r} is not an ISO 8601 date or timestamp")
-    return parsed
+    try:
+        return to_utc(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name} {value!r} is not an ISO 8601 date or timestamp, e.g. 2024-01-31T00:00:00Z"
+        ) from None
 
 
 @dlt.source(section="neuron", name="neuron", max_table_nesting=1)

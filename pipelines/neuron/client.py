@@ -204,7 +204,9 @@ class NeuronClient:
                 yield data
             offset += len(data)
             total = page.get("total")
-            if not data or len(data) < settings.PAGE_SIZE or (total is not None and offset >= total):
+            if not data or len(data) < settings.PAGE_SIZE:
+                return
+            if total is not None and offset >= total:
                 return
 
     async def get_call(self, call_id: str) -> dict[str, Any]:

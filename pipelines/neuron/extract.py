@@ -92,7 +92,9 @@ def iso(moment: pendulum.DateTime) -> str:
     return moment.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss[Z]")
 
 
-def plan_window(state: dict[str, Any], plan: SyncPlan, start_date: pendulum.DateTime | None) -> None:
+def plan_window(
+    state: dict[str, Any], plan: SyncPlan, start_date: pendulum.DateTime | None
+) -> None:
     """An incremental run lists from the cursor minus the lookback (or the start date) to now."""
     if not plan.incremental:
         return

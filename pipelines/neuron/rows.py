@@ -17,18 +17,28 @@ log = logging.getLogger(__name__)
 Row = dict[str, Any]
 
 
-def parse_timestamp(value: Any) -> pendulum.DateTime | None:
-    """An ISO 8601 timestamp as an aware UTC datetime; None (with a warning) when it is not one."""
-    if value is None or isinstance(value, pendulum.DateTime):
-        return value
+def to_utc(value: Any) -> pendulum.DateTime:
+    """An ISO 8601 timestamp (or date) as an aware UTC datetime; ValueError when it is not one."""
+    if isinstance(value, pendulum.DateTime):
+        return value.in_timezone("UTC")
     try:
         parsed = pendulum.parse(str(value))
     except (ValueError, pendulum.parsing.exceptions.ParserError):
         parsed = None
     if not isinstance(parsed, pendulum.DateTime):
-        log.warning("not a timestamp, stored as NULL: %r", str(value)[:40])
-        return None
+        raise ValueError(f"{str(value)[:40]!r} is not an ISO 8601 timestamp")
     return parsed.in_timezone("UTC")
+
+
+def parse_timestamp(value: Any) -> pendulum.DateTime | None:
+    """Like `to_utc` for API values: None stays None, a bad value becomes None with a warning."""
+    if value is None:
+        return None
+    try:
+        return to_utc(value)
+    except ValueError as exc:
+        log.warning("%s: stored as NULL", exc)
+        return None
 
 
 def is_final(call: Row) -> bool:
@@ -56,12 +66,14 @@ def call_row(call: Row, *, detailed: bool = True) -> Row:
 
 
 def transcript_is_ready(transcript: Row | None) -> bool:
-    return bool(transcript) and isinstance(transcript.get("transcript"), list)
+    return transcript is not None and isinstance(transcript.get("transcript"), list)
 
 
 def transcript_rows(call_id: str, transcript: Row) -> tuple[Row, list[Row], list[Row]]:
     """Rows of `transcripts`, `transcript_segments` and `speaker_sentiment` for one call."""
-    sentiment = transcript.get("sentiment") if isinstance(transcript.get("sentiment"), dict) else {}
+    sentiment = transcript.get("sentiment")
+    if not isinstance(sentiment, dict):
+        sentiment = {}
     head = {
         key: value
         for key, value in transcript.items()

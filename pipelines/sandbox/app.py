@@ -285,6 +285,8 @@ def _int(value: str | None, default: int, name: str, lo: int, hi: int | None) ->
 def _time(value: str | None, name: str) -> float | None:
     if not value:
         return None
+    if "T" in value:  # an unencoded '+05:30' arrives as ' 05:30'
+        value = value.replace(" ", "+")
     try:
         parsed = pendulum.parse(value)
     except Exception:
@@ -296,6 +298,16 @@ def _time(value: str | None, name: str) -> float | None:
 
 class BadParam(ValueError):
     pass
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise BadParam(f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadParam("body must be a JSON object")
+    return body
 
 
 def build_app(state: State) -> ASGIApp:
@@ -359,8 +371,8 @@ def build_app(state: State) -> ASGIApp:
 
     async def admin_clock(request: Request) -> Response:
         if request.method == "POST":
-            body = orjson.loads(await request.body() or b"{}")
             try:
+                body = await _json_body(request)
                 if body.get("now") is not None:
                     state.clock.set(pendulum.parse(body["now"]).timestamp())  # type: ignore[union-attr]
                 elif body.get("advance_seconds") is not None:
@@ -382,13 +394,17 @@ def build_app(state: State) -> ASGIApp:
 
     async def admin_config(request: Request) -> Response:
         if request.method == "POST":
-            body = orjson.loads(await request.body() or b"{}")
-            if "latency_ms" in body:
-                state.latency_ms = float(body["latency_ms"] or 0)
+            try:
+                body = await _json_body(request)
+                latency = float(body.get("latency_ms", state.latency_ms) or 0)
+                faults = float(body.get("fault_rate", state.fault_rate) or 0)
+                rate = body.get("rate_limit", state.bucket.rate if state.bucket else None)
+                rate = float(rate) if rate else None
+            except (BadParam, TypeError, ValueError) as exc:
+                return error(400, "invalid_request", f"Bad config: {exc}")
+            state.latency_ms, state.fault_rate = latency, faults
             if "rate_limit" in body:
-                state.set_rate_limit(body["rate_limit"])
-            if "fault_rate" in body:
-                state.fault_rate = float(body["fault_rate"] or 0)
+                state.set_rate_limit(rate)
         return json_response({
             "latency_ms": state.latency_ms, "fault_rate": state.fault_rate,
             "rate_limit": state.bucket.rate if state.bucket else None,

@@ -15,6 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any
 
 DISPOSITIONS = ("interested", "not_interested", "callback", "not_reachable", "dnd", "escalated")
@@ -36,7 +37,6 @@ OUTCOMES = (
     ("voicemail", 0.5, 8, 30),
 )
 MAX_CALL_SECONDS = 45 + 420  # longest ring + longest talk: older calls are surely final
-FUTURE_SECONDS = 86_400  # calls scheduled after `now`, revealed by advancing the clock
 TAIL_SECONDS = 900  # a burst of calls just before `now`, so some are in flight
 EXTRA_SHARE = 0.01  # records carrying fields the docs do not list
 RECORDING_TTL = 3600
@@ -207,7 +207,11 @@ NATIVE_NAMES = ["प्रिया शर्मा", "राहुल वर्
 
 def _ident(rng: random.Random, prefix: str, used: set[str]) -> str:
     while True:
-        ident = prefix + "".join(rng.choices(ALPHABET, k=9))
+        n, chars = rng.getrandbits(53), []
+        for _ in range(9):
+            n, r = divmod(n, 62)
+            chars.append(ALPHABET[r])
+        ident = prefix + "".join(chars)
         if ident not in used:
             used.add(ident)
             return ident
@@ -222,20 +226,22 @@ def _business_time(rng: random.Random, lo: int, hi: int) -> int:
             return t
 
 
-def generate(calls: int, seed: int, now: int, days: int = 30) -> Dataset:
-    """`calls` calls dialled in the `days` before `now`, plus one more day of future calls."""
-    if calls < 0 or days < 1:
-        raise ValueError("calls must be >= 0 and days >= 1")
+def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int = 1) -> Dataset:
+    """`calls` calls dialled in the `days` before `now`, plus `future_days` of later calls
+    at the same rate (advancing the clock reveals them)."""
+    if calls < 0 or days < 1 or future_days < 1:
+        raise ValueError("--calls must be >= 0, --days >= 1")
     rng = random.Random(seed)
     used: set[str] = set()
     campaigns = [_ident(rng, "cmp_", used) for _ in range(CAMPAIGN_COUNT)]
-    campaign_weights = [rng.uniform(1, 5) for _ in campaigns]
+    campaign_cum = list(accumulate(rng.uniform(1, 5) for _ in campaigns))
+    language_cum = list(accumulate(LANGUAGE_WEIGHTS))
     campaign_lang = {c: rng.choices(LANGUAGES[:5], weights=LANGUAGE_WEIGHTS[:5])[0]
                      for c in campaigns}
     pool = max(5, int(calls * 0.55))
     contacts = []
     for _ in range(pool):
-        phone = "+91" + rng.choice("6789") + "".join(rng.choices("0123456789", k=9))
+        phone = f"+91{rng.randint(6_000_000_000, 9_999_999_999)}"
         name = (rng.choice(NATIVE_NAMES) if rng.random() < 0.12
                 else f"{rng.choice(FIRST)} {rng.choice(LAST)}")
         contacts.append((phone, name))
@@ -253,23 +259,25 @@ def generate(calls: int, seed: int, now: int, days: int = 30) -> Dataset:
     times += sorted(rng.randint(now - 400, now - 240) for _ in range(processing))
     forced.update({len(times) + k: "in_flight" for k in range(in_flight)})
     times += sorted(rng.randint(now - 59, now) for _ in range(in_flight))
-    future = max(10, calls // days)
-    times += sorted([rng.randint(now + 1, now + 600) for _ in range(5)]
-                    + [_business_time(rng, now + 601, now + FUTURE_SECONDS)
-                       for _ in range(future)])
+    # Future calls come from their own stream, so `future_days` leaves the past unchanged.
+    later = random.Random(f"{seed}:future")
+    horizon = now + future_days * 86_400
+    times += sorted([later.randint(now + 1, now + 600) for _ in range(5)]
+                    + [_business_time(later, now + 601, horizon)
+                       for _ in range(max(10, calls * future_days // days))])
 
     names = [o[0] for o in OUTCOMES]
-    weights = [o[1] for o in OUTCOMES]
+    outcome_cum = list(accumulate(o[1] for o in OUTCOMES))
     bounds = {o[0]: (o[2], o[3]) for o in OUTCOMES}
     followups: list[int] = []  # contact indexes of callbacks / dnd, called again later
     out: list[Call] = []
     for i, t in enumerate(times):
         campaign = None if rng.random() < DIRECT_SHARE else rng.choices(
-            campaigns, weights=campaign_weights)[0]
+            campaigns, cum_weights=campaign_cum)[0]
         if campaign is not None and rng.random() < 0.7:
             language = campaign_lang[campaign]
         else:
-            language = rng.choices(LANGUAGES, weights=LANGUAGE_WEIGHTS)[0]
+            language = rng.choices(LANGUAGES, cum_weights=language_cum)[0]
         if followups and rng.random() < 0.3:
             contact = followups.pop(rng.randrange(len(followups)))
         else:
@@ -286,7 +294,7 @@ def generate(calls: int, seed: int, now: int, days: int = 30) -> Dataset:
             status, disposition = "failed", "not_reachable"
             ring, duration = rng.randint(1, 15), 0
         else:
-            disposition = rng.choices(names, weights=weights)[0]
+            disposition = rng.choices(names, cum_weights=outcome_cum)[0]
             lo, hi = bounds[disposition]
             ring, duration = rng.randint(3, 45), rng.randint(lo, hi)
         if duration > 0:

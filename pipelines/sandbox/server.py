@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import socket
 import sys
 import threading
@@ -55,7 +56,9 @@ class Sandbox:
         self.api_key, self.host, self.port = api_key, host, port
         self.base_url = ""
         self.state = State(
-            data=generate(calls, seed, start, days),
+            # A live clock at `speed` needs more future calls to keep them coming.
+            data=generate(calls, seed, start, days,
+                          future_days=min(365, max(1, math.ceil(speed))) if live else 1),
             clock=Clock(start, live=live, speed=speed),
             api_key=api_key,
             # Derived from seed and key so that two equal sandboxes sign equal URLs.

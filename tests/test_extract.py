@@ -1,0 +1,373 @@
+"""`extract_calls` end to end over an in-memory Neuron API served through `httpx.MockTransport`.
+
+`FakeApi` holds calls and transcripts, honours from/to/limit/offset (newest first) like the API,
+and counts requests per path, so a test can say exactly which calls were fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import httpx
+import orjson
+import pendulum
+import pytest
+
+from pipelines.neuron.client import AuthenticationError, NeuronClient, ServerError
+from pipelines.neuron.extract import Batch, SyncPlan, SyncReport, extract_calls, iso, plan_window
+
+NOW = pendulum.datetime(2024, 2, 1, 12, 0, tz="UTC")
+LIST = "/v1/calls"
+
+
+def at(hour: int, minute: int = 0, day: int = 1) -> str:
+    return iso(pendulum.datetime(2024, 2, day, hour, minute, tz="UTC"))
+
+
+def make_call(call_id: str, started_at: str, status: str = "completed", job: bool = True):
+    return {
+        "id": call_id,
+        "campaign_id": "cmp_1",
+        "contact": {"phone": "+919800000000", "name": "Asha"},
+        "status": status,
+        "disposition": None if status == "in_progress" else "interested",
+        "duration_seconds": 60,
+        "language": "hi-IN",
+        "started_at": started_at,
+        "ended_at": None if status == "in_progress" else started_at,
+        "transcript_job_id": f"job_{call_id}" if job else None,
+        "recording_url": f"https://rec.test/{call_id}?token=t",
+    }
+
+
+def ready(call_id: str) -> dict[str, Any]:
+    return {
+        "call_id": call_id,
+        "job_id": f"job_{call_id}",
+        "status": "completed",
+        "transcript": [
+            {"speaker": "agent", "text": "Namaste"},
+            {"speaker": "customer", "text": "Haan"},
+        ],
+        "sentiment": {"overall": 0.5, "by_speaker": {"agent": 0.6, "customer": 0.4}},
+    }
+
+
+PROCESSING = {"status": "processing"}
+
+
+def fixture_calls() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Calls of 1 Feb 2024 and their transcripts; the newest starts 11:50."""
+    calls = [
+        make_call("c_done", at(9)),  # final, transcript ready
+        make_call("c_nojob", at(10), job=False),  # final, never transcribed
+        make_call("c_failed", at(8), status="failed", job=False),
+        make_call("c_processing", at(11, 30)),  # final, transcript still processing
+        make_call("c_recent", at(11, 40)),  # final, within the lookback of the cursor
+        make_call("c_live", at(11, 50), status="in_progress", job=False),
+    ]
+    transcripts = {
+        "c_done": ready("c_done"),
+        "c_processing": PROCESSING,
+        "c_recent": ready("c_recent"),
+    }
+    return calls, transcripts
+
+
+class FakeApi:
+    def __init__(
+        self,
+        calls: list[dict[str, Any]],
+        transcripts: dict[str, dict[str, Any]],
+        fail: set[str] | None = None,
+    ) -> None:
+        self.calls = {call["id"]: call for call in calls}
+        self.transcripts = transcripts
+        self.fail = fail or set()  # call ids (or "offset=N" of a list page) answering 500
+        self.hits: Counter[str] = Counter()
+        self.list_params: list[dict[str, str]] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.hits[path] += 1
+        parts = path.removeprefix(LIST).strip("/").split("/")
+        if parts == [""]:
+            return self.list_page(dict(request.url.params))
+        if parts[0] in self.fail:
+            return respond({"error": {"message": "internal"}}, 500)
+        call = self.calls.get(parts[0])
+        if call is None:
+            return respond({"error": {"code": "not_found"}}, 404)
+        if len(parts) == 1:
+            return respond(call)
+        transcript = self.transcripts.get(parts[0])
+        return respond(transcript) if transcript else respond({"error": {}}, 404)
+
+    def list_page(self, params: dict[str, str]) -> httpx.Response:
+        self.list_params.append(params)
+        offset, limit = int(params["offset"]), int(params["limit"])
+        if f"offset={offset}" in self.fail:
+            return respond({}, 500)
+        start, end = params.get("from", ""), params.get("to", "9999")
+        window = sorted(
+            (c for c in self.calls.values() if start <= c["started_at"] <= end),
+            key=lambda c: c["started_at"],
+            reverse=True,
+        )
+        items = [
+            {k: v for k, v in c.items() if k not in ("transcript_job_id", "recording_url")}
+            for c in window[offset : offset + limit]
+        ]
+        return respond({"data": items, "total": len(window), "limit": limit, "offset": offset})
+
+    def fetched(self, kind: str = "") -> set[str]:
+        """Ids whose details (kind "") or transcript (kind "transcript") were requested."""
+        ids = set()
+        for path in self.hits:
+            parts = path.removeprefix(LIST).strip("/").split("/")
+            if parts != [""] and parts[1:] == ([kind] if kind else []):
+                ids.add(parts[0])
+        return ids
+
+
+def respond(body: Any, status: int = 200) -> httpx.Response:
+    return httpx.Response(
+        status, content=orjson.dumps(body), headers={"content-type": "application/json"}
+    )
+
+
+async def no_wait(seconds: float) -> None:
+    return None
+
+
+def incremental(state: dict[str, Any], now: pendulum.DateTime = NOW, **kw: Any) -> SyncPlan:
+    plan = SyncPlan(now=now, **kw)
+    plan_window(state, plan, None)
+    return plan
+
+
+def extract(
+    api: FakeApi, state: dict[str, Any], plan: SyncPlan, concurrency: int = 4, timeout: float = 5
+) -> tuple[list[Batch], SyncReport]:
+    """One run over `api`; a hang fails within `timeout` seconds instead of stalling pytest."""
+    async def go() -> tuple[list[Batch], SyncReport]:
+        report = SyncReport()
+        async with NeuronClient(
+            "key",
+            "https://api.test/v1",
+            transport=httpx.MockTransport(api.handler),
+            max_attempts=3,
+            sleep=no_wait,
+            stats=report.stats,
+        ) as client:
+            batches = extract_calls(client, state, plan, report, concurrency)
+            return [batch async for batch in batches], report
+
+    return asyncio.run(asyncio.wait_for(go(), timeout))
+
+
+def rows(batches: list[Batch], table: str = "calls") -> dict[str, dict[str, Any]]:
+    key = "id" if table == "calls" else "call_id"
+    return {row[key]: row for batch in batches for row in getattr(batch, table)}
+
+
+def first_run() -> tuple[FakeApi, dict[str, Any], list[Batch], SyncReport]:
+    api = FakeApi(*fixture_calls())
+    state: dict[str, Any] = {}
+    batches, report = extract(api, state, incremental(state))
+    return api, state, batches, report
+
+
+# -- first run ---------------------------------------------------------------------------------
+
+
+def test_first_run_loads_every_call_and_sets_the_cursor() -> None:
+    api, state, batches, report = first_run()
+    calls = rows(batches)
+    assert set(calls) == set(api.calls)
+    assert all(row["has_recording"] is True for row in calls.values())
+    assert set(rows(batches, "transcripts")) == {"c_done", "c_recent"}
+    assert sum(len(b.segments) for b in batches) == 4
+    assert sum(len(b.speakers) for b in batches) == 4
+    assert state["cursor"] == at(11, 50)
+    assert api.list_params == [{"to": iso(NOW), "limit": "100", "offset": "0"}]
+    assert (report.listed, report.pages, report.transcripts) == (6, 1, 2)
+
+
+def test_transcripts_are_requested_only_for_final_calls_with_a_job() -> None:
+    api, *_ = first_run()
+    assert api.fetched() == set(api.calls)
+    assert api.fetched("transcript") == {"c_done", "c_processing", "c_recent"}
+
+
+def test_unfinished_calls_and_transcripts_go_pending() -> None:
+    _, state, _, report = first_run()
+    assert state["pending"] == {
+        "c_live": {"since": iso(NOW), "reason": "call in_progress"},
+        "c_processing": {"since": iso(NOW), "reason": "transcript processing"},
+    }
+    assert (report.pending_calls, report.pending_transcripts) == (1, 1)
+
+
+def test_first_run_reads_from_the_start_date() -> None:
+    api = FakeApi(*fixture_calls())
+    state: dict[str, Any] = {}
+    plan = SyncPlan(now=NOW)
+    plan_window(state, plan, pendulum.datetime(2024, 2, 1, 9, 30, tz="UTC"))
+    batches, _ = extract(api, state, plan)
+    assert api.list_params[0]["from"] == at(9, 30)
+    assert set(rows(batches)) == {"c_nojob", "c_processing", "c_recent", "c_live"}
+
+
+def test_many_pages_all_load_with_a_small_pool() -> None:
+    calls = [make_call(f"c{i:03d}", at(9, i % 60, day=1 + i // 60), job=False) for i in range(250)]
+    api = FakeApi(calls, {})
+    state: dict[str, Any] = {}
+    batches, report = extract(api, state, incremental(state, now=NOW.add(days=5)), concurrency=2)
+    assert len(rows(batches)) == 250 == sum(len(b) for b in batches)
+    assert report.pages == 3
+    assert state["cursor"] == max(c["started_at"] for c in calls)
+
+
+# -- later runs --------------------------------------------------------------------------------
+
+
+def test_second_run_fetches_only_pending_calls() -> None:
+    api, state, _, _ = first_run()
+    api.hits.clear()
+    later = NOW.add(hours=1)
+    batches, report = extract(api, state, incremental(state, now=later))
+    assert api.list_params[-1] == {
+        "from": at(10, 50),  # the cursor 11:50 minus the 60 min lookback
+        "to": iso(later),
+        "limit": "100",
+        "offset": "0",
+    }
+    assert api.fetched() == {"c_live", "c_processing"}  # not c_recent, listed but final
+    assert api.fetched("transcript") == {"c_processing"}
+    assert set(rows(batches)) == {"c_live", "c_processing"}
+    # still pending: the first sighting's time is kept
+    assert {k: v["since"] for k, v in state["pending"].items()} == {
+        "c_live": iso(NOW),
+        "c_processing": iso(NOW),
+    }
+    assert state["cursor"] == at(11, 50)
+    assert report.listed == 3
+
+
+def test_pending_calls_leave_pending_once_final() -> None:
+    api, state, _, _ = first_run()
+    api.calls["c_live"].update(status="completed", ended_at=at(12), transcript_job_id="job_l")
+    api.transcripts.update(c_live=ready("c_live"), c_processing=ready("c_processing"))
+    batches, report = extract(api, state, incremental(state, now=NOW.add(days=1)))
+    assert rows(batches)["c_live"]["status"] == "completed"
+    assert set(rows(batches, "transcripts")) == {"c_live", "c_processing"}
+    assert state["pending"] == {}
+    assert report.pending_calls == report.pending_transcripts == 0
+
+
+def test_pending_call_outside_the_list_window_is_fetched_by_id() -> None:
+    old = make_call("c_old", at(8, day=1), status="completed", job=False)
+    api = FakeApi([old], {})
+    state = {
+        "cursor": at(12, day=20),
+        "pending": {"c_old": {"since": at(12, day=19), "reason": "call in_progress"}},
+    }
+    plan = incremental(state, now=NOW.add(days=19))
+    batches, report = extract(api, state, plan)
+    assert api.list_params[-1]["from"] == at(11, day=20)
+    assert report.listed == 0
+    assert api.hits["/v1/calls/c_old"] == 1
+    assert rows(batches)["c_old"]["status"] == "completed"
+    assert state["pending"] == {}
+    assert state["cursor"] == at(12, day=20)
+
+
+def test_pending_entries_past_pending_max_days_expire_without_a_request() -> None:
+    api = FakeApi(
+        [make_call("c_stale", at(8), status="in_progress"),
+         make_call("c_fresh", at(9), status="in_progress")],
+        {},
+    )
+    state = {
+        "cursor": at(12, day=20),
+        "pending": {
+            "c_stale": {"since": iso(NOW.subtract(days=8)), "reason": "call in_progress"},
+            "c_fresh": {"since": iso(NOW.subtract(days=6)), "reason": "call in_progress"},
+        },
+    }
+    _, report = extract(api, state, incremental(state, pending_max_days=7))
+    assert report.expired == ["c_stale"]
+    assert api.fetched() == {"c_fresh"}
+    assert set(state["pending"]) == {"c_fresh"}
+    assert state["pending"]["c_fresh"]["since"] == iso(NOW.subtract(days=6))
+
+
+def test_call_whose_details_keep_failing_is_deferred_and_stays_pending() -> None:
+    calls, transcripts = fixture_calls()
+    api = FakeApi(calls, transcripts, fail={"c_nojob"})
+    state: dict[str, Any] = {}
+    batches, report = extract(api, state, incremental(state))
+    assert set(report.deferred) == {"c_nojob"}
+    assert "500" in report.deferred["c_nojob"]
+    assert api.hits["/v1/calls/c_nojob"] == 3  # max_attempts
+    assert state["pending"]["c_nojob"] == {"since": iso(NOW), "reason": "details failed"}
+    loaded = rows(batches)
+    assert set(loaded) == set(api.calls)  # the others load; c_nojob from its list item
+    assert loaded["c_nojob"]["has_recording"] is None
+    assert loaded["c_done"]["has_recording"] is True
+    assert state["cursor"] == at(11, 50)
+
+    api.fail.clear()  # next run: fetched again by id, and loaded in full
+    batches, report = extract(api, state, incremental(state, now=NOW.add(days=1)))
+    assert rows(batches)["c_nojob"]["has_recording"] is True
+    assert "c_nojob" not in state["pending"] and report.deferred == {}
+
+
+def test_failed_list_page_raises_and_keeps_the_cursor() -> None:
+    calls = [make_call(f"c{i:03d}", at(10, i % 60, day=2 + i // 60), job=False) for i in range(150)]
+    api = FakeApi(calls, {}, fail={"offset=100"})
+    state: dict[str, Any] = {"cursor": at(12, day=1)}
+    with pytest.raises(ServerError):
+        extract(api, state, incremental(state, now=NOW.add(days=5)))
+    assert state["cursor"] == at(12, day=1)
+    assert api.hits[LIST] == 4  # page 1, then page 2 three times
+
+
+def test_backfill_reads_its_window_and_leaves_the_cursor() -> None:
+    api = FakeApi(*fixture_calls())
+    state: dict[str, Any] = {"cursor": at(12, day=29)}
+    plan = SyncPlan(
+        now=NOW,
+        start=pendulum.datetime(2024, 2, 1, 9, tz="UTC"),
+        end=pendulum.datetime(2024, 2, 1, 11, 30, tz="UTC"),
+        incremental=False,
+    )
+    plan_window(state, plan, None)  # a no-op for a backfill
+    batches, _ = extract(api, state, plan)
+    assert api.list_params[0]["from"] == at(9) and api.list_params[0]["to"] == at(11, 30)
+    assert set(rows(batches)) == {"c_done", "c_nojob", "c_processing"}
+    assert state["cursor"] == at(12, day=29)
+    assert state["recent"] == {}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a worker that raises AuthenticationError dies unnoticed; the lister then blocks "
+    "on the full queue and extract_calls hangs",
+)
+def test_refused_key_on_details_stops_the_run() -> None:
+    calls = [make_call(f"c{i:02d}", at(9, i), job=False) for i in range(20)]
+    api = FakeApi(calls, {})
+
+    def refuse_details(request: httpx.Request) -> httpx.Response:
+        if request.url.path != LIST:
+            return respond({"error": {"message": "forbidden"}}, 403)
+        return FakeApi.handler(api, request)
+
+    api.handler = refuse_details  # type: ignore[method-assign]
+    state: dict[str, Any] = {}
+    with pytest.raises(AuthenticationError):
+        extract(api, state, incremental(state), concurrency=1, timeout=0.5)
