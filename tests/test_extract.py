@@ -26,7 +26,9 @@ def at(hour: int, minute: int = 0, day: int = 1) -> str:
     return iso(pendulum.datetime(2024, 2, day, hour, minute, tz="UTC"))
 
 
-def make_call(call_id: str, started_at: str, status: str = "completed", job: bool = True):
+def make_call(
+    call_id: str, started_at: str, status: str = "completed", job: bool = True
+) -> dict[str, Any]:
     return {
         "id": call_id,
         "campaign_id": "cmp_1",
@@ -81,11 +83,12 @@ class FakeApi:
         self,
         calls: list[dict[str, Any]],
         transcripts: dict[str, dict[str, Any]],
-        fail: set[str] | None = None,
+        fail: dict[str, int] | None = None,
     ) -> None:
         self.calls = {call["id"]: call for call in calls}
         self.transcripts = transcripts
-        self.fail = fail or set()  # call ids (or "offset=N" of a list page) answering 500
+        # status answered instead: by call id ("*": every call), or "offset=N" for a list page
+        self.fail = fail or {}
         self.hits: Counter[str] = Counter()
         self.list_params: list[dict[str, str]] = []
 
@@ -95,8 +98,9 @@ class FakeApi:
         parts = path.removeprefix(LIST).strip("/").split("/")
         if parts == [""]:
             return self.list_page(dict(request.url.params))
-        if parts[0] in self.fail:
-            return respond({"error": {"message": "internal"}}, 500)
+        status = self.fail.get(parts[0], self.fail.get("*"))
+        if status:
+            return respond({"error": {"message": "refused"}}, status)
         call = self.calls.get(parts[0])
         if call is None:
             return respond({"error": {"code": "not_found"}}, 404)
@@ -109,7 +113,7 @@ class FakeApi:
         self.list_params.append(params)
         offset, limit = int(params["offset"]), int(params["limit"])
         if f"offset={offset}" in self.fail:
-            return respond({}, 500)
+            return respond({}, self.fail[f"offset={offset}"])
         start, end = params.get("from", ""), params.get("to", "9999")
         window = sorted(
             (c for c in self.calls.values() if start <= c["started_at"] <= end),
@@ -152,6 +156,7 @@ def extract(
     api: FakeApi, state: dict[str, Any], plan: SyncPlan, concurrency: int = 4, timeout: float = 5
 ) -> tuple[list[Batch], SyncReport]:
     """One run over `api`; a hang fails within `timeout` seconds instead of stalling pytest."""
+
     async def go() -> tuple[list[Batch], SyncReport]:
         report = SyncReport()
         async with NeuronClient(
@@ -271,7 +276,7 @@ def test_pending_calls_leave_pending_once_final() -> None:
 def test_pending_call_outside_the_list_window_is_fetched_by_id() -> None:
     old = make_call("c_old", at(8, day=1), status="completed", job=False)
     api = FakeApi([old], {})
-    state = {
+    state: dict[str, Any] = {
         "cursor": at(12, day=20),
         "pending": {"c_old": {"since": at(12, day=19), "reason": "call in_progress"}},
     }
@@ -285,13 +290,23 @@ def test_pending_call_outside_the_list_window_is_fetched_by_id() -> None:
     assert state["cursor"] == at(12, day=20)
 
 
+def test_pending_call_the_api_no_longer_has_leaves_pending() -> None:
+    api = FakeApi([], {})
+    state: dict[str, Any] = {"pending": {"c_gone": {"since": iso(NOW), "reason": "call x"}}}
+    batches, report = extract(api, state, incremental(state))
+    assert api.hits["/v1/calls/c_gone"] == 1
+    assert (rows(batches), state["pending"], report.deferred) == ({}, {}, {})
+
+
 def test_pending_entries_past_pending_max_days_expire_without_a_request() -> None:
     api = FakeApi(
-        [make_call("c_stale", at(8), status="in_progress"),
-         make_call("c_fresh", at(9), status="in_progress")],
+        [
+            make_call("c_stale", at(8), status="in_progress"),
+            make_call("c_fresh", at(9), status="in_progress"),
+        ],
         {},
     )
-    state = {
+    state: dict[str, Any] = {
         "cursor": at(12, day=20),
         "pending": {
             "c_stale": {"since": iso(NOW.subtract(days=8)), "reason": "call in_progress"},
@@ -307,7 +322,7 @@ def test_pending_entries_past_pending_max_days_expire_without_a_request() -> Non
 
 def test_call_whose_details_keep_failing_is_deferred_and_stays_pending() -> None:
     calls, transcripts = fixture_calls()
-    api = FakeApi(calls, transcripts, fail={"c_nojob"})
+    api = FakeApi(calls, transcripts, fail={"c_nojob": 500})
     state: dict[str, Any] = {}
     batches, report = extract(api, state, incremental(state))
     assert set(report.deferred) == {"c_nojob"}
@@ -328,7 +343,7 @@ def test_call_whose_details_keep_failing_is_deferred_and_stays_pending() -> None
 
 def test_failed_list_page_raises_and_keeps_the_cursor() -> None:
     calls = [make_call(f"c{i:03d}", at(10, i % 60, day=2 + i // 60), job=False) for i in range(150)]
-    api = FakeApi(calls, {}, fail={"offset=100"})
+    api = FakeApi(calls, {}, fail={"offset=100": 500})
     state: dict[str, Any] = {"cursor": at(12, day=1)}
     with pytest.raises(ServerError):
         extract(api, state, incremental(state, now=NOW.add(days=5)))
@@ -353,21 +368,9 @@ def test_backfill_reads_its_window_and_leaves_the_cursor() -> None:
     assert state["recent"] == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker that raises AuthenticationError dies unnoticed; the lister then blocks "
-    "on the full queue and extract_calls hangs",
-)
 def test_refused_key_on_details_stops_the_run() -> None:
     calls = [make_call(f"c{i:02d}", at(9, i), job=False) for i in range(20)]
-    api = FakeApi(calls, {})
-
-    def refuse_details(request: httpx.Request) -> httpx.Response:
-        if request.url.path != LIST:
-            return respond({"error": {"message": "forbidden"}}, 403)
-        return FakeApi.handler(api, request)
-
-    api.handler = refuse_details  # type: ignore[method-assign]
+    api = FakeApi(calls, {}, fail={"*": 403})
     state: dict[str, Any] = {}
     with pytest.raises(AuthenticationError):
         extract(api, state, incremental(state), concurrency=1, timeout=0.5)

@@ -205,8 +205,11 @@ def test_advancing_the_clock(make_sandbox: Callable[..., Sandbox]) -> None:
 def test_live_clock_runs(make_sandbox: Callable[..., Sandbox]) -> None:
     sb = make_sandbox(live=True, speed=600)
     t0 = sb.now()
-    time.sleep(0.2)
-    assert (sb.now() - t0).in_seconds() >= 60
+    assert len(sb.truth()["calls"]) == 300
+    time.sleep(1.1)
+    assert (sb.now() - t0).in_seconds() >= 600
+    with client(sb) as c:
+        assert c.get("/calls").json()["total"] > 300  # the calls dialled since
 
 
 # -- recordings ------------------------------------------------------------------------------------

@@ -87,7 +87,6 @@ def _routed(table: str, rows: list[dict[str, Any]]) -> DataItemWithMeta:
         merge_key=merge_key,
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         columns=columns,
-        file_format=__import__("os").environ.get("FF") or None,
     )
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
 

@@ -97,12 +97,16 @@ class RateGate:
             if now < self.resume_at:
                 await self.sleep(self.resume_at - now)
                 continue
-            if self.interval:
-                slot = max(self.next_slot, now)
-                self.next_slot = slot + self.interval
-                if slot > now:
-                    await self.sleep(slot - now)
-            return
+            if not self.interval:
+                return
+            slot = max(self.next_slot, now)
+            self.next_slot = slot + self.interval
+            if slot <= now:
+                return
+            await self.sleep(slot - now)
+            if self.clock() >= self.resume_at:
+                return
+            # a pause began while this request waited for its slot: wait that out too
 
 
 def check_settings(api_key: str | None, base_url: str) -> None:

@@ -117,6 +117,7 @@ async def extract_calls(
     queue: asyncio.Queue[tuple[str, Row | None] | None] = asyncio.Queue(maxsize=concurrency * 4)
     results: asyncio.Queue[_Fetched | BaseException | None] = asyncio.Queue()
     newest: pendulum.DateTime | None = None
+    workers = max(1, concurrency)
 
     async def lister() -> None:
         nonlocal newest
@@ -146,15 +147,21 @@ async def extract_calls(
         while (job := await queue.get()) is not None:
             await results.put(await _fetch(client, *job, previously_pending=job[0] in pending))
 
+    async def list_then_stop_workers() -> None:
+        await lister()
+        for _ in range(workers):
+            await queue.put(None)
+
     async def run() -> None:
-        workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
+        tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+        tasks.append(asyncio.create_task(list_then_stop_workers()))
         try:
-            await lister()
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
+            # any task failing (a list page, a refused key in a worker) stops them all
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
         except BaseException as exc:
-            for task in workers:
+            for task in tasks:
                 task.cancel()
             await results.put(exc)
             return

@@ -22,10 +22,13 @@ def to_utc(value: Any) -> pendulum.DateTime:
     if isinstance(value, pendulum.DateTime):
         return value.in_timezone("UTC")
     try:
-        parsed = pendulum.parse(str(value))
+        # exact: a bare date stays a Date, a time of day a Time, and neither is a timestamp
+        parsed = pendulum.parse(str(value), exact=True)
     except (ValueError, pendulum.parsing.exceptions.ParserError):
         parsed = None
-    if not isinstance(parsed, pendulum.DateTime):
+    if isinstance(parsed, pendulum.Date) and not isinstance(parsed, pendulum.DateTime):
+        parsed = pendulum.datetime(parsed.year, parsed.month, parsed.day)
+    if not isinstance(parsed, pendulum.DateTime) or str(value).strip().lower() == "now":
         raise ValueError(f"{str(value)[:40]!r} is not an ISO 8601 timestamp")
     return parsed.in_timezone("UTC")
 

@@ -83,7 +83,8 @@ class Sandbox:
         self.base_url = f"{origin}/v1"
         config = uvicorn.Config(build_app(self.state), loop="uvloop", http="httptools",
                                 lifespan="off", access_log=False, log_level="warning",
-                                backlog=2048, timeout_keep_alive=30)
+                                backlog=2048, timeout_keep_alive=30,
+                                timeout_graceful_shutdown=2)
         return uvicorn.Server(config), sock
 
     def start(self) -> Sandbox:
