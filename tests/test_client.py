@@ -335,7 +335,7 @@ async def collect(client: NeuronClient, params: dict[str, Any] | None = None) ->
         (200, 200, [0, 100], [100, 100]),  # stops at total: no empty third page
         (250, None, [0, 100, 200], [100, 100, 50]),  # stops on a short page
         (200, None, [0, 100, 200], [100, 100]),  # no total: an empty page ends it
-        (30, 1000, [0], [30]),  # a short page ends it even when total says more
+        (30, 1000, [0, 30], [30]),  # total says more: asks on; an empty page ends it
         (0, 0, [0], []),
     ],
 )

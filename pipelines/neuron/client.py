@@ -208,9 +208,9 @@ class NeuronClient:
                 yield data
             offset += len(data)
             total = page.get("total")
-            if not data or len(data) < settings.PAGE_SIZE:
-                return
-            if total is not None and offset >= total:
+            # `total` is trusted when given (a server may cap pages below our limit)
+            last = offset >= total if total is not None else len(data) < settings.PAGE_SIZE
+            if not data or last:
                 return
 
     async def get_call(self, call_id: str) -> dict[str, Any]:
@@ -257,7 +257,7 @@ class NeuronClient:
             await self.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with full jitter."""
+        """Capped exponential backoff with jitter: 50-100% of the capped delay."""
         cap = min(settings.BACKOFF_MAX_SECONDS, settings.BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
         return cap * (0.5 + self.random() / 2)
 
