@@ -19,7 +19,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from .neuron import SyncReport, neuron_source
-from .neuron.client import ConfigError, NeuronClient, NeuronError
+from .neuron.client import ConfigError, NeuronError
 from .neuron.settings import DATASET_NAME, PIPELINE_NAME
 from .views import apply_views
 
@@ -119,8 +119,6 @@ class Progress:
         self.tty = stream.isatty()
         self.every = 0.25 if self.tty else every
         self.started = self.last = time.monotonic()
-        self.client: NeuronClient | None = None
-        self.requests = 0
 
     def __call__(self, report: SyncReport) -> None:
         now = time.monotonic()
@@ -128,9 +126,11 @@ class Progress:
             return
         self.last = now
         elapsed = max(now - self.started, 1e-6)
+        requests = report.stats.requests
         line = (
-            f"pages {report.pages}  listed {report.listed}  calls loaded {len(report.calls)}  "
-            f"transcripts {report.transcripts}  {elapsed:.0f}s"
+            f"pages {report.pages}  listed {report.listed}  calls {len(report.calls)}  "
+            f"transcripts {report.transcripts}  requests {requests} "
+            f"({requests / elapsed:.0f}/s)  {elapsed:.0f}s"
         )
         if self.tty:
             self.stream.write("\r" + line + " " * 4)

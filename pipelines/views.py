@@ -11,6 +11,8 @@ from importlib import resources
 
 import duckdb
 
+from .neuron import TABLES
+
 # The order the views are applied in: staging first, then the reports built on it.
 VIEW_NAMES: list[str] = [
     "stg_calls",
@@ -22,45 +24,13 @@ VIEW_NAMES: list[str] = [
     "dnd_contacts",
 ]
 
-# The contract's tables and column types. dlt creates the real tables, but only once a
-# row arrives and only with columns that had a non-null value; the views need them all.
+# The contract's tables and column types, from the source's own table hints. dlt creates the
+# real tables, but only once a row arrives; the views need them all.
+_DUCKDB_TYPES = {"text": "varchar", "bigint": "bigint", "double": "double", "bool": "boolean",
+                 "timestamp": "timestamptz"}
 CONTRACT_TABLES: dict[str, dict[str, str]] = {
-    "calls": {
-        "id": "varchar",
-        "campaign_id": "varchar",
-        "contact_phone": "varchar",
-        "contact_name": "varchar",
-        "status": "varchar",
-        "disposition": "varchar",
-        "duration_seconds": "bigint",
-        "language": "varchar",
-        "started_at": "timestamptz",
-        "ended_at": "timestamptz",
-        "transcript_job_id": "varchar",
-        "has_recording": "boolean",
-    },
-    "transcripts": {
-        "call_id": "varchar",
-        "job_id": "varchar",
-        "language": "varchar",
-        "duration_seconds": "bigint",
-        "summary": "varchar",
-        "sentiment_overall": "double",
-    },
-    "transcript_segments": {
-        "call_id": "varchar",
-        "segment_index": "bigint",
-        "speaker": "varchar",
-        "text": "varchar",
-        "start_time": "double",
-        "end_time": "double",
-        "confidence": "double",
-    },
-    "speaker_sentiment": {
-        "call_id": "varchar",
-        "speaker": "varchar",
-        "sentiment": "double",
-    },
+    table: {name: _DUCKDB_TYPES[str(column["data_type"])] for name, column in columns.items()}
+    for table, (_key, _merge_key, columns) in TABLES.items()
 }
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
