@@ -88,7 +88,8 @@ def _filters(args: argparse.Namespace) -> dict[str, str]:
 
 def _sync(options: runner.SyncOptions) -> runner.SyncResult:
     result = runner.run_sync(options, runner.Progress(sys.stderr))
-    record_run(options, result)
+    if result.started:  # a run refused by a lock must not write to a file another run holds
+        record_run(options, result)
     if result.error:
         print(f"neuron-calls: {result.error}", file=sys.stderr)
     if result.exit_code != runner.EXIT_CONFIG:
@@ -167,7 +168,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     db: Path = args.duckdb
     if not db.exists():
         raise runner.SyncAborted(f"{db} does not exist yet: run `neuron-calls sync` first")
-    state = read_state(db)
+    try:
+        state = read_state(db)
+        runs = read_runs(db)
+    except duckdb.Error as exc:  # held by a running sync, or not a DuckDB file
+        raise runner.SyncAborted(
+            f"cannot read {db}: {str(exc).splitlines()[0][:200]}; if a sync is running, "
+            "run status when it has finished"
+        ) from None
     pending: dict[str, dict[str, str]] = state.get("pending", {})
     print(f"database     {db}")
     print(f"cursor       {state.get('cursor') or 'none (no incremental run yet)'}")
@@ -180,7 +188,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"pending      {len(pending)} calls ({detail}); pending since {oldest} at the oldest")
     else:
         print("pending      none")
-    runs = read_runs(db)
     if not runs:
         print("last runs    none recorded")
         return 0

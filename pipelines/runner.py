@@ -15,7 +15,10 @@ from typing import Any, TextIO
 import dlt
 import duckdb
 import pendulum
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigValueCannotBeCoercedException,
+)
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from .neuron import SyncReport, neuron_source
@@ -60,6 +63,7 @@ class SyncResult:
     updated: int = 0
     pending: int = 0
     error: str | None = None
+    started: bool = True  # False when a lock or the DuckDB file refused the run: nothing touched
 
 
 @contextlib.contextmanager
@@ -93,6 +97,10 @@ def count_calls(db: Path) -> int:
             row = conn.execute(f"select count(*) from {DATASET_NAME}.calls").fetchone()
             return int(row[0]) if row else 0
     except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():  # not a DuckDB file, a folder, unreadable, ...
+            raise SyncAborted(
+                f"{db} is not a usable DuckDB file: {str(exc).splitlines()[0][:200]}"
+            ) from None
         raise SyncAborted(
             f"cannot open {db}: it is locked by another process (close it there, e.g. a duckdb "
             f"shell, and run again): {str(exc).splitlines()[0][:160]}"
@@ -105,7 +113,8 @@ def neuron_cause(exc: BaseException) -> BaseException:
     """The first of our errors (or a missing-config one) behind dlt's wrapping exceptions."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, NeuronError | ConfigFieldMissingException | SyncAborted):
+        if isinstance(seen, NeuronError | ConfigFieldMissingException | SyncAborted
+                      | ConfigValueCannotBeCoercedException):
             return seen
         seen = seen.__cause__ or seen.__context__
     return exc
@@ -148,6 +157,7 @@ def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResu
     """Run one sync; never raises for expected failures, the result says what happened."""
     started = time.monotonic()
     report = SyncReport()
+    opened = False
     try:
         pipelines_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir())
         db = options.duckdb_path.resolve()
@@ -156,6 +166,7 @@ def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResu
             exclusive(db.with_name(db.name + ".lock"), str(db)),
         ):
             before = count_calls(db)
+            opened = True
             load_info = _run_pipeline(options, db, pipelines_dir, report, progress)
             after = count_calls(db)
             with duckdb.connect(str(db)) as conn:
@@ -167,13 +178,17 @@ def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResu
         cause = neuron_cause(exc)
         if isinstance(cause, SyncAborted):
             code = cause.code
-        elif isinstance(cause, ConfigError | ConfigFieldMissingException):
+        elif isinstance(
+            cause, ConfigError | ConfigFieldMissingException | ConfigValueCannotBeCoercedException
+        ):
             code = EXIT_CONFIG
         else:
             code = EXIT_FAILED
         message = _one_line(cause)
         log.debug("sync failed", exc_info=exc)
-        return SyncResult(code, report, time.monotonic() - started, error=message)
+        return SyncResult(
+            code, report, time.monotonic() - started, error=message, started=opened
+        )
     finally:
         if progress:
             progress.close()
@@ -194,6 +209,13 @@ def _one_line(exc: BaseException) -> str:
         return (
             "no API key: set SOURCES__NEURON__API_KEY, or api_key under [sources.neuron] "
             "in .dlt/secrets.toml"
+        )
+    if isinstance(exc, ConfigValueCannotBeCoercedException):
+        hint = getattr(exc.hint, "__name__", str(exc.hint))
+        value = "" if "key" in exc.field_name else f", got {str(exc.field_value)[:40]!r}"
+        return (
+            f"setting {exc.field_name} (SOURCES__NEURON__{exc.field_name.upper()}) must be "
+            f"of type {hint}{value}"
         )
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:300]

@@ -132,6 +132,14 @@ def neuron_source(
         raise ConfigError(
             "max_concurrency must be at least 1, lookback_minutes and pending_max_days at least 0"
         )
+    if max_attempts < 1 or timeout_seconds <= 0 or (
+        max_requests_per_second is not None and max_requests_per_second <= 0
+    ):
+        raise ConfigError(
+            "max_attempts must be at least 1, timeout_seconds and max_requests_per_second "
+            "above 0 (SOURCES__NEURON__MAX_ATTEMPTS, ..._TIMEOUT_SECONDS, "
+            "..._MAX_REQUESTS_PER_SECOND)"
+        )
     start = _parse_setting("start_date (SOURCES__NEURON__START_DATE)", start_date)
     plan = SyncPlan(
         now=pendulum.now("UTC"),

@@ -28,6 +28,7 @@ from .rows import Row, call_row, is_final, parse_timestamp, transcript_is_ready,
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 500  # calls per batch handed to dlt
+BATCH_SECONDS = 1.0  # or fewer, when their results took longer than this to arrive
 
 
 @dataclass
@@ -167,12 +168,14 @@ async def extract_calls(
             return
         await results.put(None)
 
+    loop = asyncio.get_running_loop()
     runner = asyncio.create_task(run())
     try:
         done = False
         while not done:
             batch = Batch()
             item = await results.get()
+            flush_at = loop.time() + BATCH_SECONDS
             while True:
                 if item is None:
                     done = True
@@ -180,9 +183,16 @@ async def extract_calls(
                 if isinstance(item, BaseException):
                     raise item
                 _apply(item, batch, state, plan, report)
-                if len(batch) >= BATCH_ROWS or results.empty():
+                if len(batch) >= BATCH_ROWS:
                     break
-                item = results.get_nowait()
+                if results.empty():
+                    # dlt's cost is per item, not per row: wait a little for a fuller batch
+                    try:
+                        item = await asyncio.wait_for(results.get(), flush_at - loop.time())
+                    except TimeoutError:
+                        break
+                else:
+                    item = results.get_nowait()
             if batch.calls or batch.transcripts:
                 yield batch
                 if on_progress:
