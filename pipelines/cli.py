@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -16,12 +17,14 @@ from rich.table import Table
 
 from . import runner
 from .neuron.settings import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME
-from .runlog import read_runs, read_state, record_run
+from .runlog import read_runs, read_state
 
 log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
+    # no usage telemetry from a batch job unless the user turns it on (RUNTIME__DLTHUB_TELEMETRY)
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     parser = _parser()
     args = parser.parse_args(argv)
     runner.configure_logging(getattr(args, "verbose", False))
@@ -88,8 +91,6 @@ def _filters(args: argparse.Namespace) -> dict[str, str]:
 
 def _sync(options: runner.SyncOptions) -> runner.SyncResult:
     result = runner.run_sync(options, runner.Progress(sys.stderr))
-    if result.started:  # a run refused by a lock must not write to a file another run holds
-        record_run(options, result)
     if result.error:
         print(f"neuron-calls: {result.error}", file=sys.stderr)
     if result.exit_code != runner.EXIT_CONFIG:

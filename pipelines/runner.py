@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -19,11 +20,11 @@ from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
 )
-from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from .neuron import SyncReport, neuron_source
 from .neuron.client import ConfigError, NeuronError
 from .neuron.settings import DATASET_NAME, PIPELINE_NAME
+from .runlog import record_run
 from .views import apply_views
 
 log = logging.getLogger(__name__)
@@ -153,55 +154,76 @@ class Progress:
             self.stream.flush()
 
 
+def default_pipelines_dir() -> Path:
+    """dlt's working folder under ~/.dlt, so HOME isolates it (for root too: dlt alone would
+    pick /var/dlt); DLT_DATA_DIR still wins, as in dlt."""
+    data_dir = os.environ.get("DLT_DATA_DIR")
+    return Path(data_dir, "pipelines") if data_dir else Path.home() / ".dlt" / "pipelines"
+
+
 def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResult:
-    """Run one sync; never raises for expected failures, the result says what happened."""
-    started = time.monotonic()
+    """Run one sync and log it in the run table; expected failures come back in the result.
+
+    Settings are checked before any file is touched; a run refused by a lock touches nothing.
+    """
+    clock = time.monotonic()
     report = SyncReport()
-    opened = False
     try:
-        pipelines_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir())
+        source = neuron_source(
+            backfill_from=options.backfill_from,
+            backfill_to=options.backfill_to,
+            filters=options.filters or None,
+            report=report,
+            on_progress=progress,
+            **options.source_args,
+        )
+        pipelines_dir = Path(options.pipelines_dir or default_pipelines_dir())
         db = options.duckdb_path.resolve()
         with (
             exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"),
             exclusive(db.with_name(db.name + ".lock"), str(db)),
         ):
             before = count_calls(db)
-            opened = True
-            load_info = _run_pipeline(options, db, pipelines_dir, report, progress)
-            after = count_calls(db)
-            with duckdb.connect(str(db)) as conn:
-                apply_views(conn, DATASET_NAME)
-        log.debug("%s", load_info)
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes a one-line message
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        cause = neuron_cause(exc)
-        if isinstance(cause, SyncAborted):
-            code = cause.code
-        elif isinstance(
-            cause, ConfigError | ConfigFieldMissingException | ConfigValueCannotBeCoercedException
-        ):
-            code = EXIT_CONFIG
-        else:
-            code = EXIT_FAILED
-        message = _one_line(cause)
-        log.debug("sync failed", exc_info=exc)
-        return SyncResult(
-            code, report, time.monotonic() - started, error=message, started=opened
-        )
+            try:
+                _load(source, options, db, pipelines_dir)
+                inserted = max(count_calls(db) - before, 0)
+                with duckdb.connect(str(db)) as conn:
+                    apply_views(conn, DATASET_NAME)
+                result = SyncResult(
+                    EXIT_PARTIAL if report.deferred else EXIT_OK,
+                    report,
+                    time.monotonic() - clock,
+                    inserted=inserted,
+                    updated=max(len(report.calls) - inserted, 0),
+                    pending=report.pending_calls + report.pending_transcripts,
+                )
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line message
+                result = _failed(exc, report, clock)
+            record_run(options, result)
+            return result
+    except Exception as exc:  # noqa: BLE001
+        return _failed(exc, report, clock, started=False)
     finally:
         if progress:
             progress.close()
-    inserted = max(after - before, 0)
-    result = SyncResult(
-        EXIT_PARTIAL if report.deferred else EXIT_OK,
-        report,
-        time.monotonic() - started,
-        inserted=inserted,
-        updated=max(len(report.calls) - inserted, 0),
-        pending=report.pending_calls + report.pending_transcripts,
+
+
+def _failed(
+    exc: Exception, report: SyncReport, clock: float, started: bool = True
+) -> SyncResult:
+    log.debug("sync failed", exc_info=exc)
+    cause = neuron_cause(exc)
+    if isinstance(cause, SyncAborted):
+        code = cause.code
+    elif isinstance(
+        cause, ConfigError | ConfigFieldMissingException | ConfigValueCannotBeCoercedException
+    ):
+        code = EXIT_CONFIG
+    else:
+        code = EXIT_FAILED
+    return SyncResult(
+        code, report, time.monotonic() - clock, error=_one_line(cause), started=started
     )
-    return result
 
 
 def _one_line(exc: BaseException) -> str:
@@ -221,30 +243,17 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-def _run_pipeline(
-    options: SyncOptions,
-    db: Path,
-    pipelines_dir: Path,
-    report: SyncReport,
-    progress: Progress | None,
-) -> Any:
+def _load(source: Any, options: SyncOptions, db: Path, pipelines_dir: Path) -> None:
     pipeline = dlt.pipeline(
         pipeline_name=options.pipeline_name,
         pipelines_dir=str(pipelines_dir),
         destination=dlt.destinations.duckdb(str(db)),
         dataset_name=DATASET_NAME,
     )
-    source = neuron_source(
-        backfill_from=options.backfill_from,
-        backfill_to=options.backfill_to,
-        filters=options.filters or None,
-        report=report,
-        on_progress=progress,
-        **options.source_args,
-    )
     if options.full_refresh:
-        return pipeline.run(source, refresh="drop_sources")
-    return pipeline.run(source)
+        pipeline.run(source, refresh="drop_sources")
+    else:
+        pipeline.run(source)
 
 
 def summary(result: SyncResult) -> str:

@@ -8,7 +8,7 @@ import pendulum
 
 from pipelines import runner
 from pipelines.cli import cmd_status
-from pipelines.runlog import read_state, record_run
+from pipelines.runlog import read_state
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, expected, query, sync
@@ -185,8 +185,7 @@ def test_status_shows_cursor_pending_and_runs(sandbox, tmp_path, capsys):
         duckdb_path=db, pipelines_dir=str(tmp_path / "dlt"),
         source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
     )
-    result = runner.run_sync(options)
-    record_run(options, result)
+    runner.run_sync(options)
     assert cmd_status(argparse.Namespace(duckdb=db)) == 0
     out = capsys.readouterr().out
     state = read_state(db)
