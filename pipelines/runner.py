@@ -250,10 +250,11 @@ def _load(source: Any, options: SyncOptions, db: Path, pipelines_dir: Path) -> N
         destination=dlt.destinations.duckdb(str(db)),
         dataset_name=DATASET_NAME,
     )
+    # parquet: DuckDB copies it in natively; INSERT ... VALUES text took GBs at 100k calls
     if options.full_refresh:
-        pipeline.run(source, refresh="drop_sources")
+        pipeline.run(source, refresh="drop_sources", loader_file_format="parquet")
     else:
-        pipeline.run(source)
+        pipeline.run(source, loader_file_format="parquet")
 
 
 def summary(result: SyncResult) -> str:

@@ -116,7 +116,7 @@ async def extract_calls(
     recent: dict[str, str] = state.setdefault("recent", {})
     _expire_pending(pending, recent, plan, report)
     queue: asyncio.Queue[tuple[str, Row | None] | None] = asyncio.Queue(maxsize=concurrency * 4)
-    results: asyncio.Queue[_Fetched | BaseException | None] = asyncio.Queue()
+    results: asyncio.Queue[_Fetched | BaseException | None] = asyncio.Queue(BATCH_ROWS * 2)
     newest: pendulum.DateTime | None = None
     workers = max(1, concurrency)
 
