@@ -20,10 +20,11 @@ from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
 )
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from .neuron import SyncReport, neuron_source
 from .neuron.client import ConfigError, NeuronError
-from .neuron.settings import DATASET_NAME, PIPELINE_NAME
+from .neuron.settings import DATASET_NAME, DUCKDB_LOAD_CONFIG, PIPELINE_NAME
 from .runlog import record_run
 from .views import apply_views
 
@@ -247,7 +248,9 @@ def _load(source: Any, options: SyncOptions, db: Path, pipelines_dir: Path) -> N
     pipeline = dlt.pipeline(
         pipeline_name=options.pipeline_name,
         pipelines_dir=str(pipelines_dir),
-        destination=dlt.destinations.duckdb(str(db)),
+        destination=dlt.destinations.duckdb(
+            DuckDbCredentials(str(db), global_config=DUCKDB_LOAD_CONFIG)
+        ),
         dataset_name=DATASET_NAME,
     )
     # parquet: DuckDB copies it in natively; INSERT ... VALUES text took GBs at 100k calls

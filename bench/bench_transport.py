@@ -1,0 +1,83 @@
+"""httpx's own async transport against httpx-aiohttp, through our client, on the sandbox.
+
+Usage: python bench/bench_transport.py [--requests 4000] [--concurrency 32] [--latency-ms 0]
+Prints requests/s and CPU seconds per 1,000 requests of the client process for each transport.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+
+from pipelines.neuron.client import NeuronClient, _default_transport
+
+
+def start_sandbox(latency_ms: float) -> tuple[subprocess.Popen[str], str, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.sandbox", "--port", "0", "--calls", "2000",
+         "--now", "2026-11-01T12:00:00Z", "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    banner = proc.stdout.readline()
+    found = re.search(r"(http://\S+/v1)\s+key: (\S+)", banner)
+    if not found:
+        proc.kill()
+        raise SystemExit(f"sandbox did not start: {banner!r}")
+    return proc, found.group(1), found.group(2)
+
+
+async def drive(
+    base_url: str, key: str, transport: httpx.AsyncBaseTransport, total: int, concurrency: int
+) -> tuple[float, float]:
+    async with NeuronClient(key, base_url, transport=transport) as client:
+        page = await client.list_calls({"limit": 100})
+        ids = [c["id"] for c in page["data"]]
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for i in range(total):
+            queue.put_nowait(ids[i % len(ids)])
+
+        async def worker() -> None:
+            while not queue.empty():
+                await client.get_call(queue.get_nowait())
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency-ms", type=float, default=0)
+    args = parser.parse_args()
+    proc, base_url, key = start_sandbox(args.latency_ms)
+    try:
+        print(f"{args.requests} detail requests, {args.concurrency} in flight, sandbox latency "
+              f"{args.latency_ms:g} ms (sandbox in its own process)")
+        print(f"{'transport':<28}{'req/s':>8}{'client CPU s / 1k req':>24}")
+        transports = {
+            "httpx default (httpcore)": lambda: httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=args.concurrency + 4)
+            ),
+            "httpx-aiohttp (ours)": lambda: _default_transport(args.concurrency),
+        }
+        for name, make in transports.items():
+            wall, cpu = asyncio.run(
+                drive(base_url, key, make(), args.requests, args.concurrency)
+            )
+            print(f"{name:<28}{args.requests / wall:>8.0f}{cpu / args.requests * 1000:>24.2f}")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    main()
