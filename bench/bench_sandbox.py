@@ -10,31 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import subprocess
-import sys
 import time
 from typing import Any
 
 import aiohttp
 import psutil
+from sandbox_proc import sandbox
 
 KEY = "sk_bench"
-
-
-def start_server(calls: int) -> tuple[subprocess.Popen[str], str, float]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.sandbox", "--port", "0", "--calls", str(calls),
-         "--api-key", KEY, "--now", "2026-11-01T12:00:00Z"],
-        stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"at (http://\S+/v1)", line)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"sandbox did not start: {line!r}")
-    return proc, match.group(1), time.perf_counter() - t0
 
 
 async def hammer(base: str, paths: list[str], seconds: float, concurrency: int,
@@ -91,11 +74,10 @@ async def in_flight(base: str, n: int, latency_ms: float) -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    proc, base, startup = start_server(args.calls)
-    try:
-        server = psutil.Process(proc.pid)
+    with sandbox(args.calls, 0, "--api-key", KEY) as sb:
+        base, server = sb.base_url, psutil.Process(sb.proc.pid)
         rss = server.memory_info().rss / 2**20
-        print(f"startup with {args.calls:,} calls: {startup:.2f} s   RSS: {rss:.0f} MB")
+        print(f"startup with {args.calls:,} calls: {sb.startup_seconds:.2f} s   RSS: {rss:.0f} MB")
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as s:
             async with s.get(f"{base}/calls?limit=100&offset=1000") as r:
                 ids = [c["id"] for c in (await r.json())["data"]]
@@ -125,9 +107,6 @@ async def main_async(args: argparse.Namespace) -> None:
                   f"in {res['elapsed']:.2f} s")
         rss = server.memory_info().rss / 2**20
         print(f"RSS after the run: {rss:.0f} MB")
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def main() -> None:

@@ -32,51 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from sandbox_proc import SandboxProc, sandbox
 
 HERE = Path(__file__).resolve().parent
 TABLES = ("calls", "transcripts", "transcript_segments", "speaker_sentiment")
 RSS_LIMIT_MB = 400
-
-
-# -- the sandbox, in its own process -----------------------------------------------------------
-
-
-@dataclass
-class SandboxProc:
-    proc: subprocess.Popen[str]
-    base_url: str
-    api_key: str
-    calls: int
-
-    @property
-    def admin(self) -> str:
-        return self.base_url.removesuffix("/v1") + "/_sandbox"
-
-    def reset_stats(self) -> None:
-        httpx.post(f"{self.admin}/stats/reset", timeout=10).raise_for_status()
-
-    def requests(self) -> int:
-        stats = httpx.get(f"{self.admin}/stats", timeout=10).json()
-        return int(stats["total"])
-
-
-@contextmanager
-def sandbox(calls: int, latency_ms: float) -> Any:
-    cmd = [sys.executable, "-m", "pipelines.sandbox", "--port", "0", "--calls", str(calls),
-           "--latency-ms", str(latency_ms)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # "Neuron sandbox at URL  key: KEY"
-        if "sandbox at" not in line:
-            raise RuntimeError(f"sandbox did not start: {line!r}")
-        url = line.split("sandbox at", 1)[1].split()[0]
-        key = line.rsplit("key:", 1)[1].strip()
-        yield SandboxProc(proc, url, key, calls)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 # -- child processes: one sync each --------------------------------------------------------------

@@ -8,29 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import subprocess
-import sys
 import time
 
 import httpx
+from sandbox_proc import sandbox
 
 from pipelines.neuron.client import NeuronClient, _default_transport
-
-
-def start_sandbox(latency_ms: float) -> tuple[subprocess.Popen[str], str, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.sandbox", "--port", "0", "--calls", "2000",
-         "--now", "2026-11-01T12:00:00Z", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    banner = proc.stdout.readline()
-    found = re.search(r"(http://\S+/v1)\s+key: (\S+)", banner)
-    if not found:
-        proc.kill()
-        raise SystemExit(f"sandbox did not start: {banner!r}")
-    return proc, found.group(1), found.group(2)
 
 
 async def drive(
@@ -58,8 +41,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency-ms", type=float, default=0)
     args = parser.parse_args()
-    proc, base_url, key = start_sandbox(args.latency_ms)
-    try:
+    with sandbox(2000, args.latency_ms) as sb:
+        base_url, key = sb.base_url, sb.api_key
         print(f"{args.requests} detail requests, {args.concurrency} in flight, sandbox latency "
               f"{args.latency_ms:g} ms (sandbox in its own process)")
         print(f"{'transport':<28}{'req/s':>8}{'client CPU s / 1k req':>24}")
@@ -74,9 +57,6 @@ def main() -> None:
                 drive(base_url, key, make(), args.requests, args.concurrency)
             )
             print(f"{name:<28}{args.requests / wall:>8.0f}{cpu / args.requests * 1000:>24.2f}")
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 if __name__ == "__main__":
