@@ -17,7 +17,7 @@ from rich.table import Table
 
 from . import runner
 from .neuron.settings import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME
-from .runlog import read_runs, read_state
+from .runlog import pipeline_names, read_runs, read_state
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .sandbox import Sandbox
 
     db: Path = args.duckdb
+    demo_pipeline = f"{PIPELINE_NAME}_demo"
+    if db.exists() and pipeline_names(db) != {demo_pipeline}:
+        raise runner.SyncAborted(
+            f"{db} exists and is not a demo database; the demo starts from an empty file: "
+            "pass another --duckdb, or delete the file yourself"
+        )
     for stale in (db, db.with_name(db.name + ".wal")):
         stale.unlink(missing_ok=True)
     workdir = tempfile.mkdtemp(prefix="neuron-demo-")
@@ -122,7 +128,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             options = runner.SyncOptions(
                 duckdb_path=db,
                 pipelines_dir=workdir,
-                pipeline_name=f"{PIPELINE_NAME}_demo",
+                pipeline_name=demo_pipeline,
                 source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
             )
             result = _sync(options)
@@ -187,6 +193,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             reasons[entry.get("reason", "?")] = reasons.get(entry.get("reason", "?"), 0) + 1
         detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
         print(f"pending      {len(pending)} calls ({detail}); pending since {oldest} at the oldest")
+        shown = sorted(pending.items(), key=lambda item: item[1].get("since", ""))[:10]
+        for call_id, entry in shown:
+            print(f"             {call_id}  since {entry.get('since')}  {entry.get('reason')}")
+        if len(pending) > len(shown):
+            print(f"             ... and {len(pending) - len(shown)} more")
     else:
         print("pending      none")
     if not runs:

@@ -78,6 +78,18 @@ def read_runs(db: Path, limit: int = 10) -> list[dict[str, Any]]:
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
+def pipeline_names(db: Path) -> set[str]:
+    """The dlt pipelines that have loaded into `db` (empty for a file that is no such DuckDB)."""
+    try:
+        with duckdb.connect(str(db), read_only=True) as conn:
+            rows = conn.execute(
+                f"select distinct pipeline_name from {DATASET_NAME}._dlt_pipeline_state"
+            ).fetchall()
+    except duckdb.Error:
+        return set()
+    return {row[0] for row in rows}
+
+
 def read_state(db: Path) -> dict[str, Any]:
     """The source state of the last committed load (dlt keeps it in `_dlt_pipeline_state`)."""
     with duckdb.connect(str(db), read_only=True) as conn:

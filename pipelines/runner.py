@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -170,6 +171,13 @@ def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResu
     clock = time.monotonic()
     report = SyncReport()
     try:
+        if options.full_refresh and (
+            options.backfill_from or options.backfill_to or options.filters
+        ):
+            raise SyncAborted(
+                "--full-refresh reloads everything: it cannot be combined with --from, --to "
+                "or a filter (run those as a separate backfill)"
+            )
         source = neuron_source(
             backfill_from=options.backfill_from,
             backfill_to=options.backfill_to,
@@ -184,7 +192,7 @@ def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResu
             exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"),
             exclusive(db.with_name(db.name + ".lock"), str(db)),
         ):
-            before = count_calls(db)
+            before = 0 if options.full_refresh else count_calls(db)
             try:
                 _load(source, options, db, pipelines_dir)
                 inserted = max(count_calls(db) - before, 0)
@@ -245,6 +253,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _load(source: Any, options: SyncOptions, db: Path, pipelines_dir: Path) -> None:
+    _forget_other_database(pipelines_dir / options.pipeline_name, db)
     pipeline = dlt.pipeline(
         pipeline_name=options.pipeline_name,
         pipelines_dir=str(pipelines_dir),
@@ -260,8 +269,27 @@ def _load(source: Any, options: SyncOptions, db: Path, pipelines_dir: Path) -> N
         pipeline.run(source, loader_file_format="parquet")
 
 
+def _forget_other_database(workdir: Path, db: Path) -> None:
+    """One working folder serves one DuckDB file. When the file changes, the folder (state of
+    the other file, its unloaded packages) is dropped, and dlt restores this file's state from
+    the file itself; the other file restores its own the same way on its next run."""
+    marker = workdir / "neuron_duckdb_path"
+    if marker.exists() and marker.read_text(encoding="utf-8") != str(db):
+        log.info("working folder %s was used for another DuckDB file: restoring state from %s",
+                 workdir, db)
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(db), encoding="utf-8")
+
+
 def summary(result: SyncResult) -> str:
     r, s = result.report, result.report.stats
+    if result.exit_code not in (EXIT_OK, EXIT_PARTIAL):
+        return (
+            f"failed       nothing of this run was loaded; {r.listed} calls listed, "
+            f"{s.requests} requests, {s.retries} retries, {s.rate_limited} x 429, "
+            f"{result.seconds:.1f}s"
+        )
     lines = [
         f"calls        listed {r.listed}, inserted {result.inserted}, updated {result.updated}",
         f"transcripts  loaded {r.transcripts}, still pending {r.pending_transcripts}"

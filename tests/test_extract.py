@@ -374,3 +374,26 @@ def test_refused_key_on_details_stops_the_run() -> None:
     state: dict[str, Any] = {}
     with pytest.raises(AuthenticationError):
         extract(api, state, incremental(state), concurrency=1, timeout=0.5)
+
+
+def test_backfill_whose_details_fail_does_not_downgrade_loaded_rows() -> None:
+    calls, transcripts = fixture_calls()
+    api = FakeApi(calls, transcripts, fail={"c_done": 500})
+    state: dict[str, Any] = {"cursor": at(12, day=29)}  # c_done may be loaded already
+    plan = SyncPlan(now=NOW, start=pendulum.datetime(2024, 2, 1, tz="UTC"),
+                    end=NOW, incremental=False)
+    batches, report = extract(api, state, plan)
+    assert "c_done" not in rows(batches)  # no list-item row to overwrite the full one
+    assert set(report.deferred) == {"c_done"}
+    assert state["pending"]["c_done"]["reason"] == "details failed"
+
+
+def test_transcript_404_for_a_call_with_a_job_stays_pending() -> None:
+    calls, transcripts = fixture_calls()
+    del transcripts["c_done"]  # the API answers 404 although the call has a transcript job
+    api = FakeApi(calls, transcripts)
+    state: dict[str, Any] = {}
+    batches, _ = extract(api, state, incremental(state))
+    assert "c_done" in rows(batches) and "c_done" not in rows(batches, "transcripts")
+    assert state["pending"]["c_done"]["reason"] == "transcript not found"
+    assert "c_done" not in state["recent"]

@@ -192,6 +192,8 @@ def test_status_shows_cursor_pending_and_runs(sandbox, tmp_path, capsys):
     assert state["cursor"] in out
     assert f"{len(state['pending'])} calls" in out
     assert "call in_progress" in out
+    oldest = min(state["pending"], key=lambda k: state["pending"][k]["since"])
+    assert oldest in out  # the pending calls are listed by id
     assert "incremental" in out  # the run log
 
 
@@ -218,3 +220,51 @@ def test_state_survives_a_lost_working_folder(make_sandbox, tmp_path):
     # restored from the DuckDB file: only the pending calls are fetched again
     assert requests_by_endpoint(sandbox)["detail"] == len(state["pending"])
     assert_matches_truth(tmp_path / "calls.duckdb", sandbox.truth())
+
+
+def test_two_duckdb_files_under_one_home_each_keep_their_own_cursor(make_sandbox, tmp_path):
+    sandbox = make_sandbox(calls=200)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+
+    def run(folder):
+        return runner.run_sync(runner.SyncOptions(
+            duckdb_path=folder / "calls.duckdb", pipelines_dir=str(tmp_path / "dlt"),
+            source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
+        ))
+
+    assert run(a).exit_code == runner.EXIT_OK
+    for _ in range(3):  # same working folder, another file, whose state gets ahead of a's
+        sandbox.advance(4 * 3600)
+        assert run(b).exit_code == runner.EXIT_OK
+    result = run(a)  # must resume from a's own cursor, not b's
+    assert result.exit_code == runner.EXIT_OK, result.error
+    assert_matches_truth(a / "calls.duckdb", sandbox.truth())
+    assert_matches_truth(b / "calls.duckdb", sandbox.truth())
+
+
+def test_full_refresh_with_a_window_or_filter_is_refused(sandbox, tmp_path):
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    result = sync(sandbox, tmp_path, full_refresh=True, filters={"language": "hi-IN"})
+    assert result.exit_code == runner.EXIT_CONFIG
+    assert "--full-refresh" in (result.error or "")
+    assert_matches_truth(tmp_path / "calls.duckdb", sandbox.truth())  # nothing dropped
+
+
+def test_base_url_without_v1_is_a_config_error(sandbox, tmp_path):
+    result = sync(sandbox, tmp_path,
+                  source_args={"base_url": sandbox.base_url.removesuffix("/v1")})
+    assert result.exit_code == runner.EXIT_CONFIG
+    assert "SOURCES__NEURON__BASE_URL" in (result.error or "")
+
+
+def test_demo_refuses_to_overwrite_a_real_database(sandbox, tmp_path):
+    from pipelines.cli import main
+
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    db = tmp_path / "calls.duckdb"
+    before = db.stat().st_size
+    assert main(["demo", "--duckdb", str(db), "--calls", "10"]) == runner.EXIT_CONFIG
+    assert db.stat().st_size == before
+    assert_matches_truth(db, sandbox.truth())

@@ -189,7 +189,13 @@ class NeuronClient:
 
     async def list_calls(self, params: dict[str, Any]) -> dict[str, Any]:
         """One page of `GET /calls`, validated: `data` is a list of objects with an `id`."""
-        page = await self._get_json(settings.CALLS_PATH, params)
+        try:
+            page = await self._get_json(settings.CALLS_PATH, params)
+        except NotFoundError:  # the list itself cannot be missing: the URL is wrong
+            raise ConfigError(
+                f"GET /calls: not found at {sanitize_url(self.base_url)}: is SOURCES__NEURON__"
+                f"BASE_URL the API's /v1 URL (default {settings.DEFAULT_BASE_URL})?"
+            ) from None
         data = page.get("data")
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
             raise ResponseError("malformed response from GET /calls: `data` is not a list of calls")

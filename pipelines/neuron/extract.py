@@ -115,7 +115,8 @@ async def extract_calls(
     pending: dict[str, dict[str, str]] = state.setdefault("pending", {})
     recent: dict[str, str] = state.setdefault("recent", {})
     _expire_pending(pending, recent, plan, report)
-    queue: asyncio.Queue[tuple[str, Row | None] | None] = asyncio.Queue(maxsize=concurrency * 4)
+    queue: asyncio.Queue[tuple[str, Row | None, bool] | None] = asyncio.Queue(concurrency * 4)
+    old_cursor = parse_timestamp(state.get("cursor"))
     results: asyncio.Queue[_Fetched | BaseException | None] = asyncio.Queue(BATCH_ROWS * 2)
     newest: pendulum.DateTime | None = None
     workers = max(1, concurrency)
@@ -137,16 +138,19 @@ async def extract_calls(
                     newest = started
                 if plan.incremental and call_id in recent and call_id not in pending:
                     continue  # final and loaded by an earlier run: nothing can have changed
-                await queue.put((call_id, item))
+                # new for sure: past the cursor of an incremental run (else it may be loaded)
+                new = plan.incremental and (old_cursor is None or started is None
+                                            or started > old_cursor) and call_id not in pending
+                await queue.put((call_id, item, new))
             if on_progress:
                 on_progress(report)
         for call_id in list(pending):
             if call_id not in seen:
-                await queue.put((call_id, None))
+                await queue.put((call_id, None, False))
 
     async def worker() -> None:
         while (job := await queue.get()) is not None:
-            await results.put(await _fetch(client, *job, previously_pending=job[0] in pending))
+            await results.put(await _fetch(client, *job))
 
     async def list_then_stop_workers() -> None:
         await lister()
@@ -204,21 +208,23 @@ async def extract_calls(
     _advance_cursor(state, plan, newest)
 
 
-async def _fetch(
-    client: NeuronClient, call_id: str, listed: Row | None, previously_pending: bool
-) -> _Fetched:
-    """Details, then the transcript of a final call that has a transcript job."""
+async def _fetch(client: NeuronClient, call_id: str, listed: Row | None, new: bool) -> _Fetched:
+    """Details, then the transcript of a final call that has a transcript job.
+
+    When the details cannot be had, a call `new` to the warehouse is loaded from its list item
+    meanwhile; a call that may be loaded already keeps its row (no downgrade to a list item).
+    """
     try:
         detail = await client.get_call(call_id)
     except NotFoundError:
         if listed is None:
             return _Fetched(call_id, gone=True)
-        return _Fetched(call_id, call=call_row(listed, detailed=False), pending="details not found")
+        row = call_row(listed, detailed=False) if new else None
+        return _Fetched(call_id, call=row, pending="details not found")
     except AuthenticationError:
         raise
     except NeuronError as exc:
-        # a call loaded before keeps its row; a new one is loaded from its list item meanwhile
-        row = None if previously_pending or listed is None else call_row(listed, detailed=False)
+        row = call_row(listed, detailed=False) if new and listed is not None else None
         return _Fetched(call_id, call=row, pending="details failed", failed=str(exc))
     if detail.get("id") != call_id:
         return _Fetched(call_id, pending="details malformed", failed="detail has another id")
@@ -235,10 +241,11 @@ async def _fetch(
     except NeuronError as exc:
         fetched.pending, fetched.failed = "transcript failed", str(exc)
         return fetched
-    if transcript_is_ready(transcript):
-        assert transcript is not None
+    if transcript is None:  # 404 although the call has a transcript job: ask again later
+        fetched.pending = "transcript not found"
+    elif transcript_is_ready(transcript):
         fetched.transcript = transcript_rows(call_id, transcript)
-    elif transcript is not None:
+    else:
         fetched.pending = f"transcript {transcript.get('status') or 'not ready'}"
     return fetched
 
@@ -265,9 +272,11 @@ def _apply(
         pending.pop(call_id, None)
     elif fetched.pending:
         pending.setdefault(call_id, {"since": iso(plan.now)})["reason"] = fetched.pending
-        if fetched.pending.startswith("transcript"):
+        if fetched.failed:
+            pass  # counted in `deferred`
+        elif fetched.pending.startswith("transcript"):
             report.pending_transcripts += 1
-        else:
+        elif fetched.pending.startswith("call "):
             report.pending_calls += 1
     else:
         pending.pop(call_id, None)

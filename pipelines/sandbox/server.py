@@ -184,12 +184,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+    problems = [
+        (not 0 <= args.port <= 65535, "--port must be 0..65535"),
+        (not 0 <= args.fault_rate <= 1, "--fault-rate must be between 0 and 1"),
+        (args.calls < 0 or args.days < 1, "--calls must be >= 0 and --days >= 1"),
+        (args.latency_ms < 0 or (args.rate_limit or 0) < 0, "--latency-ms, --rate-limit >= 0"),
+    ]
+    for bad, message in problems:
+        if bad:
+            print(f"neuron-calls sandbox: {message}", file=sys.stderr)
+            return 2
     try:
         serve(calls=args.calls, seed=args.seed, now=args.now, days=args.days,
               api_key=args.api_key, live=args.live, speed=args.speed,
               latency_ms=args.latency_ms, rate_limit=args.rate_limit,
               fault_rate=args.fault_rate, host=args.host, port=args.port)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, OverflowError) as exc:
         print(f"neuron-calls sandbox: {exc}", file=sys.stderr)
         return 2
     return 0
