@@ -16,7 +16,6 @@ from typing import Any, TextIO
 
 import dlt
 import duckdb
-import pendulum
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
@@ -25,7 +24,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from .neuron import SyncReport, neuron_source
 from .neuron.client import ConfigError, NeuronError
-from .neuron.settings import DATASET_NAME, DUCKDB_LOAD_CONFIG, PIPELINE_NAME
+from .neuron.settings import DATASET_NAME, DEFAULT_DUCKDB_PATH, DUCKDB_LOAD_CONFIG, PIPELINE_NAME
 from .runlog import record_run
 from .views import apply_views
 
@@ -47,7 +46,7 @@ class SyncAborted(Exception):
 
 @dataclass
 class SyncOptions:
-    duckdb_path: Path = Path("neuron_calls.duckdb")
+    duckdb_path: Path = Path(DEFAULT_DUCKDB_PATH)
     backfill_from: str | None = None
     backfill_to: str | None = None
     filters: dict[str, str] = field(default_factory=dict)
@@ -315,7 +314,3 @@ def configure_logging(verbose: bool = False) -> None:
     )
     for noisy in ("httpx", "httpcore", "aiohttp", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def now_iso() -> str:
-    return pendulum.now("UTC").to_iso8601_string()
