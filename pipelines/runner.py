@@ -65,7 +65,6 @@ class SyncResult:
     updated: int = 0
     pending: int = 0
     error: str | None = None
-    started: bool = True  # False when a lock or the DuckDB file refused the run: nothing touched
 
 
 @contextlib.contextmanager
@@ -210,15 +209,13 @@ def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResu
             record_run(options, result)
             return result
     except Exception as exc:  # noqa: BLE001
-        return _failed(exc, report, clock, started=False)
+        return _failed(exc, report, clock)  # refused before the lock: nothing touched, no log
     finally:
         if progress:
             progress.close()
 
 
-def _failed(
-    exc: Exception, report: SyncReport, clock: float, started: bool = True
-) -> SyncResult:
+def _failed(exc: Exception, report: SyncReport, clock: float) -> SyncResult:
     log.debug("sync failed", exc_info=exc)
     cause = neuron_cause(exc)
     if isinstance(cause, SyncAborted):
@@ -229,9 +226,7 @@ def _failed(
         code = EXIT_CONFIG
     else:
         code = EXIT_FAILED
-    return SyncResult(
-        code, report, time.monotonic() - clock, error=_one_line(cause), started=started
-    )
+    return SyncResult(code, report, time.monotonic() - clock, error=_one_line(cause))
 
 
 def _one_line(exc: BaseException) -> str:
