@@ -20,8 +20,9 @@ from sandbox_proc import sandbox
 KEY = "sk_bench"
 
 
-async def hammer(base: str, paths: list[str], seconds: float, concurrency: int,
-                 server: psutil.Process) -> dict[str, Any]:
+async def hammer(
+    base: str, paths: list[str], seconds: float, concurrency: int, server: psutil.Process
+) -> dict[str, Any]:
     """Requests/s over `seconds`, `concurrency` keep-alive connections, cycling `paths`."""
     headers = {"Authorization": f"Bearer {KEY}"}
     done, bad = 0, 0
@@ -45,8 +46,12 @@ async def hammer(base: str, paths: list[str], seconds: float, concurrency: int,
         elapsed = time.perf_counter() - t0
         cpu1 = server.cpu_times()
     cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    return {"rps": done / elapsed, "errors": bad, "server_cpu": cpu / elapsed,
-            "rps_per_server_core": done / cpu if cpu else float("nan")}
+    return {
+        "rps": done / elapsed,
+        "errors": bad,
+        "server_cpu": cpu / elapsed,
+        "rps_per_server_core": done / cpu if cpu else float("nan"),
+    }
 
 
 async def in_flight(base: str, n: int, latency_ms: float) -> dict[str, Any]:
@@ -55,8 +60,9 @@ async def in_flight(base: str, n: int, latency_ms: float) -> dict[str, Any]:
     root = base[: -len("/v1")]
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, headers=headers,
-                                     timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, headers=headers, timeout=timeout
+    ) as session:
         async with session.post(f"{root}/_sandbox/config", json={"latency_ms": latency_ms}):
             pass
 
@@ -89,22 +95,29 @@ async def main_async(args: argparse.Namespace) -> None:
         cases = {
             "detail  GET /calls/{id}": [f"{base}/calls/{i}" for i in ids],
             "list    GET /calls?limit=20": [f"{base}/calls?offset={k * 20}" for k in range(50)],
-            "list    GET /calls?limit=100": [f"{base}/calls?limit=100&offset={k * 100}"
-                                             for k in range(50)],
-            "filter  GET /calls?language=ta-IN": [f"{base}/calls?language=ta-IN&offset={k}"
-                                                  for k in range(50)],
-            "transcript GET /calls/{id}/transcript": [f"{base}/calls/{i}/transcript"
-                                                      for i in with_transcript],
+            "list    GET /calls?limit=100": [
+                f"{base}/calls?limit=100&offset={k * 100}" for k in range(50)
+            ],
+            "filter  GET /calls?language=ta-IN": [
+                f"{base}/calls?language=ta-IN&offset={k}" for k in range(50)
+            ],
+            "transcript GET /calls/{id}/transcript": [
+                f"{base}/calls/{i}/transcript" for i in with_transcript
+            ],
         }
         for name, paths in cases.items():
             res = await hammer(base, paths, args.seconds, args.concurrency, server)
-            print(f"{name:40s} {res['rps']:8.0f} req/s  (server CPU {res['server_cpu']:.2f} "
-                  f"cores -> {res['rps_per_server_core']:.0f} req/s per server core; "
-                  f"non-200: {res['errors']})")
+            print(
+                f"{name:40s} {res['rps']:8.0f} req/s  (server CPU {res['server_cpu']:.2f} "
+                f"cores -> {res['rps_per_server_core']:.0f} req/s per server core; "
+                f"non-200: {res['errors']})"
+            )
         for n in (2000, 5000):
             res = await in_flight(base, n, 100)
-            print(f"in flight: {res['requests']} concurrent at 100 ms latency: {res['ok']} ok "
-                  f"in {res['elapsed']:.2f} s")
+            print(
+                f"in flight: {res['requests']} concurrent at 100 ms latency: {res['ok']} ok "
+                f"in {res['elapsed']:.2f} s"
+            )
         rss = server.memory_info().rss / 2**20
         print(f"RSS after the run: {rss:.0f} MB")
 

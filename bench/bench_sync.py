@@ -52,16 +52,23 @@ def child_ours(args: dict[str, Any]) -> dict[str, Any]:
     options = SyncOptions(
         duckdb_path=db,
         pipelines_dir=str(work / "pipelines"),
-        source_args={"base_url": args["base_url"], "api_key": args["api_key"],
-                     "max_concurrency": args["concurrency"]},
+        source_args={
+            "base_url": args["base_url"],
+            "api_key": args["api_key"],
+            "max_concurrency": args["concurrency"],
+        },
     )
     result = run_sync(options)
     if result.exit_code not in (0, 3):
         raise SystemExit(f"our sync failed ({result.exit_code}): {result.error}")
     with duckdb.connect(str(db), read_only=True) as conn:
         rows = {t: conn.execute(f"select count(*) from neuron.{t}").fetchone()[0] for t in TABLES}
-    return {"seconds": result.seconds, "rows": rows, "calls": len(result.report.calls),
-            "client_requests": result.report.stats.requests}
+    return {
+        "seconds": result.seconds,
+        "rows": rows,
+        "calls": len(result.report.calls),
+        "client_requests": result.report.stats.requests,
+    }
 
 
 def rest_api_config(base_url: str, api_key: str, parallel: bool) -> dict[str, Any]:
@@ -76,8 +83,13 @@ def rest_api_config(base_url: str, api_key: str, parallel: bool) -> dict[str, An
                 "endpoint": {
                     "path": "calls",
                     "data_selector": "data",
-                    "paginator": {"type": "offset", "limit": 100, "offset_param": "offset",
-                                  "limit_param": "limit", "total_path": "total"},
+                    "paginator": {
+                        "type": "offset",
+                        "limit": 100,
+                        "offset_param": "offset",
+                        "limit_param": "limit",
+                        "total_path": "total",
+                    },
                 },
             },
             {
@@ -112,16 +124,24 @@ def child_rest_api(args: dict[str, Any]) -> dict[str, Any]:
 
     work = Path(args["dir"])
     db = work / "rest_api.duckdb"
-    pipeline = dlt.pipeline(pipeline_name="rest_api_bench", pipelines_dir=str(work / "pipelines"),
-                            destination=dlt.destinations.duckdb(str(db)), dataset_name="rest")
+    pipeline = dlt.pipeline(
+        pipeline_name="rest_api_bench",
+        pipelines_dir=str(work / "pipelines"),
+        destination=dlt.destinations.duckdb(str(db)),
+        dataset_name="rest",
+    )
     source = rest_api_source(rest_api_config(args["base_url"], args["api_key"], args["parallel"]))
     started = time.monotonic()
     pipeline.run(source)
     seconds = time.monotonic() - started
     with duckdb.connect(str(db), read_only=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "select table_name from information_schema.tables where table_schema = 'rest' "
-            "and table_name not like '_dlt%'").fetchall()]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "select table_name from information_schema.tables where table_schema = 'rest' "
+                "and table_name not like '_dlt%'"
+            ).fetchall()
+        ]
         rows = {t: conn.execute(f'select count(*) from rest."{t}"').fetchone()[0] for t in tables}
         (calls,) = conn.execute("select count(*) from rest.calls").fetchone() or (0,)
     return {"seconds": seconds, "rows": rows, "calls": calls}
@@ -131,7 +151,9 @@ def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     """Run one sync in a child process; its result, plus its own peak RSS in MB."""
     proc = subprocess.run(
         [sys.executable, __file__, "--child", kind, json.dumps(args)],
-        capture_output=True, text=True, cwd=args["dir"],
+        capture_output=True,
+        text=True,
+        cwd=args["dir"],
         env={**os.environ, "HOME": args["dir"], "RUNTIME__LOG_LEVEL": "WARNING"},
     )
     if proc.returncode != 0:
@@ -164,26 +186,49 @@ class Run:
         return self.ideal / self.seconds
 
     def line(self) -> str:
-        return (f"{self.label:<34}{self.calls:>8,}{self.seconds:>9.1f}{self.requests:>9,}"
-                f"{self.requests / self.seconds:>9.0f}{self.calls / self.seconds:>9.0f}"
-                f"{self.rows / self.seconds:>9.0f}{self.rss_mb:>8.0f}{self.ideal:>8.1f}"
-                f"{self.efficiency:>6.2f}")
+        return (
+            f"{self.label:<34}{self.calls:>8,}{self.seconds:>9.1f}{self.requests:>9,}"
+            f"{self.requests / self.seconds:>9.0f}{self.calls / self.seconds:>9.0f}"
+            f"{self.rows / self.seconds:>9.0f}{self.rss_mb:>8.0f}{self.ideal:>8.1f}"
+            f"{self.efficiency:>6.2f}"
+        )
 
 
-HEADER = (f"{'run':<34}{'calls':>8}{'wall s':>9}{'requests':>9}{'req/s':>9}{'calls/s':>9}"
-          f"{'rows/s':>9}{'RSS MB':>8}{'ideal':>8}{'eff':>6}")
+HEADER = (
+    f"{'run':<34}{'calls':>8}{'wall s':>9}{'requests':>9}{'req/s':>9}{'calls/s':>9}"
+    f"{'rows/s':>9}{'RSS MB':>8}{'ideal':>8}{'eff':>6}"
+)
 
 
-def timed_run(sb: SandboxProc, label: str, kind: str, work: Path, latency_s: float,
-              concurrency: int, **extra: Any) -> tuple[Run, dict[str, Any]]:
+def timed_run(
+    sb: SandboxProc,
+    label: str,
+    kind: str,
+    work: Path,
+    latency_s: float,
+    concurrency: int,
+    **extra: Any,
+) -> tuple[Run, dict[str, Any]]:
     sb.reset_stats()
-    args = {"dir": str(work), "base_url": sb.base_url, "api_key": sb.api_key,
-            "concurrency": concurrency, **extra}
+    args = {
+        "dir": str(work),
+        "base_url": sb.base_url,
+        "api_key": sb.api_key,
+        "concurrency": concurrency,
+        **extra,
+    }
     result = run_child(kind, args)
     requests = sb.requests()
     in_flight = concurrency if kind == "ours" or extra.get("parallel") else 1
-    run = Run(label, sb.calls, result["seconds"], requests, sum(result["rows"].values()),
-              result["rss_mb"], requests * latency_s / in_flight)
+    run = Run(
+        label,
+        sb.calls,
+        result["seconds"],
+        requests,
+        sum(result["rows"].values()),
+        result["rss_mb"],
+        requests * latency_s / in_flight,
+    )
     print(run.line(), flush=True)
     return run, result
 
@@ -195,8 +240,9 @@ def fresh_dir(root: Path, name: str) -> Path:
 
 
 def views_table() -> tuple[str, dict[str, float]]:
-    proc = subprocess.run([sys.executable, str(HERE / "bench_views.py")], capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "bench_views.py")], capture_output=True, text=True, check=True
+    )
     seconds: dict[str, float] = {}
     for line in proc.stdout.splitlines():
         parts = line.split()
@@ -209,11 +255,19 @@ def views_table() -> tuple[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--latency-ms", type=float, default=50.0,
-                        help="mean sandbox latency per request (jitter 0.5x-1.5x)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=50.0,
+        help="mean sandbox latency per request (jitter 0.5x-1.5x)",
+    )
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--baseline-calls", type=int, default=1000,
-                        help="calls in the sandbox for the rest_api baselines (0: same as --calls)")
+    parser.add_argument(
+        "--baseline-calls",
+        type=int,
+        default=1000,
+        help="calls in the sandbox for the rest_api baselines (0: same as --calls)",
+    )
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-views", action="store_true")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -225,8 +279,10 @@ def main() -> None:
     latency = args.latency_ms / 1000
     c = args.concurrency
     targets: list[tuple[str, bool | None, str]] = []
-    print(f"sandbox: {args.calls:,} calls, latency {args.latency_ms:.0f} ms mean (x0.5-1.5 "
-          f"jitter), no faults; our concurrency {c}; ideal = requests x latency / concurrency")
+    print(
+        f"sandbox: {args.calls:,} calls, latency {args.latency_ms:.0f} ms mean (x0.5-1.5 "
+        f"jitter), no faults; our concurrency {c}; ideal = requests x latency / concurrency"
+    )
     print(HEADER)
     with tempfile.TemporaryDirectory(prefix="bench_sync_") as tmp:
         root = Path(tmp)
@@ -234,11 +290,20 @@ def main() -> None:
             work = fresh_dir(root, "ours")
             ours, _ = timed_run(sb, f"ours full sync (c={c})", "ours", work, latency, c)
             sb.reset_stats()
-            inc = run_child("ours", {"dir": str(work), "base_url": sb.base_url,
-                                     "api_key": sb.api_key, "concurrency": c})
+            inc = run_child(
+                "ours",
+                {
+                    "dir": str(work),
+                    "base_url": sb.base_url,
+                    "api_key": sb.api_key,
+                    "concurrency": c,
+                },
+            )
             inc_requests = sb.requests()
-            print(f"{'ours incremental, unchanged':<34}{args.calls:>8,}{inc['seconds']:>9.1f}"
-                  f"{inc_requests:>9,}{'':>36}{inc['rss_mb']:>8.0f}")
+            print(
+                f"{'ours incremental, unchanged':<34}{args.calls:>8,}{inc['seconds']:>9.1f}"
+                f"{inc_requests:>9,}{'':>36}{inc['rss_mb']:>8.0f}"
+            )
             base_sb_calls = args.baseline_calls or args.calls
             baseline: dict[str, Run] = {}
             ours_small = ours
@@ -247,51 +312,97 @@ def main() -> None:
                 ctx = _same(sb) if same else sandbox(base_sb_calls, args.latency_ms)
                 with ctx as bsb:
                     if not same:
-                        ours_small, _ = timed_run(bsb, f"ours full sync (c={c})", "ours",
-                                                  fresh_dir(root, "ours_small"), latency, c)
+                        ours_small, _ = timed_run(
+                            bsb,
+                            f"ours full sync (c={c})",
+                            "ours",
+                            fresh_dir(root, "ours_small"),
+                            latency,
+                            c,
+                        )
                     baseline["par"], _ = timed_run(
-                        bsb, f"rest_api, {c} workers", "rest_api",
-                        fresh_dir(root, "rest_par"), latency, c, parallel=True)
+                        bsb,
+                        f"rest_api, {c} workers",
+                        "rest_api",
+                        fresh_dir(root, "rest_par"),
+                        latency,
+                        c,
+                        parallel=True,
+                    )
                     baseline["def"], _ = timed_run(
-                        bsb, "rest_api, defaults", "rest_api",
-                        fresh_dir(root, "rest_def"), latency, c, parallel=False)
+                        bsb,
+                        "rest_api, defaults",
+                        "rest_api",
+                        fresh_dir(root, "rest_def"),
+                        latency,
+                        c,
+                        parallel=False,
+                    )
         print("(ideal for rest_api at defaults: its requests x latency, one at a time)")
         print(f"unchanged incremental run: {inc['seconds']:.1f} s, {inc_requests} requests")
 
         if baseline:
-            note = "" if base_sb_calls == args.calls else (
-                f" (on a {base_sb_calls:,}-call sandbox; ours ran there too, so equal N)")
+            note = (
+                ""
+                if base_sb_calls == args.calls
+                else (f" (on a {base_sb_calls:,}-call sandbox; ours ran there too, so equal N)")
+            )
             print(f"\nspeedup over dlt rest_api_source{note}:")
             for key, label in (("def", "at its defaults"), ("par", f"with {c} workers")):
                 speedup = baseline[key].seconds / ours_small.seconds
                 rate = ours_small.calls / ours_small.seconds
-                print(f"  {label:<18} {speedup:5.1f}x  (calls/s {rate:.0f}"
-                      f" vs {baseline[key].calls / baseline[key].seconds:.0f})")
-            targets.append((">= 5x faster than rest_api at defaults",
-                            baseline["def"].seconds / ours_small.seconds >= 5,
-                            f"{baseline['def'].seconds / ours_small.seconds:.1f}x"))
-            targets.append((f"faster than rest_api at {c} workers",
-                            baseline["par"].seconds > ours_small.seconds,
-                            f"{baseline['par'].seconds / ours_small.seconds:.1f}x"))
+                print(
+                    f"  {label:<18} {speedup:5.1f}x  (calls/s {rate:.0f}"
+                    f" vs {baseline[key].calls / baseline[key].seconds:.0f})"
+                )
+            targets.append(
+                (
+                    ">= 5x faster than rest_api at defaults",
+                    baseline["def"].seconds / ours_small.seconds >= 5,
+                    f"{baseline['def'].seconds / ours_small.seconds:.1f}x",
+                )
+            )
+            targets.append(
+                (
+                    f"faster than rest_api at {c} workers",
+                    baseline["par"].seconds > ours_small.seconds,
+                    f"{baseline['par'].seconds / ours_small.seconds:.1f}x",
+                )
+            )
 
         view_seconds: dict[str, float] = {}
         if not args.skip_views:
             text, view_seconds = views_table()
             print("\nviews (bench/bench_views.py, 1M synthetic calls):\n" + text)
 
-    targets.insert(0, (f"efficiency >= 0.7 at concurrency {c}", ours.efficiency >= 0.7,
-                       f"{ours.efficiency:.2f}"))
+    targets.insert(
+        0,
+        (f"efficiency >= 0.7 at concurrency {c}", ours.efficiency >= 0.7, f"{ours.efficiency:.2f}"),
+    )
     big = args.calls >= 100_000
-    targets.append((f"peak RSS <= {RSS_LIMIT_MB} MB at 100,000 calls",
-                    ours.rss_mb <= RSS_LIMIT_MB if big else None,
-                    f"{ours.rss_mb:.0f} MB at {args.calls:,}"))
-    targets.append(("unchanged incremental on 100k history < 10 s",
-                    inc["seconds"] < 10 if big else None,
-                    f"{inc['seconds']:.1f} s at {args.calls:,}"))
+    targets.append(
+        (
+            f"peak RSS <= {RSS_LIMIT_MB} MB at 100,000 calls",
+            ours.rss_mb <= RSS_LIMIT_MB if big else None,
+            f"{ours.rss_mb:.0f} MB at {args.calls:,}",
+        )
+    )
+    targets.append(
+        (
+            "unchanged incremental on 100k history < 10 s",
+            inc["seconds"] < 10 if big else None,
+            f"{inc['seconds']:.1f} s at {args.calls:,}",
+        )
+    )
     if view_seconds:
         slowest = max(view_seconds, key=view_seconds.__getitem__)
-        targets.append(("each view query < 1 s", view_seconds[slowest] < 1,
-                        f"slowest {slowest} {view_seconds[slowest]:.2f} s"))
+        targets.append(
+            (
+                "each view query < 1 s",
+                view_seconds[slowest] < 1,
+                f"slowest {slowest} {view_seconds[slowest]:.2f} s",
+            )
+        )
     print("\ntargets:")
     for name, ok, figure in targets:
         verdict = "PASS" if ok else "FAIL" if ok is not None else "n/a (run --calls 100000)"

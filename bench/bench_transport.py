@@ -43,8 +43,10 @@ def main() -> None:
     args = parser.parse_args()
     with sandbox(2000, args.latency_ms) as sb:
         base_url, key = sb.base_url, sb.api_key
-        print(f"{args.requests} detail requests, {args.concurrency} in flight, sandbox latency "
-              f"{args.latency_ms:g} ms (sandbox in its own process)")
+        print(
+            f"{args.requests} detail requests, {args.concurrency} in flight, sandbox latency "
+            f"{args.latency_ms:g} ms (sandbox in its own process)"
+        )
         print(f"{'transport':<28}{'req/s':>8}{'client CPU s / 1k req':>24}")
         transports = {
             "httpx default (httpcore)": lambda: httpx.AsyncHTTPTransport(
@@ -53,9 +55,7 @@ def main() -> None:
             "httpx-aiohttp (ours)": lambda: _default_transport(args.concurrency),
         }
         for name, make in transports.items():
-            wall, cpu = asyncio.run(
-                drive(base_url, key, make(), args.requests, args.concurrency)
-            )
+            wall, cpu = asyncio.run(drive(base_url, key, make(), args.requests, args.concurrency))
             print(f"{name:<28}{args.requests / wall:>8.0f}{cpu / args.requests * 1000:>24.2f}")
 
 

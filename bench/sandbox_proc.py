@@ -35,8 +35,20 @@ class SandboxProc:
 @contextmanager
 def sandbox(calls: int, latency_ms: float = 0, *options: str) -> Iterator[SandboxProc]:
     """`python -m pipelines.sandbox` on a free port, clock frozen, stopped at the end."""
-    cmd = [sys.executable, "-m", "pipelines.sandbox", "--port", "0", "--calls", str(calls),
-           "--latency-ms", str(latency_ms), "--now", "2026-11-01T12:00:00Z", *options]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.sandbox",
+        "--port",
+        "0",
+        "--calls",
+        str(calls),
+        "--latency-ms",
+        str(latency_ms),
+        "--now",
+        "2026-11-01T12:00:00Z",
+        *options,
+    ]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:

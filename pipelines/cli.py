@@ -48,15 +48,26 @@ def _parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", help="incremental sync of the API into DuckDB")
     _add_db(sync, DEFAULT_DUCKDB_PATH)
-    sync.add_argument("--from", dest="backfill_from", metavar="ISO8601",
-                      help="backfill from this started_at (does not move the cursor)")
-    sync.add_argument("--to", dest="backfill_to", metavar="ISO8601",
-                      help="backfill up to this started_at (does not move the cursor)")
+    sync.add_argument(
+        "--from",
+        dest="backfill_from",
+        metavar="ISO8601",
+        help="backfill from this started_at (does not move the cursor)",
+    )
+    sync.add_argument(
+        "--to",
+        dest="backfill_to",
+        metavar="ISO8601",
+        help="backfill up to this started_at (does not move the cursor)",
+    )
     sync.add_argument("--campaign", help="only this campaign_id (does not move the cursor)")
     sync.add_argument("--disposition", help="only this disposition (does not move the cursor)")
     sync.add_argument("--language", help="only this language (does not move the cursor)")
-    sync.add_argument("--full-refresh", action="store_true",
-                      help="forget the cursor and pending set, drop the tables, reload everything")
+    sync.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="forget the cursor and pending set, drop the tables, reload everything",
+    )
     sync.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sync.set_defaults(func=cmd_sync)
 
@@ -79,13 +90,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_db(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--duckdb", type=Path, default=Path(default), metavar="PATH",
-                        help=f"the DuckDB file (default {default})")
+    parser.add_argument(
+        "--duckdb",
+        type=Path,
+        default=Path(default),
+        metavar="PATH",
+        help=f"the DuckDB file (default {default})",
+    )
 
 
 def _filters(args: argparse.Namespace) -> dict[str, str]:
-    named = {"campaign_id": args.campaign, "disposition": args.disposition,
-             "language": args.language}
+    named = {
+        "campaign_id": args.campaign,
+        "disposition": args.disposition,
+        "language": args.language,
+    }
     return {key: value for key, value in named.items() if value}
 
 
@@ -144,7 +163,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "Campaign funnel",
         )
     print(
-        f"\nQuery it further: .venv/bin/python -c \"import duckdb; "
+        f'\nQuery it further: .venv/bin/python -c "import duckdb; '
         f"print(duckdb.connect('{db}').sql('select * from {DATASET_NAME}.callback_queue'))\"\n"
         f"Views: disposition_daily, campaign_funnel, sentiment_by_disposition, talk_time, "
         f"callback_queue, dnd_contacts (schema {DATASET_NAME})."

@@ -114,8 +114,13 @@ def neuron_cause(exc: BaseException) -> BaseException:
     """The first of our errors (or a missing-config one) behind dlt's wrapping exceptions."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, NeuronError | ConfigFieldMissingException | SyncAborted
-                      | ConfigValueCannotBeCoercedException):
+        if isinstance(
+            seen,
+            NeuronError
+            | ConfigFieldMissingException
+            | SyncAborted
+            | ConfigValueCannotBeCoercedException,
+        ):
             return seen
         seen = seen.__cause__ or seen.__context__
     return exc
@@ -269,8 +274,11 @@ def _forget_other_database(workdir: Path, db: Path) -> None:
     the file itself; the other file restores its own the same way on its next run."""
     marker = workdir / "neuron_duckdb_path"
     if marker.exists() and marker.read_text(encoding="utf-8") != str(db):
-        log.info("working folder %s was used for another DuckDB file: restoring state from %s",
-                 workdir, db)
+        log.info(
+            "working folder %s was used for another DuckDB file: restoring state from %s",
+            workdir,
+            db,
+        )
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     marker.write_text(str(db), encoding="utf-8")
@@ -292,8 +300,10 @@ def summary(result: SyncResult) -> str:
         f"time         {result.seconds:.1f}s",
     ]
     if r.deferred:
-        lines.append(f"deferred     {len(r.deferred)} calls failed after retries; the next run "
-                     f"retries them (e.g. {next(iter(r.deferred.values()))})")
+        lines.append(
+            f"deferred     {len(r.deferred)} calls failed after retries; the next run "
+            f"retries them (e.g. {next(iter(r.deferred.values()))})"
+        )
     if r.expired:
         lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
     if r.skipped_invalid:

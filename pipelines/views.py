@@ -26,8 +26,13 @@ VIEW_NAMES: list[str] = [
 
 # The contract's tables and column types, from the source's own table hints. dlt creates the
 # real tables, but only once a row arrives; the views need them all.
-_DUCKDB_TYPES = {"text": "varchar", "bigint": "bigint", "double": "double", "bool": "boolean",
-                 "timestamp": "timestamptz"}
+_DUCKDB_TYPES = {
+    "text": "varchar",
+    "bigint": "bigint",
+    "double": "double",
+    "bool": "boolean",
+    "timestamp": "timestamptz",
+}
 CONTRACT_TABLES: dict[str, dict[str, str]] = {
     table: {name: _DUCKDB_TYPES[str(column["data_type"])] for name, column in columns.items()}
     for table, (_key, _merge_key, columns) in TABLES.items()

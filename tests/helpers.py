@@ -58,17 +58,23 @@ def expected(truth: dict[str, Any]) -> dict[str, dict[Any, Any]]:
     transcripts, segments, speakers = {}, {}, {}
     for call_id, t in truth["transcripts"].items():
         transcripts[call_id] = (
-            t["job_id"], t["language"], t["duration_seconds"], t["summary"],
+            t["job_id"],
+            t["language"],
+            t["duration_seconds"],
+            t["summary"],
             t["sentiment"]["overall"],
         )
         for index, s in enumerate(t["transcript"]):
             segments[(call_id, index)] = (
-                s["speaker"], s["text"], s["start_time"], s["end_time"], s["confidence"],
+                s["speaker"],
+                s["text"],
+                s["start_time"],
+                s["end_time"],
+                s["confidence"],
             )
         for speaker, value in t["sentiment"]["by_speaker"].items():
             speakers[(call_id, speaker)] = value
-    return {"calls": calls, "transcripts": transcripts, "segments": segments,
-            "speakers": speakers}
+    return {"calls": calls, "transcripts": transcripts, "segments": segments, "speakers": speakers}
 
 
 WAREHOUSE_SQL = {

@@ -24,27 +24,36 @@ PIPELINE_DIR = Path(".dlt") / "pipelines" / "neuron_calls"  # under a test's hom
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a CLI run: no inherited Neuron settings, dlt's folder under `home`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SOURCES__", "DESTINATION__", "RUNTIME__", "NORMALIZE__"))
-           and k != "DLT_DATA_DIR"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SOURCES__", "DESTINATION__", "RUNTIME__", "NORMALIZE__"))
+        and k != "DLT_DATA_DIR"
+    }
     env.update(HOME=str(home), PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
 
 
 def sandbox_env(home: Path, sandbox: Any, **extra: str) -> dict[str, str]:
-    return cli_env(home, SOURCES__NEURON__API_KEY=sandbox.api_key,
-                   SOURCES__NEURON__BASE_URL=sandbox.base_url, **extra)
+    return cli_env(
+        home,
+        SOURCES__NEURON__API_KEY=sandbox.api_key,
+        SOURCES__NEURON__BASE_URL=sandbox.base_url,
+        **extra,
+    )
 
 
 def sync_args(db: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pipelines", "sync", "--duckdb", str(db), *args]
 
 
-def run_cli(home: Path, args: list[str], env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=home, env=env or cli_env(home), capture_output=True,
-                          text=True, timeout=timeout)
+def run_cli(
+    home: Path, args: list[str], env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=home, env=env or cli_env(home), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_one_line(proc: subprocess.CompletedProcess[str], code: int, *words: str) -> str:

@@ -41,11 +41,13 @@ FAST_FAIL = {"SOURCES__NEURON__MAX_ATTEMPTS": "2"}
 def loaded_home(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home with a warehouse and dlt working folder after one good sync of the sandbox."""
     home = tmp_path_factory.mktemp("loaded")
-    result = runner.run_sync(runner.SyncOptions(
-        duckdb_path=home / "calls.duckdb",
-        pipelines_dir=str(home / ".dlt" / "pipelines"),
-        source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
-    ))
+    result = runner.run_sync(
+        runner.SyncOptions(
+            duckdb_path=home / "calls.duckdb",
+            pipelines_dir=str(home / ".dlt" / "pipelines"),
+            source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
+        )
+    )
     assert result.exit_code == runner.EXIT_OK, result.error
     return home
 
@@ -74,6 +76,7 @@ def assert_unchanged(home: Path, before: dict[str, list[tuple[object, ...]]]) ->
 
 # -- settings and arguments -----------------------------------------------------------------------
 
+
 def test_missing_key_exits_2_saying_how_to_set_it(home: Path) -> None:
     db = home / "calls.duckdb"
     before = snapshot(db)
@@ -86,8 +89,11 @@ def test_missing_key_exits_2_saying_how_to_set_it(home: Path) -> None:
 def test_wrong_key_exits_2_saying_how_to_set_it(home: Path, sandbox: Sandbox) -> None:
     db = home / "calls.duckdb"
     before = snapshot(db)
-    env = cli_env(home, SOURCES__NEURON__API_KEY="sk_wrong_key_123",
-                  SOURCES__NEURON__BASE_URL=sandbox.base_url)
+    env = cli_env(
+        home,
+        SOURCES__NEURON__API_KEY="sk_wrong_key_123",
+        SOURCES__NEURON__BASE_URL=sandbox.base_url,
+    )
     proc = run_cli(home, sync_args(db), env)
     line = assert_one_line(proc, runner.EXIT_CONFIG, "401", "SOURCES__NEURON__API_KEY")
     assert "sk_wrong_key_123" not in proc.stderr + proc.stdout
@@ -104,8 +110,9 @@ def test_wrong_key_exits_2_saying_how_to_set_it(home: Path, sandbox: Sandbox) ->
     ],
     ids=["from-garbage", "to-impossible-date", "from-after-to"],
 )
-def test_malformed_window_exits_2(home: Path, sandbox: Sandbox, args: list[str],
-                                  words: list[str]) -> None:
+def test_malformed_window_exits_2(
+    home: Path, sandbox: Sandbox, args: list[str], words: list[str]
+) -> None:
     db = home / "calls.duckdb"
     before = snapshot(db)
     proc = run_cli(home, sync_args(db, *args), sandbox_env(home, sandbox))
@@ -117,8 +124,9 @@ def test_base_url_that_is_no_http_url_exits_2(home: Path) -> None:
     db = home / "calls.duckdb"
     before = snapshot(db)
     env = cli_env(home, SOURCES__NEURON__API_KEY="k", SOURCES__NEURON__BASE_URL="api.vinfer.ai/v1")
-    assert_one_line(run_cli(home, sync_args(db), env), runner.EXIT_CONFIG,
-                    "SOURCES__NEURON__BASE_URL")
+    assert_one_line(
+        run_cli(home, sync_args(db), env), runner.EXIT_CONFIG, "SOURCES__NEURON__BASE_URL"
+    )
     assert_unchanged(home, before)
 
 
@@ -130,8 +138,9 @@ def test_base_url_that_is_no_http_url_exits_2(home: Path) -> None:
     ],
     ids=["not-a-number", "out-of-range"],
 )
-def test_bad_setting_exits_2_naming_it(home: Path, sandbox: Sandbox, setting: dict[str, str],
-                                       words: list[str]) -> None:
+def test_bad_setting_exits_2_naming_it(
+    home: Path, sandbox: Sandbox, setting: dict[str, str], words: list[str]
+) -> None:
     db = home / "calls.duckdb"
     before = snapshot(db)
     proc = run_cli(home, sync_args(db), sandbox_env(home, sandbox, **setting))
@@ -141,11 +150,16 @@ def test_bad_setting_exits_2_naming_it(home: Path, sandbox: Sandbox, setting: di
 
 # -- what the other end answers -------------------------------------------------------------------
 
+
 def test_unreachable_base_url_exits_1_after_the_configured_attempts(home: Path) -> None:
     db = home / "calls.duckdb"
     before = snapshot(db)
-    env = cli_env(home, SOURCES__NEURON__API_KEY="k",
-                  SOURCES__NEURON__BASE_URL=f"http://127.0.0.1:{closed_port()}/v1", **FAST_FAIL)
+    env = cli_env(
+        home,
+        SOURCES__NEURON__API_KEY="k",
+        SOURCES__NEURON__BASE_URL=f"http://127.0.0.1:{closed_port()}/v1",
+        **FAST_FAIL,
+    )
     started = time.monotonic()
     proc = run_cli(home, sync_args(db), env)
     assert_one_line(proc, runner.EXIT_FAILED, "cannot reach", "SOURCES__NEURON__BASE_URL")
@@ -159,8 +173,9 @@ def test_base_url_answering_html_exits_2(home: Path) -> None:
     before = snapshot(db)
     page = b"<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>"
     with FakeAPI(answer(200, "text/html; charset=utf-8", page)) as api:
-        env = cli_env(home, SOURCES__NEURON__API_KEY="k", SOURCES__NEURON__BASE_URL=api.base_url,
-                      **FAST_FAIL)
+        env = cli_env(
+            home, SOURCES__NEURON__API_KEY="k", SOURCES__NEURON__BASE_URL=api.base_url, **FAST_FAIL
+        )
         proc = run_cli(home, sync_args(db), env)
     assert_one_line(proc, runner.EXIT_CONFIG, "not JSON", "SOURCES__NEURON__BASE_URL")
     assert len(api.seen) == 1  # a web page is not retried
@@ -172,8 +187,9 @@ def test_truncated_json_always_fails_the_run_clearly(home: Path) -> None:
     db = home / "calls.duckdb"
     before = snapshot(db)
     with FakeAPI(answer(200, "application/json", body)) as api:
-        env = cli_env(home, SOURCES__NEURON__API_KEY="k", SOURCES__NEURON__BASE_URL=api.base_url,
-                      **FAST_FAIL)
+        env = cli_env(
+            home, SOURCES__NEURON__API_KEY="k", SOURCES__NEURON__BASE_URL=api.base_url, **FAST_FAIL
+        )
         proc = run_cli(home, sync_args(db), env)
     assert_one_line(proc, runner.EXIT_FAILED, "malformed JSON", "/calls")
     assert len(api.seen) == 2  # retried (a cut body is usually a cut connection), then failed
@@ -182,23 +198,38 @@ def test_truncated_json_always_fails_the_run_clearly(home: Path) -> None:
 
 # -- other processes ------------------------------------------------------------------------------
 
+
 def test_second_sync_on_the_same_pipeline_exits_2_and_changes_nothing(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
     sandbox = make_sandbox(calls=100, latency_ms=300)
     db = tmp_path / "calls.duckdb"
     env = sandbox_env(tmp_path, sandbox)
-    first = subprocess.Popen(sync_args(db), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        sync_args(db),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while sandbox.stats()["total"] == 0:  # the first one holds its locks and is fetching
             assert first.poll() is None and time.monotonic() < deadline, first.stderr
             time.sleep(0.01)
         # same pipeline and file, and same pipeline with another file, both at once
-        seconds = [subprocess.Popen(sync_args(other), cwd=tmp_path, env=env, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                   for other in (db, tmp_path / "other.duckdb")]
+        seconds = [
+            subprocess.Popen(
+                sync_args(other),
+                cwd=tmp_path,
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for other in (db, tmp_path / "other.duckdb")
+        ]
         for second in seconds:
             out, err = second.communicate(timeout=60)
             proc = subprocess.CompletedProcess(second.args, second.returncode, out, err)
@@ -241,8 +272,9 @@ def test_duckdb_file_held_open_by_another_process_exits_2(home: Path, sandbox: S
     assert run_log(db) == runs
 
 
-def test_a_file_that_is_not_duckdb_exits_2_and_is_left_alone(tmp_path: Path,
-                                                             sandbox: Sandbox) -> None:
+def test_a_file_that_is_not_duckdb_exits_2_and_is_left_alone(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
     db = tmp_path / "notes.duckdb"
     db.write_text("my notes, not a database\n")
     proc = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))

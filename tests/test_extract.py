@@ -380,8 +380,9 @@ def test_backfill_whose_details_fail_does_not_downgrade_loaded_rows() -> None:
     calls, transcripts = fixture_calls()
     api = FakeApi(calls, transcripts, fail={"c_done": 500})
     state: dict[str, Any] = {"cursor": at(12, day=29)}  # c_done may be loaded already
-    plan = SyncPlan(now=NOW, start=pendulum.datetime(2024, 2, 1, tz="UTC"),
-                    end=NOW, incremental=False)
+    plan = SyncPlan(
+        now=NOW, start=pendulum.datetime(2024, 2, 1, tz="UTC"), end=NOW, incremental=False
+    )
     batches, report = extract(api, state, plan)
     assert "c_done" not in rows(batches)  # no list-item row to overwrite the full one
     assert set(report.deferred) == {"c_done"}

@@ -55,6 +55,7 @@ def call_path(call_id: str, transcript: bool = False) -> str:
 
 # -- soak -----------------------------------------------------------------------------------------
 
+
 def test_soak_faults_and_rate_limit_end_equal_to_the_truth(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
@@ -95,6 +96,7 @@ def test_soak_faults_and_rate_limit_end_equal_to_the_truth(
 
 # -- rate limits and timeouts ---------------------------------------------------------------------
 
+
 class Timed(httpx.AsyncBaseTransport):
     """The real transport, noting when each request went out and when a 429 came back."""
 
@@ -132,11 +134,14 @@ def test_concurrent_429s_slow_every_request_down_together(
         during = [t for t in timed.sent if received + slack < t < received + wait - slack]
         assert not during, f"{len(during)} requests sent during a {wait}s Retry-After pause"
     # and the pauses are few: bursts of at most the requests in flight, not a retry storm
-    pauses = sum(1 for i, (t, _) in enumerate(timed.limited)
-                 if i == 0 or t - timed.limited[i - 1][0] > 0.5)
+    pauses = sum(
+        1 for i, (t, _) in enumerate(timed.limited) if i == 0 or t - timed.limited[i - 1][0] > 0.5
+    )
     assert stats.rate_limited <= pauses * 32
-    print(f"\nRATE LIMIT 40 rps, 60 calls, no cap: {stats.requests} requests, "
-          f"{stats.rate_limited} x 429 in {pauses} pauses")
+    print(
+        f"\nRATE LIMIT 40 rps, 60 calls, no cap: {stats.requests} requests, "
+        f"{stats.rate_limited} x 429 in {pauses} pauses"
+    )
 
 
 def test_requests_per_second_cap_keeps_under_the_limit(
@@ -165,6 +170,7 @@ def test_timeout_and_attempts_are_settings(
 
 
 # -- failure semantics ----------------------------------------------------------------------------
+
 
 def test_failed_details_and_transcripts_are_deferred_then_completed(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
@@ -254,43 +260,82 @@ def test_a_list_page_that_fails_fails_the_run_and_keeps_the_cursor(
 
 LONG_TEXT = ("नमस्ते, मैं आपकी कैसे मदद कर सकता हूँ? வணக்கம் 👋🏽 مرحبا e\u0301 " * 2500)[:100_000]
 ODD_CALLS: list[dict[str, Any]] = [
-    {   # a disposition the docs do not list, and fields they do not know yet
-        "id": "cal_unknown_disposition", "campaign_id": "cmp_1",
+    {  # a disposition the docs do not list, and fields they do not know yet
+        "id": "cal_unknown_disposition",
+        "campaign_id": "cmp_1",
         "contact": {"phone": "+919800000001", "name": "Zoë D'Souza", "email": "z@example.in"},
-        "status": "completed", "disposition": "voicemail_left", "duration_seconds": 31,
-        "language": "hi-IN", "started_at": "2026-10-31T10:00:00+05:30",
-        "ended_at": "2026-10-31T10:00:31+05:30", "sip_code": 486, "carrier": "Jio",
+        "status": "completed",
+        "disposition": "voicemail_left",
+        "duration_seconds": 31,
+        "language": "hi-IN",
+        "started_at": "2026-10-31T10:00:00+05:30",
+        "ended_at": "2026-10-31T10:00:31+05:30",
+        "sip_code": 486,
+        "carrier": "Jio",
     },
-    {   # most fields missing
-        "id": "cal_sparse", "status": "failed", "started_at": "2026-10-31T05:00:00Z",
+    {  # most fields missing
+        "id": "cal_sparse",
+        "status": "failed",
+        "started_at": "2026-10-31T05:00:00Z",
     },
-    {   # every optional field null, and a status the docs do not list
-        "id": "cal_nulls", "campaign_id": None, "contact": None, "status": "voicemail",
-        "disposition": None, "duration_seconds": None, "language": None,
-        "started_at": "2026-10-31T04:00:00Z", "ended_at": None,
+    {  # every optional field null, and a status the docs do not list
+        "id": "cal_nulls",
+        "campaign_id": None,
+        "contact": None,
+        "status": "voicemail",
+        "disposition": None,
+        "duration_seconds": None,
+        "language": None,
+        "started_at": "2026-10-31T04:00:00Z",
+        "ended_at": None,
     },
-    {   # a very long, non-ASCII transcript with an unknown speaker and extra segment fields
-        "id": "cal_long_text", "campaign_id": "cmp_1",
+    {  # a very long, non-ASCII transcript with an unknown speaker and extra segment fields
+        "id": "cal_long_text",
+        "campaign_id": "cmp_1",
         "contact": {"phone": "+919800000004", "name": "முருகன் சுப்பிரமணியம் 🙏"},
-        "status": "completed", "disposition": "interested", "duration_seconds": 600,
-        "language": "ta-IN", "started_at": "2026-10-31T03:00:00Z",
+        "status": "completed",
+        "disposition": "interested",
+        "duration_seconds": 600,
+        "language": "ta-IN",
+        "started_at": "2026-10-31T03:00:00Z",
         "ended_at": "2026-10-31T03:10:00Z",
     },
     {"status": "completed", "started_at": "2026-10-31T02:00:00Z"},  # no id: skipped, counted
 ]
 ODD_TRANSCRIPT = {
-    "job_id": "job_long", "status": "completed", "language": "ta-IN", "duration_seconds": 600,
-    "summary": None, "model": "v9-experimental",
+    "job_id": "job_long",
+    "status": "completed",
+    "language": "ta-IN",
+    "duration_seconds": 600,
+    "summary": None,
+    "model": "v9-experimental",
     "transcript": [
-        {"speaker": "agent", "text": LONG_TEXT, "start_time": 0.0, "end_time": 300.5,
-         "confidence": 0.91},
-        {"speaker": "supervisor", "text": "", "start_time": 300.5, "end_time": 301.0,
-         "emotion": "calm"},
-        {"speaker": "customer", "text": "சரி 👍", "start_time": 301.0, "end_time": 600.0,
-         "confidence": None},
+        {
+            "speaker": "agent",
+            "text": LONG_TEXT,
+            "start_time": 0.0,
+            "end_time": 300.5,
+            "confidence": 0.91,
+        },
+        {
+            "speaker": "supervisor",
+            "text": "",
+            "start_time": 300.5,
+            "end_time": 301.0,
+            "emotion": "calm",
+        },
+        {
+            "speaker": "customer",
+            "text": "சரி 👍",
+            "start_time": 301.0,
+            "end_time": 600.0,
+            "confidence": None,
+        },
     ],
-    "sentiment": {"overall": -0.25, "by_speaker": {"agent": 0.5, "supervisor": 0.0,
-                                                   "customer": -0.75}},
+    "sentiment": {
+        "overall": -0.25,
+        "by_speaker": {"agent": 0.5, "supervisor": 0.0, "customer": -0.75},
+    },
 }
 
 
@@ -307,8 +352,9 @@ def odd_api(request: httpx.Request) -> httpx.Response:
         body = {**call, "recording_url": "https://rec.test/x.wav?token=SIGNED&expires=1"}
         if call["id"] == "cal_long_text":
             body["transcript_job_id"] = "job_long"
-    return httpx.Response(200, content=orjson.dumps(body),
-                          headers={"content-type": "application/json"})
+    return httpx.Response(
+        200, content=orjson.dumps(body), headers={"content-type": "application/json"}
+    )
 
 
 def test_odd_but_valid_data_is_loaded_as_is(tmp_path: Path) -> None:
@@ -316,47 +362,110 @@ def test_odd_but_valid_data_is_loaded_as_is(tmp_path: Path) -> None:
     db = tmp_path / "calls.duckdb"
     assert result.exit_code == runner.EXIT_OK, result.error
     assert result.report.skipped_invalid == 1 and "skipped      1" in runner.summary(result)
-    rows = {r[0]: r[1:] for r in query(
-        db, "select id, campaign_id, contact_phone, contact_name, status, disposition, "
-        "duration_seconds, language, cast(started_at as varchar), ended_at is null, "
-        "has_recording from neuron.calls"
-    )}
-    assert rows == {
-        "cal_unknown_disposition": ("cmp_1", "+919800000001", "Zoë D'Souza", "completed",
-                                    "voicemail_left", 31, "hi-IN", "2026-10-31 04:30:00+00",
-                                    False, True),
-        "cal_sparse": (None, None, None, "failed", None, None, None, "2026-10-31 05:00:00+00",
-                       True, True),
-        "cal_nulls": (None, None, None, "voicemail", None, None, None, "2026-10-31 04:00:00+00",
-                      True, True),
-        "cal_long_text": ("cmp_1", "+919800000004", "முருகன் சுப்பிரமணியம் 🙏", "completed",
-                          "interested", 600, "ta-IN", "2026-10-31 03:00:00+00", False, True),
+    rows = {
+        r[0]: r[1:]
+        for r in query(
+            db,
+            "select id, campaign_id, contact_phone, contact_name, status, disposition, "
+            "duration_seconds, language, cast(started_at as varchar), ended_at is null, "
+            "has_recording from neuron.calls",
+        )
     }
-    assert query(db, "select sip_code, carrier, contact_email from neuron.calls "
-                     "where id = 'cal_unknown_disposition'") == [(486, "Jio", "z@example.in")]
-    segments = query(db, "select speaker, text, confidence, emotion from "
-                         "neuron.transcript_segments order by segment_index")
-    assert segments == [("agent", LONG_TEXT, 0.91, None), ("supervisor", "", None, "calm"),
-                        ("customer", "சரி 👍", None, None)]
-    assert query(db, "select job_id, summary, model, sentiment_overall from neuron.transcripts"
-                 ) == [("job_long", None, "v9-experimental", -0.25)]
+    assert rows == {
+        "cal_unknown_disposition": (
+            "cmp_1",
+            "+919800000001",
+            "Zoë D'Souza",
+            "completed",
+            "voicemail_left",
+            31,
+            "hi-IN",
+            "2026-10-31 04:30:00+00",
+            False,
+            True,
+        ),
+        "cal_sparse": (
+            None,
+            None,
+            None,
+            "failed",
+            None,
+            None,
+            None,
+            "2026-10-31 05:00:00+00",
+            True,
+            True,
+        ),
+        "cal_nulls": (
+            None,
+            None,
+            None,
+            "voicemail",
+            None,
+            None,
+            None,
+            "2026-10-31 04:00:00+00",
+            True,
+            True,
+        ),
+        "cal_long_text": (
+            "cmp_1",
+            "+919800000004",
+            "முருகன் சுப்பிரமணியம் 🙏",
+            "completed",
+            "interested",
+            600,
+            "ta-IN",
+            "2026-10-31 03:00:00+00",
+            False,
+            True,
+        ),
+    }
+    assert query(
+        db,
+        "select sip_code, carrier, contact_email from neuron.calls "
+        "where id = 'cal_unknown_disposition'",
+    ) == [(486, "Jio", "z@example.in")]
+    segments = query(
+        db,
+        "select speaker, text, confidence, emotion from "
+        "neuron.transcript_segments order by segment_index",
+    )
+    assert segments == [
+        ("agent", LONG_TEXT, 0.91, None),
+        ("supervisor", "", None, "calm"),
+        ("customer", "சரி 👍", None, None),
+    ]
+    assert query(
+        db, "select job_id, summary, model, sentiment_overall from neuron.transcripts"
+    ) == [("job_long", None, "v9-experimental", -0.25)]
     assert dict(query(db, "select speaker, sentiment from neuron.speaker_sentiment")) == {
-        "agent": 0.5, "supervisor": 0.0, "customer": -0.75}
+        "agent": 0.5,
+        "supervisor": 0.0,
+        "customer": -0.75,
+    }
     # the views take what they know: an unknown disposition is a call, in no disposition column
-    assert query(db, "select calls, connected, interested from neuron.campaign_funnel "
-                     "where campaign_id = 'cmp_1'") == [(2, 2, 1)]
+    assert query(
+        db,
+        "select calls, connected, interested from neuron.campaign_funnel "
+        "where campaign_id = 'cmp_1'",
+    ) == [(2, 2, 1)]
     assert query(db, "select count(*) from neuron.talk_time")[0][0] == 1
     assert b"token=" not in db.read_bytes()
 
 
 def sync_with(tmp_path: Path, transport: httpx.AsyncBaseTransport) -> runner.SyncResult:
-    return runner.run_sync(runner.SyncOptions(
-        duckdb_path=tmp_path / "calls.duckdb", pipelines_dir=str(tmp_path / "dlt"),
-        source_args={"base_url": "https://api.test/v1", "api_key": "k", "transport": transport},
-    ))
+    return runner.run_sync(
+        runner.SyncOptions(
+            duckdb_path=tmp_path / "calls.duckdb",
+            pipelines_dir=str(tmp_path / "dlt"),
+            source_args={"base_url": "https://api.test/v1", "api_key": "k", "transport": transport},
+        )
+    )
 
 
 # -- kill -9 --------------------------------------------------------------------------------------
+
 
 def _stage(home: Path, stage: str) -> bool:
     """A load package of the pipeline has reached `stage` (dlt's folder under load/)."""
@@ -368,8 +477,10 @@ def _loading(home: Path) -> bool:
     """A normalized package whose first table job has started or completed: mid-load."""
     folder = home / PIPELINE_DIR / "load" / "normalized"
     return folder.is_dir() and any(
-        job for package in folder.iterdir()
-        for sub in ("started_jobs", "completed_jobs") if (package / sub).is_dir()
+        job
+        for package in folder.iterdir()
+        for sub in ("started_jobs", "completed_jobs")
+        if (package / sub).is_dir()
         for job in (package / sub).iterdir()
     )
 
@@ -391,8 +502,14 @@ def test_kill_9_then_rerun_equals_the_truth(
     db = tmp_path / "calls.duckdb"
     env = sandbox_env(tmp_path, sandbox)
     reached = KILL_POINTS[point]
-    proc = subprocess.Popen(sync_args(db), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        sync_args(db),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     try:
         while not reached(sandbox, tmp_path):
@@ -416,10 +533,13 @@ def test_kill_9_then_rerun_equals_the_truth(
 
 
 def sync_again(sandbox: Sandbox, home: Path, db: Path) -> runner.SyncResult:
-    return runner.run_sync(runner.SyncOptions(
-        duckdb_path=db, pipelines_dir=str(home / ".dlt" / "pipelines"),
-        source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
-    ))
+    return runner.run_sync(
+        runner.SyncOptions(
+            duckdb_path=db,
+            pipelines_dir=str(home / ".dlt" / "pipelines"),
+            source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
+        )
+    )
 
 
 # -- secrets --------------------------------------------------------------------------------------
@@ -448,8 +568,7 @@ def test_key_and_recording_tokens_never_logged_or_stored(
     db = tmp_path / "calls.duckdb"
     env = sandbox_env(tmp_path, sandbox, RUNTIME__LOG_LEVEL="DEBUG")
     args = [sys.executable, "-c", DEBUG_EVERYTHING, "sync", "-v", "--duckdb", str(db)]
-    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == runner.EXIT_OK, proc.stderr[-3000:]
     logs = proc.stdout + proc.stderr
     assert len(logs.splitlines()) > 50, "debug logging should have said a lot"
@@ -458,11 +577,15 @@ def test_key_and_recording_tokens_never_logged_or_stored(
     assert "token=" not in logs and "/recordings/" not in logs
     assert_matches_truth(db, truth)
     for schema, table, column in query(
-        db, "select table_schema, table_name, column_name from information_schema.columns "
-        "where data_type = 'VARCHAR'"
+        db,
+        "select table_schema, table_name, column_name from information_schema.columns "
+        "where data_type = 'VARCHAR'",
     ):
-        hits = query(db, f'select count(*) from "{schema}"."{table}" where "{column}" like '
-                         f"'%token=%' or \"{column}\" like '%{key}%'")[0][0]
+        hits = query(
+            db,
+            f'select count(*) from "{schema}"."{table}" where "{column}" like '
+            f"'%token=%' or \"{column}\" like '%{key}%'",
+        )[0][0]
         assert hits == 0, f"{schema}.{table}.{column} holds a token or the key"
     raw = db.read_bytes()
     assert b"token=" not in raw and key.encode() not in raw

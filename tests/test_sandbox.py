@@ -16,18 +16,36 @@ import pytest
 from pipelines.sandbox import Sandbox
 from pipelines.sandbox.data import DISPOSITIONS, generate
 
-LIST_KEYS = {"id", "campaign_id", "contact", "status", "disposition", "duration_seconds",
-             "language", "started_at", "ended_at"}
+LIST_KEYS = {
+    "id",
+    "campaign_id",
+    "contact",
+    "status",
+    "disposition",
+    "duration_seconds",
+    "language",
+    "started_at",
+    "ended_at",
+}
 DETAIL_KEYS = LIST_KEYS | {"transcript_job_id", "recording_url"}
-TRANSCRIPT_KEYS = {"call_id", "job_id", "status", "language", "duration_seconds", "transcript",
-                   "summary", "sentiment"}
+TRANSCRIPT_KEYS = {
+    "call_id",
+    "job_id",
+    "status",
+    "language",
+    "duration_seconds",
+    "transcript",
+    "summary",
+    "sentiment",
+}
 SEGMENT_KEYS = {"speaker", "text", "start_time", "end_time", "confidence"}
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 def client(sb: Sandbox, key: str | None = None) -> httpx.Client:
-    return httpx.Client(base_url=sb.base_url, timeout=10,
-                        headers={"Authorization": f"Bearer {key or sb.api_key}"})
+    return httpx.Client(
+        base_url=sb.base_url, timeout=10, headers={"Authorization": f"Bearer {key or sb.api_key}"}
+    )
 
 
 def page_all(c: httpx.Client, limit: int, **params: Any) -> list[dict[str, Any]]:
@@ -55,6 +73,7 @@ def expected(truth: dict[str, Any], **f: str) -> list[str]:
             and ("from" not in f or start >= pendulum.parse(f["from"]))
             and ("to" not in f or start <= pendulum.parse(f["to"]))
         )
+
     return [c["id"] for c in truth["calls"] if keep(c)]
 
 
@@ -78,8 +97,11 @@ def test_shapes_match_the_documented_examples(sandbox: Sandbox) -> None:
         assert set(detail) == DETAIL_KEYS
         assert {k: detail[k] for k in LIST_KEYS} == done
 
-        with_job = next(x for x in sandbox.truth()["calls"] if x["transcript_job_id"]
-                        and x["id"] in sandbox.truth()["transcripts"])
+        with_job = next(
+            x
+            for x in sandbox.truth()["calls"]
+            if x["transcript_job_id"] and x["id"] in sandbox.truth()["transcripts"]
+        )
         tr = c.get(f"/calls/{with_job['id']}/transcript").json()
         assert set(tr) >= TRANSCRIPT_KEYS
         assert tr["status"] == "completed" and tr["job_id"] == with_job["transcript_job_id"]
@@ -109,11 +131,15 @@ def test_in_progress_and_unconnected_calls(sandbox: Sandbox) -> None:
     with client(sandbox) as c:
         assert c.get(f"/calls/{running[0]['id']}/transcript").status_code == 404
         assert c.get(f"/calls/{unreached[0]['id']}/transcript").status_code == 404
-        no_job = next(x for x in truth["calls"] if x["duration_seconds"]
-                      and x["transcript_job_id"] is None)
+        no_job = next(
+            x for x in truth["calls"] if x["duration_seconds"] and x["transcript_job_id"] is None
+        )
         assert c.get(f"/calls/{no_job['id']}/transcript").status_code == 404
-        processing = [x for x in truth["calls"] if x["transcript_job_id"]
-                      and x["id"] not in truth["transcripts"]]
+        processing = [
+            x
+            for x in truth["calls"]
+            if x["transcript_job_id"] and x["id"] not in truth["transcripts"]
+        ]
         assert processing
         r = c.get(f"/calls/{processing[0]['id']}/transcript")
         assert r.status_code == 200 and r.json() == {"status": "processing"}
@@ -129,8 +155,13 @@ def test_pagination_covers_exactly_the_filtered_set(sandbox: Sandbox) -> None:
     mid = calls[len(calls) // 2]["started_at"]  # inclusive bounds: this call must be kept
     early = calls[-40]["started_at"]
     filters: list[dict[str, str]] = [
-        {}, {"campaign_id": campaign}, {"disposition": "callback"}, {"language": "ta-IN"},
-        {"from": mid}, {"to": mid}, {"from": early, "to": mid},
+        {},
+        {"campaign_id": campaign},
+        {"disposition": "callback"},
+        {"language": "ta-IN"},
+        {"from": mid},
+        {"to": mid},
+        {"from": early, "to": mid},
         {"campaign_id": campaign, "disposition": "not_interested"},
         {"language": "hi-IN", "from": early, "disposition": "interested"},
         {"disposition": "no_such_value"},
@@ -153,10 +184,18 @@ def test_offset_past_the_end_and_default_limit(sandbox: Sandbox) -> None:
         assert body["data"] == [] and body["total"] == 300
 
 
-@pytest.mark.parametrize("params", [
-    {"limit": 0}, {"limit": 101}, {"limit": "abc"}, {"offset": -1}, {"offset": "x"},
-    {"from": "yesterday-ish"}, {"to": "2024-13-45"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "abc"},
+        {"offset": -1},
+        {"offset": "x"},
+        {"from": "yesterday-ish"},
+        {"to": "2024-13-45"},
+    ],
+)
 def test_bad_parameters_are_400(sandbox: Sandbox, params: dict[str, Any]) -> None:
     with client(sandbox) as c:
         r = c.get("/calls", params=params)
@@ -181,8 +220,11 @@ def test_advancing_the_clock(make_sandbox: Callable[..., Sandbox]) -> None:
     sb = make_sandbox()
     before = sb.truth()
     running = [x["id"] for x in before["calls"] if x["status"] == "in_progress"]
-    processing = [x["id"] for x in before["calls"]
-                  if x["transcript_job_id"] and x["id"] not in before["transcripts"]]
+    processing = [
+        x["id"]
+        for x in before["calls"]
+        if x["transcript_job_id"] and x["id"] not in before["transcripts"]
+    ]
     future = [c for c in sb.state.data.calls if c.started > sb.state.clock.now()]
     assert running and processing and future
     with client(sb) as c:
@@ -195,8 +237,9 @@ def test_advancing_the_clock(make_sandbox: Callable[..., Sandbox]) -> None:
         for call_id in running:
             assert after[call_id]["status"] == "completed"
             assert after[call_id]["disposition"] is not None
-        became_ready = [i for i in processing
-                        if c.get(f"/calls/{i}/transcript").json()["status"] == "completed"]
+        became_ready = [
+            i for i in processing if c.get(f"/calls/{i}/transcript").json()["status"] == "completed"
+        ]
         assert became_ready
     sb.set_now("2026-11-01T12:00:00Z")
     assert sb.truth() == before
@@ -355,14 +398,22 @@ def test_more_future_days_leave_the_past_unchanged() -> None:
 
 def test_admin_rejects_bad_bodies(sandbox: Sandbox) -> None:
     admin = sandbox.base_url[:-3] + "/_sandbox"
-    for path, body in (("clock", b"{bad"), ("clock", b"{}"), ("clock", b'{"now": "nope"}'),
-                       ("config", b"[1]"), ("config", b'{"latency_ms": "slow"}')):
+    for path, body in (
+        ("clock", b"{bad"),
+        ("clock", b"{}"),
+        ("clock", b'{"now": "nope"}'),
+        ("config", b"[1]"),
+        ("config", b'{"latency_ms": "slow"}'),
+    ):
         r = httpx.post(f"{admin}/{path}", content=body)
         assert r.status_code == 400, (path, body)
         assert r.json()["error"]["code"] == "invalid_request"
     assert httpx.get(f"{admin}/clock").json()["now"] == "2026-11-01T12:00:00Z"
-    assert httpx.get(f"{admin}/config").json() == {"latency_ms": 0.0, "fault_rate": 0.0,
-                                                   "rate_limit": None}
+    assert httpx.get(f"{admin}/config").json() == {
+        "latency_ms": 0.0,
+        "fault_rate": 0.0,
+        "rate_limit": None,
+    }
 
 
 def test_extra_fields_and_non_ascii_over_http(sandbox: Sandbox) -> None:
@@ -375,5 +426,6 @@ def test_extra_fields_and_non_ascii_over_http(sandbox: Sandbox) -> None:
         tr = c.get(f"/calls/{next(iter(truth['transcripts']))}/transcript")
         assert tr.headers["content-type"].startswith("application/json")
     assert any(not x["contact"]["name"].isascii() for x in truth["calls"])
-    assert any(not s["text"].isascii() for t in truth["transcripts"].values()
-               for s in t["transcript"])
+    assert any(
+        not s["text"].isascii() for t in truth["transcripts"].values() for s in t["transcript"]
+    )

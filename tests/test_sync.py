@@ -31,14 +31,18 @@ def test_first_and_second_sync_match_truth_and_read_only_what_changed(make_sandb
     assert state["cursor"] == max(c["started_at"] for c in truth["calls"])
     not_final = {c["id"] for c in truth["calls"] if c["status"] == "in_progress"}
     processing = {
-        c["id"] for c in truth["calls"]
+        c["id"]
+        for c in truth["calls"]
         if c["transcript_job_id"] and c["id"] not in truth["transcripts"]
     }
     assert not_final and processing, "the sandbox should leave work pending at its clock"
     assert set(state["pending"]) == not_final | processing
     with_job = sum(1 for c in truth["calls"] if c["transcript_job_id"])
     assert requests_by_endpoint(sandbox) | {"recording": 0} == {
-        "list": 4, "detail": 400, "transcript": with_job, "recording": 0,
+        "list": 4,
+        "detail": 400,
+        "transcript": with_job,
+        "recording": 0,
     }
 
     # two hours later: new calls, the pending ones final; only those are read
@@ -68,8 +72,10 @@ def test_first_and_second_sync_match_truth_and_read_only_what_changed(make_sandb
 def test_rerun_adds_no_rows_and_no_token_is_stored(sandbox, tmp_path):
     db = tmp_path / "calls.duckdb"
     assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
-    counts = {t: query(db, f"select count(*) from neuron.{t}")[0][0]
-              for t in ("calls", "transcripts", "transcript_segments", "speaker_sentiment")}
+    counts = {
+        t: query(db, f"select count(*) from neuron.{t}")[0][0]
+        for t in ("calls", "transcripts", "transcript_segments", "speaker_sentiment")
+    }
     assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
     assert sync(sandbox, tmp_path, full_refresh=True).exit_code == runner.EXIT_OK
     for table, count in counts.items():
@@ -95,8 +101,13 @@ def test_rerun_adds_no_rows_and_no_token_is_stored(sandbox, tmp_path):
 def test_types_extra_fields_and_non_ascii(sandbox, tmp_path):
     db = tmp_path / "calls.duckdb"
     assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
-    types = dict(query(db, "select column_name, data_type from information_schema.columns "
-                           "where table_schema = 'neuron' and table_name = 'calls'"))
+    types = dict(
+        query(
+            db,
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'neuron' and table_name = 'calls'",
+        )
+    )
     assert types["started_at"] == types["ended_at"] == "TIMESTAMP WITH TIME ZONE"
     assert types["has_recording"] == "BOOLEAN"
     assert "recording_url" not in types and "contact" not in types
@@ -106,9 +117,20 @@ def test_types_extra_fields_and_non_ascii(sandbox, tmp_path):
         (c["id"], key): value
         for c in truth["calls"]
         for key, value in c.items()
-        if key not in {"id", "campaign_id", "contact", "status", "disposition",
-                       "duration_seconds", "language", "started_at", "ended_at",
-                       "transcript_job_id", "recording_url"}
+        if key
+        not in {
+            "id",
+            "campaign_id",
+            "contact",
+            "status",
+            "disposition",
+            "duration_seconds",
+            "language",
+            "started_at",
+            "ended_at",
+            "transcript_job_id",
+            "recording_url",
+        }
         and not isinstance(value, dict | list)
     }
     assert extra_fields, "the sandbox should serve some undocumented fields"
@@ -136,9 +158,13 @@ def test_backfill_and_filters_do_not_move_the_cursor(sandbox, tmp_path):
     campaign = next(c["campaign_id"] for c in calls if c["campaign_id"])
     result = sync(sandbox, tmp_path, filters={"campaign_id": campaign, "language": "hi-IN"})
     assert result.exit_code == runner.EXIT_OK, result.error
-    in_campaign = {row[0] for row in query(
-        db, f"select id from neuron.calls where campaign_id = '{campaign}' and language = 'hi-IN'"
-    )}
+    in_campaign = {
+        row[0]
+        for row in query(
+            db,
+            f"select id from neuron.calls where campaign_id = '{campaign}' and language = 'hi-IN'",
+        )
+    }
     assert in_campaign == {
         c["id"] for c in calls if c["campaign_id"] == campaign and c["language"] == "hi-IN"
     }
@@ -182,7 +208,8 @@ def test_views_are_created_and_match_the_calls(sandbox, tmp_path):
 def test_status_shows_cursor_pending_and_runs(sandbox, tmp_path, capsys):
     db = tmp_path / "calls.duckdb"
     options = runner.SyncOptions(
-        duckdb_path=db, pipelines_dir=str(tmp_path / "dlt"),
+        duckdb_path=db,
+        pipelines_dir=str(tmp_path / "dlt"),
         source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
     )
     runner.run_sync(options)
@@ -200,8 +227,17 @@ def test_status_shows_cursor_pending_and_runs(sandbox, tmp_path, capsys):
 def test_summary_names_every_figure(sandbox, tmp_path):
     result = sync(sandbox, tmp_path)
     text = runner.summary(result)
-    for word in ("listed", "inserted", "updated", "transcripts", "pending", "requests",
-                 "retries", "429", "time"):
+    for word in (
+        "listed",
+        "inserted",
+        "updated",
+        "transcripts",
+        "pending",
+        "requests",
+        "retries",
+        "429",
+        "time",
+    ):
         assert word in text
     assert f"listed {len(sandbox.truth()['calls'])}" in text
 
@@ -229,10 +265,13 @@ def test_two_duckdb_files_under_one_home_each_keep_their_own_cursor(make_sandbox
     b.mkdir()
 
     def run(folder):
-        return runner.run_sync(runner.SyncOptions(
-            duckdb_path=folder / "calls.duckdb", pipelines_dir=str(tmp_path / "dlt"),
-            source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
-        ))
+        return runner.run_sync(
+            runner.SyncOptions(
+                duckdb_path=folder / "calls.duckdb",
+                pipelines_dir=str(tmp_path / "dlt"),
+                source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
+            )
+        )
 
     assert run(a).exit_code == runner.EXIT_OK
     for _ in range(3):  # same working folder, another file, whose state gets ahead of a's
@@ -253,8 +292,7 @@ def test_full_refresh_with_a_window_or_filter_is_refused(sandbox, tmp_path):
 
 
 def test_base_url_without_v1_is_a_config_error(sandbox, tmp_path):
-    result = sync(sandbox, tmp_path,
-                  source_args={"base_url": sandbox.base_url.removesuffix("/v1")})
+    result = sync(sandbox, tmp_path, source_args={"base_url": sandbox.base_url.removesuffix("/v1")})
     assert result.exit_code == runner.EXIT_CONFIG
     assert "SOURCES__NEURON__BASE_URL" in (result.error or "")
 

@@ -132,8 +132,10 @@ def neuron_source(
         raise ConfigError(
             "max_concurrency must be at least 1, lookback_minutes and pending_max_days at least 0"
         )
-    if max_attempts < 1 or timeout_seconds <= 0 or (
-        max_requests_per_second is not None and max_requests_per_second <= 0
+    if (
+        max_attempts < 1
+        or timeout_seconds <= 0
+        or (max_requests_per_second is not None and max_requests_per_second <= 0)
     ):
         raise ConfigError(
             "max_attempts must be at least 1, timeout_seconds and max_requests_per_second "

@@ -139,8 +139,11 @@ async def extract_calls(
                 if plan.incremental and call_id in recent and call_id not in pending:
                     continue  # final and loaded by an earlier run: nothing can have changed
                 # new for sure: past the cursor of an incremental run (else it may be loaded)
-                new = plan.incremental and (old_cursor is None or started is None
-                                            or started > old_cursor) and call_id not in pending
+                new = (
+                    plan.incremental
+                    and (old_cursor is None or started is None or started > old_cursor)
+                    and call_id not in pending
+                )
                 await queue.put((call_id, item, new))
             if on_progress:
                 on_progress(report)

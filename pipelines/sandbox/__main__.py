@@ -7,8 +7,9 @@ from . import add_arguments, run_from_args
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.sandbox",
-                                     description="Serve the Neuron Calls API sandbox.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.sandbox", description="Serve the Neuron Calls API sandbox."
+    )
     add_arguments(parser)
     logging.basicConfig(level=logging.WARNING)
     return run_from_args(parser.parse_args())

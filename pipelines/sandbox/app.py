@@ -58,7 +58,8 @@ class Clock:
 @dataclass
 class Stats:
     by_endpoint: dict[str, Counter[str]] = field(
-        default_factory=lambda: {e: Counter() for e in ENDPOINTS})
+        default_factory=lambda: {e: Counter() for e in ENDPOINTS}
+    )
     faults: Counter[str] = field(default_factory=Counter)
     attempts: Counter[str] = field(default_factory=Counter)  # per method+path+query, for faults
 
@@ -120,10 +121,14 @@ class State:
         visible = data.calls[: data.visible(now)][::-1]
         return {
             "now": iso(now),
-            "calls": [data.call_json(c, now, detail=True, sign_url=self.recording_url)
-                      for c in visible],
-            "transcripts": {c.id: data.transcript_json(c, now) for c in visible
-                            if data.transcript_ready(c, now) and c.ended <= now},
+            "calls": [
+                data.call_json(c, now, detail=True, sign_url=self.recording_url) for c in visible
+            ],
+            "transcripts": {
+                c.id: data.transcript_json(c, now)
+                for c in visible
+                if data.transcript_ready(c, now) and c.ended <= now
+            },
         }
 
     def fault_for(self, method: str, target: str) -> str | None:
@@ -195,15 +200,22 @@ class Gate:
         else:
             ok = False
         if not ok:
-            resp = error(401, "unauthorized", "Missing or invalid API key. "
-                         "Send 'Authorization: Bearer YOUR_API_KEY'.")
+            resp = error(
+                401,
+                "unauthorized",
+                "Missing or invalid API key. Send 'Authorization: Bearer YOUR_API_KEY'.",
+            )
             await resp(scope, receive, counting(send, counter))
             return
         if st.bucket is not None:
             wait = st.bucket.take()
             if wait > 0:
-                resp = error(429, "rate_limited", "Too many requests; retry later.",
-                             {"Retry-After": str(max(1, math.ceil(wait)))})
+                resp = error(
+                    429,
+                    "rate_limited",
+                    "Too many requests; retry later.",
+                    {"Retry-After": str(max(1, math.ceil(wait)))},
+                )
                 await resp(scope, receive, counting(send, counter))
                 return
         query = scope.get("query_string", b"").decode("latin-1")
@@ -214,11 +226,15 @@ class Gate:
         st.stats.faults[fault] += 1
         log.debug("injecting fault %s on %s", fault, path)
         if fault == "429":
-            resp = error(429, "rate_limited", "Too many requests; retry later.",
-                         {"Retry-After": "1"})
+            resp = error(
+                429, "rate_limited", "Too many requests; retry later.", {"Retry-After": "1"}
+            )
         elif fault in ("500", "503"):
-            resp = error(int(fault), "server_error" if fault == "500" else "unavailable",
-                         "The service had a problem; retry later.")
+            resp = error(
+                int(fault),
+                "server_error" if fault == "500" else "unavailable",
+                "The service had a problem; retry later.",
+            )
         elif fault == "drop":
             counter["dropped"] += 1
             await drop_connection(send)
@@ -234,6 +250,7 @@ def counting(send: Send, counter: Counter[str]) -> Send:
         if message["type"] == "http.response.start":
             counter[str(message["status"])] += 1
         await send(message)
+
     return wrapped
 
 
@@ -253,6 +270,7 @@ def truncating(send: Send) -> Send:
             head = {**head, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
         await send(head)
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
     return wrapped
 
 
@@ -261,8 +279,9 @@ async def drop_connection(send: Send) -> None:
     cycle = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
     if transport is None:  # not uvicorn: the nearest thing is a response that breaks off
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", b"100")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]}
+        )
         raise ConnectionAbortedError("sandbox dropped the connection")
     transport.close()
     await asyncio.sleep(0)  # let uvicorn see the disconnect so it sends nothing
@@ -277,8 +296,11 @@ def _int(value: str | None, default: int, name: str, lo: int, hi: int | None) ->
     except ValueError:
         raise BadParam(f"'{name}' must be an integer, got {value!r}") from None
     if n < lo or (hi is not None and n > hi):
-        raise BadParam(f"'{name}' must be between {lo} and {hi}" if hi is not None
-                       else f"'{name}' must be >= {lo}")
+        raise BadParam(
+            f"'{name}' must be between {lo} and {hi}"
+            if hi is not None
+            else f"'{name}' must be >= {lo}"
+        )
     return n
 
 
@@ -323,11 +345,16 @@ def build_app(state: State) -> ASGIApp:
         except BadParam as exc:
             return error(400, "invalid_request", str(exc))
         now = state.clock.now()
-        rows = data.select(now, campaign_id=q.get("campaign_id") or None, start=start, end=end,
-                           disposition=q.get("disposition") or None,
-                           language=q.get("language") or None)
+        rows = data.select(
+            now,
+            campaign_id=q.get("campaign_id") or None,
+            start=start,
+            end=end,
+            disposition=q.get("disposition") or None,
+            language=q.get("language") or None,
+        )
         total = len(rows)
-        page = rows[max(0, total - offset - limit): max(0, total - offset)]
+        page = rows[max(0, total - offset - limit) : max(0, total - offset)]
         calls = data.calls
         items = [data.call_json(calls[p], now, detail=False) for p in reversed(page)]
         return json_response({"data": items, "total": total, "limit": limit, "offset": offset})
@@ -378,12 +405,14 @@ def build_app(state: State) -> ASGIApp:
                 elif body.get("advance_seconds") is not None:
                     state.clock.advance(float(body["advance_seconds"]))
                 else:
-                    return error(400, "invalid_request", "Send {'now': iso} or "
-                                 "{'advance_seconds': n}.")
+                    return error(
+                        400, "invalid_request", "Send {'now': iso} or {'advance_seconds': n}."
+                    )
             except Exception as exc:
                 return error(400, "invalid_request", f"Bad clock value: {exc}")
-        return json_response({"now": iso(state.clock.now()), "live": state.clock.live,
-                              "speed": state.clock.speed})
+        return json_response(
+            {"now": iso(state.clock.now()), "live": state.clock.live, "speed": state.clock.speed}
+        )
 
     async def admin_stats(request: Request) -> Response:
         return json_response(state.stats.as_json())
@@ -405,10 +434,13 @@ def build_app(state: State) -> ASGIApp:
             state.latency_ms, state.fault_rate = latency, faults
             if "rate_limit" in body:
                 state.set_rate_limit(rate)
-        return json_response({
-            "latency_ms": state.latency_ms, "fault_rate": state.fault_rate,
-            "rate_limit": state.bucket.rate if state.bucket else None,
-        })
+        return json_response(
+            {
+                "latency_ms": state.latency_ms,
+                "fault_rate": state.fault_rate,
+                "rate_limit": state.bucket.rate if state.bucket else None,
+            }
+        )
 
     routes = [
         Route("/v1/calls", list_calls),

@@ -144,8 +144,13 @@ class Dataset:
         if not active:
             return range(lo, hi)
         # Start from the shortest index slice, then check the other filters on each call.
-        slices = sorted(((li[bisect_left(li, lo) : bisect_left(li, hi)], attr, value)
-                         for li, attr, value in active), key=lambda s: len(s[0]))
+        slices = sorted(
+            (
+                (li[bisect_left(li, lo) : bisect_left(li, hi)], attr, value)
+                for li, attr, value in active
+            ),
+            key=lambda s: len(s[0]),
+        )
         base = slices[0][0]
         calls = self.calls
         for _, attr, value in slices[1:]:
@@ -197,12 +202,56 @@ class Dataset:
 
 
 # -- generation ------------------------------------------------------------------------------
-FIRST = ["Priya", "Rahul", "Anita", "Suresh", "Lakshmi", "Arjun", "Kavya", "Vikram", "Meena",
-         "Imran", "Fatima", "Ravi", "Deepa", "Karthik", "Sneha", "Aditya", "Pooja", "Manoj"]
-LAST = ["Sharma", "Iyer", "Patel", "Reddy", "Nair", "Khan", "Gupta", "Menon", "Kulkarni",
-        "Das", "Rao", "Singh", "Joshi", "Pillai", "Banerjee", "Shetty"]
-NATIVE_NAMES = ["प्रिया शर्मा", "राहुल वर्मा", "सुनीता देवी", "முருகன் சுப்பிரமணியம்", "லட்சுமி ராஜன்",
-                "వెంకట రమణ", "অমিত বসু", "José D'Souza", "Zoë Fernandes", "ಅನಿಲ್ ಕುಮಾರ್"]
+FIRST = [
+    "Priya",
+    "Rahul",
+    "Anita",
+    "Suresh",
+    "Lakshmi",
+    "Arjun",
+    "Kavya",
+    "Vikram",
+    "Meena",
+    "Imran",
+    "Fatima",
+    "Ravi",
+    "Deepa",
+    "Karthik",
+    "Sneha",
+    "Aditya",
+    "Pooja",
+    "Manoj",
+]
+LAST = [
+    "Sharma",
+    "Iyer",
+    "Patel",
+    "Reddy",
+    "Nair",
+    "Khan",
+    "Gupta",
+    "Menon",
+    "Kulkarni",
+    "Das",
+    "Rao",
+    "Singh",
+    "Joshi",
+    "Pillai",
+    "Banerjee",
+    "Shetty",
+]
+NATIVE_NAMES = [
+    "प्रिया शर्मा",
+    "राहुल वर्मा",
+    "सुनीता देवी",
+    "முருகன் சுப்பிரமணியம்",
+    "லட்சுமி ராஜன்",
+    "వెంకట రమణ",
+    "অমিত বসু",
+    "José D'Souza",
+    "Zoë Fernandes",
+    "ಅನಿಲ್ ಕುಮಾರ್",
+]
 
 
 def _ident(rng: random.Random, prefix: str, used: set[str]) -> str:
@@ -236,14 +285,18 @@ def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int =
     campaigns = [_ident(rng, "cmp_", used) for _ in range(CAMPAIGN_COUNT)]
     campaign_cum = list(accumulate(rng.uniform(1, 5) for _ in campaigns))
     language_cum = list(accumulate(LANGUAGE_WEIGHTS))
-    campaign_lang = {c: rng.choices(LANGUAGES[:5], weights=LANGUAGE_WEIGHTS[:5])[0]
-                     for c in campaigns}
+    campaign_lang = {
+        c: rng.choices(LANGUAGES[:5], weights=LANGUAGE_WEIGHTS[:5])[0] for c in campaigns
+    }
     pool = max(5, int(calls * 0.55))
     contacts = []
     for _ in range(pool):
         phone = f"+91{rng.randint(6_000_000_000, 9_999_999_999)}"
-        name = (rng.choice(NATIVE_NAMES) if rng.random() < 0.12
-                else f"{rng.choice(FIRST)} {rng.choice(LAST)}")
+        name = (
+            rng.choice(NATIVE_NAMES)
+            if rng.random() < 0.12
+            else f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+        )
         contacts.append((phone, name))
 
     # Times: a bulk over the span, a burst just before `now` in which a few calls are still in
@@ -252,8 +305,9 @@ def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int =
     in_flight, processing = min(tail, 3), min(max(0, tail - 3), 2)
     start = now - days * 86_400
     times = [_business_time(rng, start, now - TAIL_SECONDS) for _ in range(calls - tail)]
-    times += [rng.randint(now - TAIL_SECONDS, now - 60)
-              for _ in range(tail - in_flight - processing)]
+    times += [
+        rng.randint(now - TAIL_SECONDS, now - 60) for _ in range(tail - in_flight - processing)
+    ]
     times.sort()
     forced = {len(times) + k: "processing" for k in range(processing)}
     times += sorted(rng.randint(now - 400, now - 240) for _ in range(processing))
@@ -262,9 +316,13 @@ def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int =
     # Future calls come from their own stream, so `future_days` leaves the past unchanged.
     later = random.Random(f"{seed}:future")
     horizon = now + future_days * 86_400
-    times += sorted([later.randint(now + 1, now + 600) for _ in range(5)]
-                    + [_business_time(later, now + 601, horizon)
-                       for _ in range(max(10, calls * future_days // days))])
+    times += sorted(
+        [later.randint(now + 1, now + 600) for _ in range(5)]
+        + [
+            _business_time(later, now + 601, horizon)
+            for _ in range(max(10, calls * future_days // days))
+        ]
+    )
 
     names = [o[0] for o in OUTCOMES]
     outcome_cum = list(accumulate(o[1] for o in OUTCOMES))
@@ -272,8 +330,11 @@ def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int =
     followups: list[int] = []  # contact indexes of callbacks / dnd, called again later
     out: list[Call] = []
     for i, t in enumerate(times):
-        campaign = None if rng.random() < DIRECT_SHARE else rng.choices(
-            campaigns, cum_weights=campaign_cum)[0]
+        campaign = (
+            None
+            if rng.random() < DIRECT_SHARE
+            else rng.choices(campaigns, cum_weights=campaign_cum)[0]
+        )
         if campaign is not None and rng.random() < 0.7:
             language = campaign_lang[campaign]
         else:
@@ -301,16 +362,33 @@ def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int =
             recording = rng.random() < 0.97
             if kind == "processing" or (disposition != "voicemail" and rng.random() < 0.85):
                 job_id = _ident(rng, "job_", used)
-                delay = (rng.randint(3600, 3 * 86_400) if rng.random() < 0.02
-                         else rng.randint(30, 600))
+                delay = (
+                    rng.randint(3600, 3 * 86_400) if rng.random() < 0.02 else rng.randint(30, 600)
+                )
                 if kind == "processing":  # ends 105..395 s before `now`: not ready at `now`
                     delay = rng.randint(400, 600)
         if disposition in ("callback", "dnd"):
             followups.append(contact)
         extra = {"agent_version": "v3.2"} if rng.random() < EXTRA_SHARE else None
         phone, name = contacts[contact]
-        out.append(Call(_ident(rng, "cal_", used), campaign, phone, name, language, t, ring,
-                        duration, status, disposition, job_id, recording, delay, extra))
+        out.append(
+            Call(
+                _ident(rng, "cal_", used),
+                campaign,
+                phone,
+                name,
+                language,
+                t,
+                ring,
+                duration,
+                status,
+                disposition,
+                job_id,
+                recording,
+                delay,
+                extra,
+            )
+        )
     out.sort(key=lambda c: (c.started, c.id))
     return Dataset(seed=seed, calls=out, campaigns=campaigns)
 
@@ -318,52 +396,90 @@ def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int =
 # -- transcripts -----------------------------------------------------------------------------
 PHRASES: dict[str, dict[str, list[str]]] = {
     "hi": {
-        "agent": ["नमस्ते {name} जी, मैं VInfer की तरफ़ से बात कर रहा हूँ।",
-                  "आपके लोन रिन्यूअल का समय आ गया है।", "क्या आप अभी दो मिनट बात कर सकते हैं?",
-                  "हमारे पास आपके लिए प्रोसेसिंग फ़ीस पर ₹2,000 की छूट है।",
-                  "मैं आपको हमारे वरिष्ठ सलाहकार से जोड़ रहा हूँ।", "धन्यवाद, आपका दिन शुभ हो।"],
-        "customer": ["हाँ, बताइए।", "ठीक है, मुझे और जानकारी चाहिए।", "ब्याज दर क्या है?",
-                     "अभी मैं व्यस्त हूँ, बाद में कॉल करें।", "मुझे इसमें कोई रुचि नहीं है।",
-                     "कृपया मुझे दोबारा कॉल मत कीजिए।", "मुझे किसी से बात करनी है।"],
+        "agent": [
+            "नमस्ते {name} जी, मैं VInfer की तरफ़ से बात कर रहा हूँ।",
+            "आपके लोन रिन्यूअल का समय आ गया है।",
+            "क्या आप अभी दो मिनट बात कर सकते हैं?",
+            "हमारे पास आपके लिए प्रोसेसिंग फ़ीस पर ₹2,000 की छूट है।",
+            "मैं आपको हमारे वरिष्ठ सलाहकार से जोड़ रहा हूँ।",
+            "धन्यवाद, आपका दिन शुभ हो।",
+        ],
+        "customer": [
+            "हाँ, बताइए।",
+            "ठीक है, मुझे और जानकारी चाहिए।",
+            "ब्याज दर क्या है?",
+            "अभी मैं व्यस्त हूँ, बाद में कॉल करें।",
+            "मुझे इसमें कोई रुचि नहीं है।",
+            "कृपया मुझे दोबारा कॉल मत कीजिए।",
+            "मुझे किसी से बात करनी है।",
+        ],
     },
     "hi-latn": {
-        "agent": ["Namaste, {name} ji. Main VInfer ki taraf se baat kar raha hoon.",
-                  "Kya aap abhi baat kar sakte hain?",
-                  "Aapka loan renewal ka time aa gaya hai. "
-                  "Kya aap is baare mein baat karna chahenge?",
-                  "Processing fee par ₹2,000 ki chhoot hai.", "Dhanyavaad, aapka din shubh ho."],
-        "customer": ["Haan, bataiye.", "Interest rate kitna hai?",
-                     "Abhi busy hoon, baad mein call karo.",
-                     "Mujhe interest nahi hai.", "Please mujhe dobara call mat karna.",
-                     "Haan, mujhe kisi se baat karni hai. Please mujhe connect karein."],
+        "agent": [
+            "Namaste, {name} ji. Main VInfer ki taraf se baat kar raha hoon.",
+            "Kya aap abhi baat kar sakte hain?",
+            "Aapka loan renewal ka time aa gaya hai. Kya aap is baare mein baat karna chahenge?",
+            "Processing fee par ₹2,000 ki chhoot hai.",
+            "Dhanyavaad, aapka din shubh ho.",
+        ],
+        "customer": [
+            "Haan, bataiye.",
+            "Interest rate kitna hai?",
+            "Abhi busy hoon, baad mein call karo.",
+            "Mujhe interest nahi hai.",
+            "Please mujhe dobara call mat karna.",
+            "Haan, mujhe kisi se baat karni hai. Please mujhe connect karein.",
+        ],
     },
     "ta": {
-        "agent": ["வணக்கம் {name}, நான் VInfer-இல் இருந்து பேசுகிறேன்.",
-                  "உங்கள் கடன் புதுப்பிப்பு நேரம் வந்துவிட்டது.", "இப்போது பேச முடியுமா?",
-                  "செயலாக்கக் கட்டணத்தில் ₹2,000 தள்ளுபடி உள்ளது.", "நன்றி, நல்ல நாள்!"],
-        "customer": ["சரி, சொல்லுங்கள்.", "வட்டி விகிதம் என்ன?", "எனக்கு விருப்பம் இல்லை.",
-                     "பிறகு அழைக்கவும்.", "தயவுசெய்து மீண்டும் அழைக்க வேண்டாம்.",
-                     "ஒருவரிடம் பேச வேண்டும்."],
+        "agent": [
+            "வணக்கம் {name}, நான் VInfer-இல் இருந்து பேசுகிறேன்.",
+            "உங்கள் கடன் புதுப்பிப்பு நேரம் வந்துவிட்டது.",
+            "இப்போது பேச முடியுமா?",
+            "செயலாக்கக் கட்டணத்தில் ₹2,000 தள்ளுபடி உள்ளது.",
+            "நன்றி, நல்ல நாள்!",
+        ],
+        "customer": [
+            "சரி, சொல்லுங்கள்.",
+            "வட்டி விகிதம் என்ன?",
+            "எனக்கு விருப்பம் இல்லை.",
+            "பிறகு அழைக்கவும்.",
+            "தயவுசெய்து மீண்டும் அழைக்க வேண்டாம்.",
+            "ஒருவரிடம் பேச வேண்டும்.",
+        ],
     },
     "te": {
-        "agent": ["నమస్కారం {name} గారు, నేను VInfer నుండి మాట్లాడుతున్నాను.",
-                  "మీ లోన్ రెన్యూవల్ సమయం వచ్చింది.", "ధన్యవాదాలు!"],
+        "agent": [
+            "నమస్కారం {name} గారు, నేను VInfer నుండి మాట్లాడుతున్నాను.",
+            "మీ లోన్ రెన్యూవల్ సమయం వచ్చింది.",
+            "ధన్యవాదాలు!",
+        ],
         "customer": ["సరే, చెప్పండి.", "నాకు ఆసక్తి లేదు.", "తర్వాత కాల్ చేయండి."],
     },
     "mr": {
-        "agent": ["नमस्कार {name}, मी VInfer कडून बोलत आहे.", "तुमच्या कर्जाचे नूतनीकरण बाकी आहे.",
-                  "धन्यवाद!"],
+        "agent": [
+            "नमस्कार {name}, मी VInfer कडून बोलत आहे.",
+            "तुमच्या कर्जाचे नूतनीकरण बाकी आहे.",
+            "धन्यवाद!",
+        ],
         "customer": ["हो, सांगा.", "मला रस नाही.", "नंतर फोन करा."],
     },
     "en": {
-        "agent": ["Hello {name}, this is Neuron calling on behalf of VInfer.",
-                  "Your loan renewal is due — may I take two minutes?",
-                  "We're offering ₹2,000 off the processing fee this month.",
-                  "I'll connect you to a senior advisor right away.",
-                  "Thank you, have a nice day!"],
-        "customer": ["Yes, go ahead.", "What's the interest rate?", "I'm not interested, thanks.",
-                     "Can you call me back tomorrow?", "Please don't call me again.",
-                     "I'd like to speak to a person."],
+        "agent": [
+            "Hello {name}, this is Neuron calling on behalf of VInfer.",
+            "Your loan renewal is due — may I take two minutes?",
+            "We're offering ₹2,000 off the processing fee this month.",
+            "I'll connect you to a senior advisor right away.",
+            "Thank you, have a nice day!",
+        ],
+        "customer": [
+            "Yes, go ahead.",
+            "What's the interest rate?",
+            "I'm not interested, thanks.",
+            "Can you call me back tomorrow?",
+            "Please don't call me again.",
+            "I'd like to speak to a person.",
+        ],
     },
 }
 SUMMARIES = {
@@ -375,8 +491,15 @@ SUMMARIES = {
     "voicemail": "Call reached voicemail; no conversation took place.",
     "not_reachable": "Contact could not be reached.",
 }
-MOOD = {"interested": 0.5, "escalated": 0.15, "callback": 0.1, "not_interested": -0.25,
-        "dnd": -0.6, "voicemail": 0.0, "not_reachable": 0.0}
+MOOD = {
+    "interested": 0.5,
+    "escalated": 0.15,
+    "callback": 0.1,
+    "not_interested": -0.25,
+    "dnd": -0.6,
+    "voicemail": 0.0,
+    "not_reachable": 0.0,
+}
 
 
 def _score(x: float) -> float:
@@ -401,13 +524,15 @@ def make_transcript(seed: int, pos: int, c: Call) -> dict[str, Any]:
             text = bank["agent"][0].format(name=first_name)
         else:
             text = rng.choice(bank[speaker]).replace("{name}", first_name)
-        segments.append({
-            "speaker": speaker,
-            "text": text,
-            "start_time": round(k * slot + 0.15 * slot * rng.random(), 1),
-            "end_time": round((k + 1) * slot - 0.15 * slot * rng.random(), 1),
-            "confidence": round(rng.uniform(0.8, 0.99), 2),
-        })
+        segments.append(
+            {
+                "speaker": speaker,
+                "text": text,
+                "start_time": round(k * slot + 0.15 * slot * rng.random(), 1),
+                "end_time": round((k + 1) * slot - 0.15 * slot * rng.random(), 1),
+                "confidence": round(rng.uniform(0.8, 0.99), 2),
+            }
+        )
     if rng.random() < EXTRA_SHARE * 3:
         seg = rng.choice(segments)
         seg["words"] = len(str(seg["text"]).split())

@@ -48,17 +48,34 @@ class Sandbox:
     ...     httpx.get(f"{sb.base_url}/calls", headers={"Authorization": f"Bearer {sb.api_key}"})
     """
 
-    def __init__(self, *, calls: int = 2000, seed: int = 42, now: str | datetime | None = None,
-                 days: int = 30, api_key: str = DEFAULT_API_KEY, live: bool = False,
-                 speed: float = 1.0, latency_ms: float = 0, rate_limit: float | None = None,
-                 fault_rate: float = 0.0, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        calls: int = 2000,
+        seed: int = 42,
+        now: str | datetime | None = None,
+        days: int = 30,
+        api_key: str = DEFAULT_API_KEY,
+        live: bool = False,
+        speed: float = 1.0,
+        latency_ms: float = 0,
+        rate_limit: float | None = None,
+        fault_rate: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         start = _parse_now(now)
         self.api_key, self.host, self.port = api_key, host, port
         self.base_url = ""
         self.state = State(
             # A live clock at `speed` needs more future calls to keep them coming.
-            data=generate(calls, seed, start, days,
-                          future_days=min(365, max(1, math.ceil(speed))) if live else 1),
+            data=generate(
+                calls,
+                seed,
+                start,
+                days,
+                future_days=min(365, max(1, math.ceil(speed))) if live else 1,
+            ),
             clock=Clock(start, live=live, speed=speed),
             api_key=api_key,
             # Derived from seed and key so that two equal sandboxes sign equal URLs.
@@ -81,10 +98,17 @@ class Sandbox:
         origin = f"http://{self.host}:{self.port}"
         self.state.origin = origin
         self.base_url = f"{origin}/v1"
-        config = uvicorn.Config(build_app(self.state), loop="uvloop", http="httptools",
-                                lifespan="off", access_log=False, log_level="warning",
-                                backlog=2048, timeout_keep_alive=30,
-                                timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            build_app(self.state),
+            loop="uvloop",
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            backlog=2048,
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=2,
+        )
         return uvicorn.Server(config), sock
 
     def start(self) -> Sandbox:
@@ -141,8 +165,13 @@ class Sandbox:
     def reset_stats(self) -> None:
         self.state.stats = Stats()
 
-    def configure(self, *, latency_ms: float | None = None, rate_limit: float | None = None,
-                  fault_rate: float | None = None) -> None:
+    def configure(
+        self,
+        *,
+        latency_ms: float | None = None,
+        rate_limit: float | None = None,
+        fault_rate: float | None = None,
+    ) -> None:
         """Change knobs at runtime; None leaves one unchanged, `rate_limit=0` disables it."""
         if latency_ms is not None:
             self.state.latency_ms = latency_ms
@@ -158,8 +187,11 @@ def serve(**options: Any) -> None:
     server, sock = sandbox._bind()
     now = sandbox.now().to_iso8601_string()
     print(f"Neuron sandbox at {sandbox.base_url}  key: {sandbox.api_key}", flush=True)
-    print(f"  clock: {now}{' (live)' if sandbox.state.clock.live else ' (frozen)'}; "
-          f"admin: {sandbox.base_url[:-3]}/_sandbox/  (truth, clock, stats, config)", flush=True)
+    print(
+        f"  clock: {now}{' (live)' if sandbox.state.clock.live else ' (frozen)'}; "
+        f"admin: {sandbox.base_url[:-3]}/_sandbox/  (truth, clock, stats, config)",
+        flush=True,
+    )
     import uvloop
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -179,8 +211,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--speed", type=float, default=1.0, help="clock speed factor with --live (default 1)")
     a("--latency-ms", type=float, default=0.0, help="mean added latency per API request")
     a("--rate-limit", type=float, default=None, metavar="RPS", help="global requests/s limit")
-    a("--fault-rate", type=float, default=0.0, metavar="F",
-      help="share of API requests answered by a fault (429/500/503/drop/truncated)")
+    a(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of API requests answered by a fault (429/500/503/drop/truncated)",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -195,10 +232,20 @@ def run_from_args(args: argparse.Namespace) -> int:
             print(f"neuron-calls sandbox: {message}", file=sys.stderr)
             return 2
     try:
-        serve(calls=args.calls, seed=args.seed, now=args.now, days=args.days,
-              api_key=args.api_key, live=args.live, speed=args.speed,
-              latency_ms=args.latency_ms, rate_limit=args.rate_limit,
-              fault_rate=args.fault_rate, host=args.host, port=args.port)
+        serve(
+            calls=args.calls,
+            seed=args.seed,
+            now=args.now,
+            days=args.days,
+            api_key=args.api_key,
+            live=args.live,
+            speed=args.speed,
+            latency_ms=args.latency_ms,
+            rate_limit=args.rate_limit,
+            fault_rate=args.fault_rate,
+            host=args.host,
+            port=args.port,
+        )
     except (ValueError, OSError, OverflowError) as exc:
         print(f"neuron-calls sandbox: {exc}", file=sys.stderr)
         return 2
