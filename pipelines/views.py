@@ -49,7 +49,7 @@ def _quoted(schema: str) -> str:
 
 def view_sql(schema: str = "neuron") -> list[tuple[str, str]]:
     """The `(view name, create statement)` pairs for `schema`, in `VIEW_NAMES` order."""
-    folder = resources.files("pipelines") / "sql"
+    folder = resources.files("pipelines.sql")
     target = _quoted(schema)
     return [
         (name, (folder / f"{name}.sql").read_text(encoding="utf-8").replace("{schema}", target))
