@@ -1,23 +1,27 @@
-"""`neuron-calls`: sync, demo, status, sandbox."""
+"""`neuron-calls`: sync, demo, status, sql, sandbox. What a person sees lives here: the progress
+line, the summary, logging, tables and one-line errors."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime as dt
+import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import time
+from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-import duckdb
-from rich.console import Console
-from rich.table import Table
+from typing import Any, TextIO
 
 from . import runner
-from .neuron.settings import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME
-from .runlog import pipeline_names, read_runs, read_state
+from .neuron import SyncReport
+from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -25,29 +29,39 @@ log = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> int:
     # no usage telemetry from a batch job unless the user turns it on (RUNTIME__DLTHUB_TELEMETRY)
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    parser = _parser()
-    args = parser.parse_args(argv)
-    runner.configure_logging(getattr(args, "verbose", False))
+    args = _parser().parse_args(argv)
+    configure_logging(getattr(args, "verbose", False))
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code: int = args.func(args)
     except runner.SyncAborted as exc:
         print(f"neuron-calls: {exc}", file=sys.stderr)
         code = exc.code
-    except KeyboardInterrupt:
-        print("neuron-calls: interrupted; nothing loaded by this run is lost", file=sys.stderr)
-        code = 130
+    except KeyboardInterrupt as exc:
+        code, line = runner.explain(exc)
+        print(f"neuron-calls: {line}", file=sys.stderr)
+    except BrokenPipeError:  # `neuron-calls sql ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
     return code
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Schedulers stop a run with SIGTERM: handled like Ctrl-C, once (a second one is ignored
+    while the run records itself)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise runner.Interrupted(signum)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuron-calls",
-        description="Sync Neuron (VInfer) calls, transcripts and sentiment into DuckDB.",
+        description="Sync Neuron (VInfer) calls, transcripts and sentiment into a warehouse.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    sync = commands.add_parser("sync", help="incremental sync of the API into DuckDB")
-    _add_db(sync, DEFAULT_DUCKDB_PATH)
+    sync = commands.add_parser("sync", help="incremental sync of the API into the warehouse")
+    _add_target(sync)
     sync.add_argument(
         "--from",
         dest="backfill_from",
@@ -72,14 +86,31 @@ def _parser() -> argparse.ArgumentParser:
     sync.set_defaults(func=cmd_sync)
 
     demo = commands.add_parser("demo", help="sync a local sandbox and print the campaign funnel")
-    _add_db(demo, "neuron_demo.duckdb")
+    demo.add_argument(
+        "--duckdb",
+        type=Path,
+        default=Path("neuron_demo.duckdb"),
+        metavar="PATH",
+        help="the demo's DuckDB file (default neuron_demo.duckdb)",
+    )
     demo.add_argument("--calls", type=int, default=2000, help="sandbox calls (default 2000)")
     demo.add_argument("--latency-ms", type=float, default=20, help="sandbox latency (default 20)")
     demo.set_defaults(func=cmd_demo)
 
     status = commands.add_parser("status", help="cursor, pending calls and the last runs")
-    _add_db(status, DEFAULT_DUCKDB_PATH)
+    _add_target(status)
     status.set_defaults(func=cmd_status)
+
+    sql = commands.add_parser("sql", help="run one read-only SQL query on the warehouse")
+    sql.add_argument("query", help='e.g. "select * from neuron.campaign_funnel"')
+    _add_target(sql)
+    sql.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default=None,
+        help="output format (default: table on a terminal, csv otherwise)",
+    )
+    sql.set_defaults(func=cmd_sql)
 
     from .sandbox import add_arguments
 
@@ -89,43 +120,130 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_db(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument(
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--duckdb",
         type=Path,
-        default=Path(default),
+        default=Path(DEFAULT_DUCKDB_PATH),
         metavar="PATH",
-        help=f"the DuckDB file (default {default})",
+        help=f"the DuckDB file (default {DEFAULT_DUCKDB_PATH})",
+    )
+    where.add_argument(
+        "--destination",
+        metavar="NAME",
+        help="a dlt destination (postgres, motherduck, ...) or a named one from "
+        "dlt's config; credentials the dlt way, e.g. DESTINATION__POSTGRES__CREDENTIALS",
     )
 
 
-def _filters(args: argparse.Namespace) -> dict[str, str]:
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "aiohttp", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# -- sync ------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Pages, calls and requests/s while a run goes: a live line on a terminal, else log lines."""
+
+    def __init__(self, stream: TextIO, every: float = 5.0) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every = 0.25 if self.tty else every
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, report: SyncReport) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        requests = report.stats.requests
+        line = (
+            f"pages {report.pages}  listed {report.listed}  calls {len(report.calls)}  "
+            f"transcripts {report.transcripts}  requests {requests} "
+            f"({requests / elapsed:.0f}/s)  {elapsed:.0f}s"
+        )
+        if self.tty:
+            self.stream.write("\r" + line + " " * 4)
+            self.stream.flush()
+        else:
+            log.info(line)
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+
+
+def summary(result: runner.SyncResult) -> str:
+    r, s = result.report, result.report.stats
+    if not result.loaded:
+        return (
+            f"failed       nothing of this run was loaded; {r.listed} calls listed, "
+            f"{s.requests} requests, {s.retries} retries, {s.rate_limited} x 429, "
+            f"{result.seconds:.1f}s"
+        )
+    lines = [
+        f"calls        listed {r.listed}, inserted {result.inserted}, updated {result.updated}",
+        f"transcripts  loaded {r.transcripts}, still pending {r.pending_transcripts}"
+        f" (calls not final yet: {r.pending_calls})",
+        f"http         {s.requests} requests, {s.retries} retries, {s.rate_limited} x 429",
+        f"time         {result.seconds:.1f}s",
+    ]
+    if r.deferred:
+        lines.append(
+            f"deferred     {len(r.deferred)} calls failed after retries; the next run "
+            f"retries them (e.g. {next(iter(r.deferred.values()))})"
+        )
+    if r.expired:
+        lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
+    if r.skipped_invalid:
+        lines.append(f"skipped      {r.skipped_invalid} list items without an id")
+    return "\n".join(lines)
+
+
+def _run(options: runner.SyncOptions) -> runner.SyncResult:
+    progress = Progress(sys.stderr)
+    try:
+        result = runner.run_sync(options, progress)
+    finally:
+        progress.close()
+    if result.error:
+        print(f"neuron-calls: {result.error}", file=sys.stderr)
+    if result.exit_code not in (runner.EXIT_CONFIG, runner.EXIT_SIGINT, runner.EXIT_SIGTERM):
+        print(summary(result))
+    return result
+
+
+def _target_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"duckdb_path": args.duckdb, "destination": args.destination}
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
     named = {
         "campaign_id": args.campaign,
         "disposition": args.disposition,
         "language": args.language,
     }
-    return {key: value for key, value in named.items() if value}
-
-
-def _sync(options: runner.SyncOptions) -> runner.SyncResult:
-    result = runner.run_sync(options, runner.Progress(sys.stderr))
-    if result.error:
-        print(f"neuron-calls: {result.error}", file=sys.stderr)
-    if result.exit_code != runner.EXIT_CONFIG:
-        print(runner.summary(result))
-    return result
-
-
-def cmd_sync(args: argparse.Namespace) -> int:
     options = runner.SyncOptions(
-        duckdb_path=args.duckdb,
+        **_target_options(args),
         backfill_from=args.backfill_from,
         backfill_to=args.backfill_to,
-        filters=_filters(args),
+        filters={key: value for key, value in named.items() if value},
         full_refresh=args.full_refresh,
     )
-    return _sync(options).exit_code
+    return _run(options).exit_code
+
+
+# -- demo ------------------------------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -133,7 +251,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     db: Path = args.duckdb
     demo_pipeline = f"{PIPELINE_NAME}_demo"
-    if db.exists() and pipeline_names(db) != {demo_pipeline}:
+    if db.exists() and _pipeline_names(db) != {demo_pipeline}:
         raise runner.SyncAborted(
             f"{db} exists and is not a demo database; the demo starts from an empty file: "
             "pass another --duckdb, or delete the file yourself"
@@ -150,60 +268,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 pipeline_name=demo_pipeline,
                 source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
             )
-            result = _sync(options)
+            result = _run(options)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if result.exit_code not in (runner.EXIT_OK, runner.EXIT_PARTIAL):
+    if not result.loaded:
         return result.exit_code
-    with duckdb.connect(str(db), read_only=True) as conn:
-        _print_query(
-            conn,
+    with Warehouse.duckdb_file(db) as wh:
+        columns, rows = wh.query(
             "select coalesce(campaign_id, '(direct calls)') as campaign_id, "
-            f"* exclude (campaign_id) from {DATASET_NAME}.campaign_funnel order by calls desc",
-            "Campaign funnel",
+            f"* exclude (campaign_id) from {DATASET_NAME}.campaign_funnel order by calls desc"
         )
+    print_table(columns, rows, "Campaign funnel", sys.stdout)
     print(
-        f'\nQuery it further: .venv/bin/python -c "import duckdb; '
-        f"print(duckdb.connect('{db}').sql('select * from {DATASET_NAME}.callback_queue'))\"\n"
+        f"\nQuery it further (read-only, also while a sync runs):\n"
+        f'  .venv/bin/neuron-calls sql --duckdb {db} "select * from {DATASET_NAME}.callback_queue"\n'
         f"Views: disposition_daily, campaign_funnel, sentiment_by_disposition, talk_time, "
         f"callback_queue, dnd_contacts (schema {DATASET_NAME})."
     )
     return result.exit_code
 
 
-def _print_query(conn: duckdb.DuckDBPyConnection, sql: str, title: str) -> None:
-    cursor = conn.execute(sql)
-    columns = [c[0] for c in cursor.description or []]
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, justify="left" if column.endswith("_id") else "right")
-    for row in cursor.fetchall():
-        table.add_row(*(_cell(value) for value in row))
-    Console(width=200).print(table)
+def _pipeline_names(db: Path) -> set[str]:
+    try:
+        with Warehouse.duckdb_file(db) as wh:
+            return wh.pipeline_names()
+    except Exception:  # noqa: BLE001 - not a DuckDB file: not a demo database either
+        return set()
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
+# -- reading: status, sql ----------------------------------------------------------------------
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def open_warehouse(args: argparse.Namespace) -> Warehouse:
+    """Read access: the DuckDB file read-only (never blocks a sync), or the destination via dlt."""
+    if args.destination and args.destination != "duckdb":
+        target = runner.DestinationTarget(args.destination)
+        options = runner.SyncOptions(destination=args.destination)
+        workdir = Path(tempfile.mkdtemp(prefix="neuron-read-"))  # no local state needed to read
+        pipeline = runner.make_pipeline(options, target, workdir)
+        return Warehouse.of(pipeline)
     db: Path = args.duckdb
     if not db.exists():
         raise runner.SyncAborted(f"{db} does not exist yet: run `neuron-calls sync` first")
+    return Warehouse.duckdb_file(db)
+
+
+def _reading(args: argparse.Namespace, what: Any) -> Any:
+    """Run `what(warehouse)`; a failure to open or read becomes one line, exit 2."""
     try:
-        state = read_state(db)
-        runs = read_runs(db)
-    except duckdb.Error as exc:  # held by a running sync, or not a DuckDB file
-        raise runner.SyncAborted(
-            f"cannot read {db}: {str(exc).splitlines()[0][:200]}; if a sync is running, "
-            "run status when it has finished"
-        ) from None
+        with open_warehouse(args) as wh:
+            return what(wh)
+    except (runner.SyncAborted, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        code, line = runner.explain(exc)
+        raise runner.SyncAborted(f"cannot read the warehouse: {line}", runner.EXIT_CONFIG) from None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state, runs = _reading(args, lambda wh: (wh.source_state(), wh.runs()))
+    where = args.destination or args.duckdb
     pending: dict[str, dict[str, str]] = state.get("pending", {})
-    print(f"database     {db}")
+    print(f"warehouse    {where}")
     print(f"cursor       {state.get('cursor') or 'none (no incremental run yet)'}")
     if pending:
         oldest = min(entry.get("since", "") for entry in pending.values())
@@ -222,13 +348,84 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not runs:
         print("last runs    none recorded")
         return 0
-    table = Table(title="Last runs")
-    for column in runs[0]:
-        table.add_column(column)
-    for run in runs:
-        table.add_row(*(_cell(value) for value in run.values()))
-    Console(width=200).print(table)
+    print_table(list(runs[0]), [tuple(run.values()) for run in runs], "Last runs", sys.stdout)
     return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    query = args.query.strip().rstrip(";")
+    _read_only_query(query)
+    try:
+        columns, rows = _reading(args, lambda wh: _query_read_only(wh, query))
+    except runner.SyncAborted as exc:
+        raise runner.SyncAborted(str(exc).replace("cannot read the warehouse: ", "query failed: "))
+    fmt = args.format or ("table" if sys.stdout.isatty() else "csv")
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([[_plain(v) for v in row] for row in rows])
+    elif fmt == "json":
+        for row in rows:
+            print(json.dumps(dict(zip(columns, map(_plain, row), strict=True)), ensure_ascii=False))
+    else:
+        print_table(columns, rows, None, sys.stdout)
+    return 0
+
+
+def _read_only_query(query: str) -> None:
+    """One statement that reads: refused before anything is opened otherwise."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise runner.SyncAborted(f"query failed: {str(exc).splitlines()[0][:200]}") from None
+    if len(statements) != 1:
+        raise runner.SyncAborted("query failed: give exactly one statement")
+    if not isinstance(statements[0], exp.Query | exp.Describe | exp.Show | exp.Pragma):
+        raise runner.SyncAborted(
+            "query failed: `sql` only reads (select, with, describe, show); "
+            "the warehouse is written by `sync`"
+        )
+
+
+def _query_read_only(wh: Warehouse, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    if wh.dialect == "postgres":
+        wh.execute("set session characteristics as transaction read only")
+    return wh.query(query)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def print_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None, stream: TextIO
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="left" if column.endswith("_id") else "right")
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row))
+    Console(file=stream, width=200).print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float | Decimal):
+        return f"{value:.2f}"
+    return str(value)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

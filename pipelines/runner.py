@@ -1,4 +1,10 @@
-"""One sync run: lock, dlt pipeline, views, run log, summary and exit code."""
+"""One run: where it writes, its locks, the dlt pipeline, the views, the run log, the exit code.
+
+A run goes: check the options -> build the source -> take the pipeline's lock -> align dlt's
+working folder with the target -> take the target's lock -> stage (DuckDB: a private copy of the
+analysts' file) -> load -> views -> run log -> publish. Every failure becomes a one-line message
+and an exit code in `explain`, the one place that maps error classes to what the user should do.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +12,55 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import dlt
-import duckdb
+import pendulum
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
 )
+from dlt.common.destination.reference import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from .neuron import SyncReport, neuron_source
-from .neuron.client import ConfigError, NeuronError
-from .neuron.settings import DATASET_NAME, DEFAULT_DUCKDB_PATH, DUCKDB_LOAD_CONFIG, PIPELINE_NAME
-from .runlog import record_run
-from .views import apply_views
+from .neuron.client import AuthenticationError, ConfigError, NeuronError
+from .snapshot import Snapshot, SnapshotError
+from .views import apply_views, drop_views
+from .warehouse import (
+    DATASET_NAME,
+    DEFAULT_DUCKDB_PATH,
+    DUCKDB_LOAD_CONFIG,
+    PIPELINE_NAME,
+    Warehouse,
+    literal,
+)
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0  # every call in the window loaded
 EXIT_FAILED = 1  # the run failed (API down, list page failed after retries, load failed)
-EXIT_CONFIG = 2  # settings, key, input, or another sync already running
+EXIT_CONFIG = 2  # settings, key, input, or another run already going
 EXIT_PARTIAL = 3  # loaded, but some calls failed after retries: they are retried next run
+EXIT_DRIFT = 4  # `audit` found drift it did not repair
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+OUTCOMES = {
+    EXIT_OK: "ok",
+    EXIT_FAILED: "failed",
+    EXIT_CONFIG: "refused",
+    EXIT_PARTIAL: "partial",
+    EXIT_DRIFT: "drift",
+    EXIT_SIGINT: "interrupted",
+    EXIT_SIGTERM: "interrupted",
+}
 
 
 class SyncAborted(Exception):
@@ -44,9 +71,22 @@ class SyncAborted(Exception):
         self.code = code
 
 
+class RunRefused(SyncAborted):
+    """Another run holds the lock, or a reader holds the file read-write: nothing was touched."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (a scheduler stopping the run), handled like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.code = 128 + signum
+
+
 @dataclass
 class SyncOptions:
     duckdb_path: Path = Path(DEFAULT_DUCKDB_PATH)
+    destination: str | None = None  # a dlt destination (type or configured name); None: DuckDB
     backfill_from: str | None = None
     backfill_to: str | None = None
     filters: dict[str, str] = field(default_factory=dict)
@@ -55,108 +95,145 @@ class SyncOptions:
     pipeline_name: str = PIPELINE_NAME
     source_args: dict[str, Any] = field(default_factory=dict)  # explicit settings (demo, tests)
 
+    @property
+    def mode(self) -> str:
+        """The one definition of a run's mode (run log, status, cursor rules)."""
+        if self.full_refresh:
+            return "full-refresh"
+        if self.backfill_from or self.backfill_to or self.filters:
+            return "backfill"
+        return "incremental"
+
 
 @dataclass
 class SyncResult:
     exit_code: int
     report: SyncReport
     seconds: float
+    mode: str = "incremental"
     inserted: int = 0
     updated: int = 0
     pending: int = 0
     error: str | None = None
 
+    @property
+    def loaded(self) -> bool:
+        return self.exit_code in (EXIT_OK, EXIT_PARTIAL)
+
+
+# -- where a run writes ----------------------------------------------------------------------
+
+
+class DuckDBTarget:
+    """The analysts' DuckDB file: loaded through a private copy, then published whole."""
+
+    staged = True
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.resolve()
+        self.snapshot = Snapshot(self.path)
+        self.identity = f"duckdb:{self.path}"
+        self.description = str(self.path)
+
+    def destination(self) -> Any:
+        credentials = DuckDbCredentials(str(self.snapshot.staged), global_config=DUCKDB_LOAD_CONFIG)
+        return dlt.destinations.duckdb(credentials)
+
+    @contextlib.contextmanager
+    def lock(self, pipeline: Any) -> Iterator[None]:
+        with exclusive(self.path.with_name(self.path.name + ".lock"), str(self.path)):
+            yield
+
+    @contextlib.contextmanager
+    def stage(self) -> Iterator[None]:
+        try:
+            with self.snapshot.staging():
+                yield
+        except SnapshotError as exc:
+            raise (RunRefused if exc.code == EXIT_CONFIG else SyncAborted)(
+                str(exc), exc.code
+            ) from None
+
+    def publish(self) -> None:
+        try:
+            self.snapshot.publish()
+        except SnapshotError as exc:
+            raise (RunRefused if exc.code == EXIT_CONFIG else SyncAborted)(
+                str(exc), exc.code
+            ) from None
+
+
+class DestinationTarget:
+    """Any other dlt destination: loaded in place (dlt's merge is transactional per table)."""
+
+    staged = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.identity = f"destination:{name}"
+        self.description = f"destination {name}"
+
+    def destination(self) -> Any:
+        try:
+            return Destination.from_reference(self.name)
+        except Exception as exc:  # noqa: BLE001 - unknown type or named destination
+            raise SyncAborted(
+                f"unknown destination {self.name!r}: use a dlt destination type (postgres, "
+                "motherduck, duckdb, ...) or a name configured as "
+                f"DESTINATION__{self.name.upper()}__DESTINATION_TYPE ({_first_line(exc)})"
+            ) from None
+
+    @contextlib.contextmanager
+    def lock(self, pipeline: Any) -> Iterator[None]:
+        """One run per warehouse and dataset across hosts, where the warehouse has a lock."""
+        with Warehouse.of(pipeline) as wh:
+            if wh.dialect != "postgres":
+                yield  # documented: only the local pipeline lock elsewhere
+                return
+            key = literal(f"{pipeline.pipeline_name}:{pipeline.dataset_name}")
+            _, rows = wh.query(f"select pg_try_advisory_lock(hashtext({key}))")
+            if not rows[0][0]:
+                raise RunRefused(
+                    f"another sync is running on {self.description} (dataset "
+                    f"{pipeline.dataset_name}, Postgres advisory lock); wait for it to finish"
+                )
+            try:
+                yield
+            finally:
+                wh.query(f"select pg_advisory_unlock(hashtext({key}))")
+
+    @contextlib.contextmanager
+    def stage(self) -> Iterator[None]:
+        yield
+
+    def publish(self) -> None:
+        return None
+
+
+Target = DuckDBTarget | DestinationTarget
+
+
+def target_of(options: SyncOptions) -> Target:
+    if options.destination and options.destination != "duckdb":
+        return DestinationTarget(options.destination)
+    return DuckDBTarget(options.duckdb_path)
+
 
 @contextlib.contextmanager
 def exclusive(path: Path, what: str) -> Iterator[None]:
-    """An advisory lock held for the run; a second sync on the same file gets a clear no."""
+    """An advisory lock held for the run; a second run on the same thing gets a clear no."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SyncAborted(
+            raise RunRefused(
                 f"another sync is running on {what}; wait for it to finish (lock: {path})"
             ) from None
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def count_calls(db: Path) -> int:
-    """Rows in `calls` now; also proves the file is ours to write (not held by another process)."""
-    try:
-        with duckdb.connect(str(db)) as conn:
-            found = conn.execute(
-                "select count(*) from information_schema.tables "
-                "where table_schema = ? and table_name = 'calls'",
-                [DATASET_NAME],
-            ).fetchone()
-            if not found or not found[0]:
-                return 0
-            row = conn.execute(f"select count(*) from {DATASET_NAME}.calls").fetchone()
-            return int(row[0]) if row else 0
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():  # not a DuckDB file, a folder, unreadable, ...
-            raise SyncAborted(
-                f"{db} is not a usable DuckDB file: {str(exc).splitlines()[0][:200]}"
-            ) from None
-        raise SyncAborted(
-            f"cannot open {db}: it is locked by another process (close it there, e.g. a duckdb "
-            f"shell, and run again): {str(exc).splitlines()[0][:160]}"
-        ) from None
-    except duckdb.Error as exc:
-        raise SyncAborted(f"{db} is not a usable DuckDB file: {str(exc).splitlines()[0]}") from None
-
-
-def neuron_cause(exc: BaseException) -> BaseException:
-    """The first of our errors (or a missing-config one) behind dlt's wrapping exceptions."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(
-            seen,
-            NeuronError
-            | ConfigFieldMissingException
-            | SyncAborted
-            | ConfigValueCannotBeCoercedException,
-        ):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return exc
-
-
-class Progress:
-    """Pages, calls and requests/s while a run goes: a live line on a terminal, else log lines."""
-
-    def __init__(self, stream: TextIO, every: float = 5.0) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.every = 0.25 if self.tty else every
-        self.started = self.last = time.monotonic()
-
-    def __call__(self, report: SyncReport) -> None:
-        now = time.monotonic()
-        if now - self.last < self.every:
-            return
-        self.last = now
-        elapsed = max(now - self.started, 1e-6)
-        requests = report.stats.requests
-        line = (
-            f"pages {report.pages}  listed {report.listed}  calls {len(report.calls)}  "
-            f"transcripts {report.transcripts}  requests {requests} "
-            f"({requests / elapsed:.0f}/s)  {elapsed:.0f}s"
-        )
-        if self.tty:
-            self.stream.write("\r" + line + " " * 4)
-            self.stream.flush()
-        else:
-            log.info(line)
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\r" + " " * 100 + "\r")
-            self.stream.flush()
 
 
 def default_pipelines_dir() -> Path:
@@ -166,21 +243,54 @@ def default_pipelines_dir() -> Path:
     return Path(data_dir, "pipelines") if data_dir else Path.home() / ".dlt" / "pipelines"
 
 
-def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResult:
+def align_working_folder(workdir: Path, target: Target) -> None:
+    """dlt's working folder must describe what the target holds, or be rebuilt from it.
+
+    It is dropped (dlt then restores the state from the warehouse) when it served another
+    target, or when a staged run did not publish: a package dlt loaded into a copy that was
+    never published must not count as loaded.
+    """
+    marker = workdir / "neuron_target"
+    known = marker.read_text(encoding="utf-8") if marker.exists() else None
+    if workdir.exists() and known != target.identity:
+        log.info(
+            "working folder %s is not in step with %s: restoring state from it",
+            workdir,
+            target.description,
+        )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if target.staged:
+        marker.unlink(missing_ok=True)  # written again once this run is published
+    else:
+        marker.write_text(target.identity, encoding="utf-8")
+
+
+def mark_published(workdir: Path, target: Target) -> None:
+    (workdir / "neuron_target").write_text(target.identity, encoding="utf-8")
+
+
+def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> Any:
+    return dlt.pipeline(
+        pipeline_name=options.pipeline_name,
+        pipelines_dir=str(pipelines_dir),
+        destination=target.destination(),
+        dataset_name=DATASET_NAME,
+    )
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     """Run one sync and log it in the run table; expected failures come back in the result.
 
-    Settings are checked before any file is touched; a run refused by a lock touches nothing.
+    Settings are checked before any file is touched; a refused run touches nothing.
     """
     clock = time.monotonic()
     report = SyncReport()
     try:
-        if options.full_refresh and (
-            options.backfill_from or options.backfill_to or options.filters
-        ):
-            raise SyncAborted(
-                "--full-refresh reloads everything: it cannot be combined with --from, --to "
-                "or a filter (run those as a separate backfill)"
-            )
+        _check(options)
         source = neuron_source(
             backfill_from=options.backfill_from,
             backfill_to=options.backfill_to,
@@ -189,78 +299,65 @@ def run_sync(options: SyncOptions, progress: Progress | None = None) -> SyncResu
             on_progress=progress,
             **options.source_args,
         )
+        target = target_of(options)
         pipelines_dir = Path(options.pipelines_dir or default_pipelines_dir())
-        db = options.duckdb_path.resolve()
-        with (
-            exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"),
-            exclusive(db.with_name(db.name + ".lock"), str(db)),
-        ):
-            before = 0 if options.full_refresh else count_calls(db)
-            try:
-                _load(source, options, db, pipelines_dir)
-                inserted = max(count_calls(db) - before, 0)
-                with duckdb.connect(str(db)) as conn:
-                    apply_views(conn, DATASET_NAME)
+        with exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"):
+            align_working_folder(pipelines_dir / options.pipeline_name, target)
+            pipeline = make_pipeline(options, target, pipelines_dir)
+            with target.lock(pipeline):
+                return _locked_run(options, source, target, pipeline, report, clock)
+    except BaseException as exc:  # noqa: BLE001 - refused or failed before the run began
+        return _failed(exc, options, report, clock)
+
+
+def _check(options: SyncOptions) -> None:
+    if options.full_refresh and (options.backfill_from or options.backfill_to or options.filters):
+        raise SyncAborted(
+            "--full-refresh reloads everything: it cannot be combined with --from, --to "
+            "or a filter (run those as a separate backfill)"
+        )
+
+
+def _locked_run(
+    options: SyncOptions,
+    source: Any,
+    target: Target,
+    pipeline: Any,
+    report: SyncReport,
+    clock: float,
+) -> SyncResult:
+    """Stage, load, views, run log, publish; a failure is logged in a run of its own."""
+    try:
+        with target.stage():
+            with Warehouse.of(pipeline) as wh:
+                before = 0 if options.full_refresh else wh.count("calls")
+                if options.full_refresh:
+                    drop_views(wh)  # Postgres refuses to drop tables that views depend on
+            load(pipeline, source, options)
+            with Warehouse.of(pipeline) as wh:
+                apply_views(wh)
+                inserted = max(wh.count("calls") - before, 0)
                 result = SyncResult(
                     EXIT_PARTIAL if report.deferred else EXIT_OK,
                     report,
                     time.monotonic() - clock,
+                    mode=options.mode,
                     inserted=inserted,
                     updated=max(len(report.calls) - inserted, 0),
                     pending=report.pending_calls + report.pending_transcripts,
                 )
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line message
-                result = _failed(exc, report, clock)
-            record_run(options, result)
-            return result
-    except Exception as exc:  # noqa: BLE001
-        return _failed(exc, report, clock)  # refused before the lock: nothing touched, no log
-    finally:
-        if progress:
-            progress.close()
+                wh.record_run(run_row(result))
+            target.publish()
+        mark_published(Path(pipeline.working_dir), target)
+        return result
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a one-line message
+        result = _failed(exc, options, report, clock)
+        if not isinstance(exc, RunRefused):
+            _record_failure(target, pipeline, result)
+        return result
 
 
-def _failed(exc: Exception, report: SyncReport, clock: float) -> SyncResult:
-    log.debug("sync failed", exc_info=exc)
-    cause = neuron_cause(exc)
-    if isinstance(cause, SyncAborted):
-        code = cause.code
-    elif isinstance(
-        cause, ConfigError | ConfigFieldMissingException | ConfigValueCannotBeCoercedException
-    ):
-        code = EXIT_CONFIG
-    else:
-        code = EXIT_FAILED
-    return SyncResult(code, report, time.monotonic() - clock, error=_one_line(cause))
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, ConfigFieldMissingException):
-        return (
-            "no API key: set SOURCES__NEURON__API_KEY, or api_key under [sources.neuron] "
-            "in .dlt/secrets.toml"
-        )
-    if isinstance(exc, ConfigValueCannotBeCoercedException):
-        hint = getattr(exc.hint, "__name__", str(exc.hint))
-        value = "" if "key" in exc.field_name else f", got {str(exc.field_value)[:40]!r}"
-        return (
-            f"setting {exc.field_name} (SOURCES__NEURON__{exc.field_name.upper()}) must be "
-            f"of type {hint}{value}"
-        )
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]
-
-
-def _load(source: Any, options: SyncOptions, db: Path, pipelines_dir: Path) -> None:
-    _forget_other_database(pipelines_dir / options.pipeline_name, db)
-    pipeline = dlt.pipeline(
-        pipeline_name=options.pipeline_name,
-        pipelines_dir=str(pipelines_dir),
-        destination=dlt.destinations.duckdb(
-            DuckDbCredentials(str(db), global_config=DUCKDB_LOAD_CONFIG)
-        ),
-        dataset_name=DATASET_NAME,
-    )
+def load(pipeline: Any, source: Any, options: SyncOptions) -> None:
     # parquet: DuckDB copies it in natively; INSERT ... VALUES text took GBs at 100k calls
     if options.full_refresh:
         pipeline.run(source, refresh="drop_sources", loader_file_format="parquet")
@@ -268,54 +365,140 @@ def _load(source: Any, options: SyncOptions, db: Path, pipelines_dir: Path) -> N
         pipeline.run(source, loader_file_format="parquet")
 
 
-def _forget_other_database(workdir: Path, db: Path) -> None:
-    """One working folder serves one DuckDB file. When the file changes, the folder (state of
-    the other file, its unloaded packages) is dropped, and dlt restores this file's state from
-    the file itself; the other file restores its own the same way on its next run."""
-    marker = workdir / "neuron_duckdb_path"
-    if marker.exists() and marker.read_text(encoding="utf-8") != str(db):
-        log.info(
-            "working folder %s was used for another DuckDB file: restoring state from %s",
-            workdir,
-            db,
-        )
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(str(db), encoding="utf-8")
+def _record_failure(target: Target, pipeline: Any, result: SyncResult) -> None:
+    """A failed or interrupted run still leaves its row in the run log (best effort)."""
+    try:
+        with target.stage():
+            with Warehouse.of(pipeline) as wh:
+                wh.record_run(run_row(result))
+            target.publish()
+    except BaseException as exc:  # noqa: BLE001 - a run log never changes the outcome
+        log.warning("could not record the run in the run log: %s", _first_line(exc))
 
 
-def summary(result: SyncResult) -> str:
-    r, s = result.report, result.report.stats
-    if result.exit_code not in (EXIT_OK, EXIT_PARTIAL):
+def run_row(result: SyncResult) -> dict[str, Any]:
+    report, stats = result.report, result.report.stats
+    finished = pendulum.now("UTC")
+    return {
+        "started_at": finished.subtract(seconds=result.seconds),
+        "finished_at": finished,
+        "mode": result.mode,
+        "outcome": OUTCOMES.get(result.exit_code, "failed"),
+        "exit_code": result.exit_code,
+        "listed": report.listed,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "transcripts": report.transcripts,
+        "pending": result.pending,
+        "deferred": len(report.deferred),
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "rate_limited": stats.rate_limited,
+        "seconds": round(result.seconds, 2),
+        "error": result.error,
+    }
+
+
+# -- errors -> exit codes and one line -------------------------------------------------------
+
+
+def _failed(
+    exc: BaseException, options: SyncOptions, report: SyncReport, clock: float
+) -> SyncResult:
+    log.debug("run failed", exc_info=exc)
+    code, line = explain(exc)
+    return SyncResult(code, report, time.monotonic() - clock, mode=options.mode, error=line)
+
+
+def cause_of(exc: BaseException) -> BaseException:
+    """The first error we know how to explain behind dlt's wrapping exceptions."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _KNOWN):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+_KNOWN = (
+    NeuronError,
+    SyncAborted,
+    KeyboardInterrupt,
+    ConfigFieldMissingException,
+    ConfigValueCannotBeCoercedException,
+)
+
+
+def explain(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one line a user reads, for any failure of a run."""
+    cause = cause_of(exc)
+    if isinstance(cause, Interrupted):
         return (
-            f"failed       nothing of this run was loaded; {r.listed} calls listed, "
-            f"{s.requests} requests, {s.retries} retries, {s.rate_limited} x 429, "
-            f"{result.seconds:.1f}s"
+            cause.code,
+            "stopped by SIGTERM; nothing of this run was published, the next run completes it",
         )
-    lines = [
-        f"calls        listed {r.listed}, inserted {result.inserted}, updated {result.updated}",
-        f"transcripts  loaded {r.transcripts}, still pending {r.pending_transcripts}"
-        f" (calls not final yet: {r.pending_calls})",
-        f"http         {s.requests} requests, {s.retries} retries, {s.rate_limited} x 429",
-        f"time         {result.seconds:.1f}s",
-    ]
-    if r.deferred:
-        lines.append(
-            f"deferred     {len(r.deferred)} calls failed after retries; the next run "
-            f"retries them (e.g. {next(iter(r.deferred.values()))})"
+    if isinstance(cause, KeyboardInterrupt):
+        return (
+            EXIT_SIGINT,
+            "interrupted; nothing of this run was published, the next run completes it",
         )
-    if r.expired:
-        lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
-    if r.skipped_invalid:
-        lines.append(f"skipped      {r.skipped_invalid} list items without an id")
-    return "\n".join(lines)
+    if isinstance(cause, SyncAborted):
+        return cause.code, _first_line(cause)
+    if isinstance(cause, ConfigFieldMissingException):
+        return EXIT_CONFIG, _missing_setting(cause)
+    if isinstance(cause, ConfigValueCannotBeCoercedException):
+        hint = getattr(cause.hint, "__name__", str(cause.hint))
+        value = "" if "key" in cause.field_name else f", got {str(cause.field_value)[:40]!r}"
+        return EXIT_CONFIG, (
+            f"setting {cause.field_name} (SOURCES__NEURON__{cause.field_name.upper()}) must be "
+            f"of type {hint}{value}"
+        )
+    if isinstance(cause, AuthenticationError | ConfigError):
+        return EXIT_CONFIG, _first_line(cause)
+    if isinstance(cause, NeuronError):
+        return EXIT_FAILED, _first_line(cause)
+    line = _first_line(cause)
+    if _is_connection_failure(cause):
+        return EXIT_CONFIG, (
+            f"cannot connect to the destination: {line}; check its credentials "
+            "(e.g. DESTINATION__POSTGRES__CREDENTIALS)"
+        )
+    return EXIT_FAILED, line
 
 
-def configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "httpcore", "aiohttp", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _missing_setting(exc: ConfigFieldMissingException) -> str:
+    if "api_key" in exc.fields:
+        return (
+            "no API key: set SOURCES__NEURON__API_KEY, or api_key under [sources.neuron] "
+            "in .dlt/secrets.toml"
+        )
+    names = []
+    for traces in exc.traces.values():
+        for trace in traces:
+            if "Environment" in str(trace.provider):
+                names.append("__".join([*trace.sections, trace.key]).upper())
+    where = names[0] if names else "/".join(exc.fields)
+    return f"missing setting {where} (or the same under .dlt/secrets.toml): set it and run again"
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        name = type(seen).__name__
+        if name in (
+            "OperationalError",
+            "DestinationConnectionError",
+            "DestinationTerminalException",
+        ) and ("connect" in str(seen).lower() or "authentication" in str(seen).lower()):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return _URL_PASSWORD.sub(r"\1***@", line)[:300]

@@ -1,31 +1,69 @@
-"""The SQL views of the `neuron` dataset: one `.sql` file per view in `pipelines/sql`.
+"""The SQL views of the dataset: one `.sql` file per view in the top-level `sql/` folder.
 
-Each file holds one `create or replace view {schema}.<name> as ...` statement; the
-`{schema}` placeholder is replaced by the dataset schema when the views are applied.
+Each file holds one `create or replace view {schema}.<name> as ...` statement in DuckDB's
+dialect; `{schema}` becomes the dataset's qualified schema. The views are applied in the order
+their references to each other demand (a topological sort, no hand-kept list), transpiled to the
+destination's dialect, and re-created only when their SQL changed (a hash per view in
+`_neuron_views`), so an analyst's open transaction on a view does not stall a run.
 """
 
 from __future__ import annotations
 
+import graphlib
+import hashlib
+import logging
 import re
 from importlib import resources
 
-import duckdb
-
 from .neuron import TABLES
+from .warehouse import Warehouse, literal
 
-# The order the views are applied in: staging first, then the reports built on it.
-VIEW_NAMES: list[str] = [
-    "stg_calls",
-    "disposition_daily",
-    "campaign_funnel",
-    "sentiment_by_disposition",
-    "talk_time",
-    "callback_queue",
-    "dnd_contacts",
-]
+log = logging.getLogger(__name__)
 
-# The contract's tables and column types, from the source's own table hints. dlt creates the
-# real tables, but only once a row arrives; the views need them all.
+VIEWS_TABLE = "_neuron_views"
+_REFERENCE = re.compile(r"\{schema\}\.(\w+)")
+
+
+def view_files() -> dict[str, str]:
+    """View name -> its SQL (with the `{schema}` placeholder), one per `sql/*.sql` file."""
+    folder = resources.files("pipelines.sql")
+    return {
+        entry.name.removesuffix(".sql"): entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    }
+
+
+def view_order(files: dict[str, str]) -> list[str]:
+    """Every view after the views it selects from (ties by name, so the order is stable)."""
+    graph = graphlib.TopologicalSorter(
+        {
+            name: {ref for ref in _REFERENCE.findall(sql) if ref in files and ref != name}
+            for name, sql in files.items()
+        }
+    )
+    graph.prepare()
+    order: list[str] = []
+    while graph.is_active():
+        ready = sorted(graph.get_ready())
+        order.extend(ready)
+        graph.done(*ready)
+    return order
+
+
+VIEW_NAMES: list[str] = view_order(view_files())
+
+
+def view_sql(schema: str = '"neuron"') -> list[tuple[str, str]]:
+    """The `(view name, create statement)` pairs for `schema` (already quoted), in order."""
+    files = view_files()
+    return [(name, files[name].replace("{schema}", schema)) for name in view_order(files)]
+
+
+def _digest(statements: list[str]) -> str:
+    return hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()[:16]
+
+
 _DUCKDB_TYPES = {
     "text": "varchar",
     "bigint": "bigint",
@@ -33,48 +71,70 @@ _DUCKDB_TYPES = {
     "bool": "boolean",
     "timestamp": "timestamptz",
 }
-CONTRACT_TABLES: dict[str, dict[str, str]] = {
-    table: {name: _DUCKDB_TYPES[str(column["data_type"])] for name, column in columns.items()}
-    for table, (_key, _merge_key, columns) in TABLES.items()
-}
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _quoted(schema: str) -> str:
-    if not _IDENTIFIER.match(schema):
-        raise ValueError(f"invalid schema name {schema!r}: use letters, digits and '_'")
-    return f'"{schema}"'
+def ensure_tables(wh: Warehouse, relations: dict[str, str]) -> None:
+    """Create a contract table dlt has not created yet (no row arrived for it so far)."""
+    for table, (_key, _merge_key, columns) in TABLES.items():
+        if table in relations:
+            continue
+        defs = ", ".join(
+            f"{name} {_DUCKDB_TYPES[str(c['data_type'])]}" for name, c in columns.items()
+        )
+        wh.execute(*wh.transpile(f"create table {wh.table(table)} ({defs})"))
+        relations[table] = "BASE TABLE"
 
 
-def view_sql(schema: str = "neuron") -> list[tuple[str, str]]:
-    """The `(view name, create statement)` pairs for `schema`, in `VIEW_NAMES` order."""
-    folder = resources.files("pipelines.sql")
-    target = _quoted(schema)
-    return [
-        (name, (folder / f"{name}.sql").read_text(encoding="utf-8").replace("{schema}", target))
-        for name in VIEW_NAMES
-    ]
+def apply_views(wh: Warehouse) -> list[str]:
+    """Create the views that are missing or whose SQL changed; returns the ones (re)created."""
+    wh.execute(f"create schema if not exists {wh.schema()}")
+    relations = wh.relations()
+    ensure_tables(wh, relations)
+    stored = _stored_digests(wh, relations)
+    created: list[str] = []
+    for name, sql in view_sql(wh.schema()):
+        statements = wh.transpile(sql)
+        digest = _digest(statements)
+        if relations.get(name) == "VIEW" and stored.get(name) == digest:
+            continue
+        try:
+            wh.execute(*statements)
+        except Exception:  # noqa: BLE001 - e.g. Postgres cannot change a view's columns in place
+            log.debug("replacing view %s failed; dropping and creating it", name, exc_info=True)
+            wh.execute(*wh.transpile(f"drop view if exists {wh.table(name)} cascade"))
+            wh.execute(*statements)
+            relations = wh.relations()  # a cascade may have dropped views that depend on it
+        relations[name] = "VIEW"
+        _store_digest(wh, name, digest)
+        created.append(name)
+    if created:
+        log.info("views created or replaced: %s", ", ".join(created))
+    return created
 
 
-def ensure_contract_tables(conn: duckdb.DuckDBPyConnection, schema: str = "neuron") -> None:
-    """Create the schema, any missing contract table and any missing contract column.
-
-    Existing tables and columns are left as they are (dlt's extra columns included).
-    """
-    target = _quoted(schema)
-    conn.execute(f"create schema if not exists {target}")
-    for table, columns in CONTRACT_TABLES.items():
-        column_defs = ", ".join(f'"{name}" {type_}' for name, type_ in columns.items())
-        conn.execute(f'create table if not exists {target}."{table}" ({column_defs})')
-        for name, type_ in columns.items():
-            conn.execute(
-                f'alter table {target}."{table}" add column if not exists "{name}" {type_}'
-            )
+def drop_views(wh: Warehouse) -> None:
+    """Drop our views (and forget their hashes), e.g. before a full refresh drops the tables."""
+    relations = wh.relations()
+    for name in reversed(VIEW_NAMES):
+        if relations.get(name) == "VIEW":
+            wh.execute(*wh.transpile(f"drop view if exists {wh.table(name)} cascade"))
+    if VIEWS_TABLE in relations:
+        wh.execute(f"delete from {wh.table(VIEWS_TABLE)}")
 
 
-def apply_views(conn: duckdb.DuckDBPyConnection, schema: str = "neuron") -> None:
-    """Create or replace every view of `schema`, after `ensure_contract_tables` (idempotent)."""
-    ensure_contract_tables(conn, schema)
-    for _name, sql in view_sql(schema):
-        conn.execute(sql)
+def _stored_digests(wh: Warehouse, relations: dict[str, str]) -> dict[str, str]:
+    if VIEWS_TABLE not in relations:
+        wh.execute(
+            *wh.transpile(f"create table {wh.table(VIEWS_TABLE)} (name varchar, sha varchar)")
+        )
+        return {}
+    _, rows = wh.query(f"select name, sha from {wh.table(VIEWS_TABLE)}")
+    return {str(name): str(sha) for name, sha in rows}
+
+
+def _store_digest(wh: Warehouse, name: str, digest: str) -> None:
+    table = wh.table(VIEWS_TABLE)
+    wh.execute(
+        f"delete from {table} where name = {literal(name)}",
+        f"insert into {table} (name, sha) values ({literal(name)}, {literal(digest)})",
+    )

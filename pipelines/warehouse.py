@@ -175,10 +175,14 @@ class Warehouse:
             self.execute(*self.transpile(f"create table {target} ({defs})"))
         else:
             for name in RUN_COLUMNS.keys() - self.columns(RUNS_TABLE):
-                self.execute(*self.transpile(f"alter table {target} add column {name} {RUN_COLUMNS[name]}"))
+                self.execute(
+                    *self.transpile(f"alter table {target} add column {name} {RUN_COLUMNS[name]}")
+                )
         names = [name for name in RUN_COLUMNS if name in run]
         values = ", ".join(literal(run[name]) for name in names)
-        self.execute(*self.transpile(f"insert into {target} ({', '.join(names)}) values ({values})"))
+        self.execute(
+            *self.transpile(f"insert into {target} ({', '.join(names)}) values ({values})")
+        )
 
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
         if RUNS_TABLE not in self.relations():
@@ -196,7 +200,9 @@ class Warehouse:
     def pipeline_names(self) -> set[str]:
         if "_dlt_pipeline_state" not in self.relations():
             return set()
-        _, rows = self.query(f"select distinct pipeline_name from {self.table('_dlt_pipeline_state')}")
+        _, rows = self.query(
+            f"select distinct pipeline_name from {self.table('_dlt_pipeline_state')}"
+        )
         return {str(row[0]) for row in rows}
 
     def source_state(self) -> dict[str, Any]:

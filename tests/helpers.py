@@ -124,3 +124,11 @@ def assert_matches_truth(db: Path, truth: dict[str, Any]) -> None:
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(db), read_only=True) as conn:
         return conn.execute(sql).fetchall()
+
+
+def read_state(db: Path) -> dict[str, Any]:
+    """The source state committed with the last load of the DuckDB file."""
+    from pipelines.warehouse import Warehouse
+
+    with Warehouse.duckdb_file(db) as wh:
+        return wh.source_state()

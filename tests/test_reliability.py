@@ -20,11 +20,10 @@ import httpx
 import orjson
 import pytest
 
-from pipelines import runner
-from pipelines.runlog import read_state
+from pipelines import cli, runner
 from pipelines.sandbox import Sandbox
 
-from .helpers import assert_matches_truth, query, sync
+from .helpers import assert_matches_truth, query, read_state, sync
 from .procs import PIPELINE_DIR, run_cli, sandbox_env, snapshot, sync_args
 
 FAST = {"max_attempts": 2}  # a failing request fails after one short backoff
@@ -187,7 +186,7 @@ def test_failed_details_and_transcripts_are_deferred_then_completed(
     first = sync(sandbox, tmp_path, source_args={"transport": transport, **FAST})
     assert first.exit_code == runner.EXIT_PARTIAL, first.error
     assert set(first.report.deferred) == bad_details | bad_transcripts
-    assert "deferred     5 calls failed after retries" in runner.summary(first)
+    assert "deferred     5 calls failed after retries" in cli.summary(first)
     pending = read_state(db)["pending"]
     assert {i: pending[i]["reason"] for i in bad_details | bad_transcripts} == (
         {i: "details failed" for i in bad_details}
@@ -361,7 +360,7 @@ def test_odd_but_valid_data_is_loaded_as_is(tmp_path: Path) -> None:
     result = sync_with(tmp_path, httpx.MockTransport(odd_api))
     db = tmp_path / "calls.duckdb"
     assert result.exit_code == runner.EXIT_OK, result.error
-    assert result.report.skipped_invalid == 1 and "skipped      1" in runner.summary(result)
+    assert result.report.skipped_invalid == 1 and "skipped      1" in cli.summary(result)
     rows = {
         r[0]: r[1:]
         for r in query(
@@ -547,13 +546,13 @@ def sync_again(sandbox: Sandbox, home: Path, db: Path) -> runner.SyncResult:
 DEBUG_EVERYTHING = """
 import logging, sys
 from pipelines import cli, runner
-configure = runner.configure_logging
+configure = cli.configure_logging
 def everything(verbose=False):
     configure(True)
     for name in ["", "httpx", "httpcore", "aiohttp", "aiohttp.client", "asyncio", "dlt",
                  "urllib3", *logging.root.manager.loggerDict]:
         logging.getLogger(name).setLevel(logging.DEBUG)
-runner.configure_logging = everything
+cli.configure_logging = everything
 sys.exit(cli.main(sys.argv[1:]))
 """
 

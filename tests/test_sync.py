@@ -6,12 +6,11 @@ import argparse
 
 import pendulum
 
-from pipelines import runner
+from pipelines import cli, runner
 from pipelines.cli import cmd_status
-from pipelines.runlog import read_state
 from pipelines.sandbox import Sandbox
 
-from .helpers import assert_matches_truth, expected, query, sync
+from .helpers import assert_matches_truth, expected, query, read_state, sync
 
 
 def requests_by_endpoint(sandbox: Sandbox) -> dict[str, int]:
@@ -213,7 +212,7 @@ def test_status_shows_cursor_pending_and_runs(sandbox, tmp_path, capsys):
         source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
     )
     runner.run_sync(options)
-    assert cmd_status(argparse.Namespace(duckdb=db)) == 0
+    assert cmd_status(argparse.Namespace(duckdb=db, destination=None)) == 0
     out = capsys.readouterr().out
     state = read_state(db)
     assert state["cursor"] in out
@@ -226,7 +225,7 @@ def test_status_shows_cursor_pending_and_runs(sandbox, tmp_path, capsys):
 
 def test_summary_names_every_figure(sandbox, tmp_path):
     result = sync(sandbox, tmp_path)
-    text = runner.summary(result)
+    text = cli.summary(result)
     for word in (
         "listed",
         "inserted",

@@ -23,12 +23,5 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 RETRY_AFTER_MAX_SECONDS = 120.0
 
-PIPELINE_NAME = "neuron_calls"
-DATASET_NAME = "neuron"
-DEFAULT_DUCKDB_PATH = "neuron_calls.duckdb"
-# DuckDB settings while dlt loads: merges spill to disk past the limit instead of growing RSS
-# (peak RSS of a 100k-call first sync: 541 MB without, 441 MB at 256MB, 350 MB at 128MB)
-DUCKDB_LOAD_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False}
-
 # The signed recording URL is a short-lived credential: it is never stored.
 DROPPED_CALL_FIELDS = frozenset({"recording_url", "contact"})
