@@ -22,7 +22,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipelines tests bench
+	$(BIN)/ruff format --check pipelines tests bench
 	$(BIN)/mypy pipelines
+	$(BIN)/sqlfluff lint sql
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_sync.py

@@ -28,9 +28,11 @@ final as (
         calls.campaign_id,
         calls.started_at
     from calls
+    -- is not distinct from: calls with a NULL phone are grouped together too
     inner join last_call_per_phone
-        on last_call_per_phone.contact_phone is not distinct from calls.contact_phone
-    where calls.disposition = 'callback'
+        on calls.contact_phone is not distinct from last_call_per_phone.contact_phone
+    where
+        calls.disposition = 'callback'
         and calls.started_at >= last_call_per_phone.last_started_at
 
 )

@@ -4,10 +4,9 @@
 -- (the vendor may add some) counts in calls, in none of the six columns.
 create or replace view {schema}.campaign_funnel as
 
-with final_calls as (
+with calls as (
 
     select * from {schema}.stg_calls
-    where is_final
 
 ),
 
@@ -23,8 +22,10 @@ counted as (
         count(*) filter (where disposition = 'not_reachable') as not_reachable,
         count(*) filter (where disposition = 'dnd') as dnd,
         count(*) filter (where disposition = 'escalated') as escalated,
+        -- the average is over connected calls only
         avg(duration_seconds) filter (where is_connected) as avg_duration_seconds
-    from final_calls
+    from calls
+    where is_final
     group by campaign_id
 
 ),
@@ -41,11 +42,12 @@ final as (
         not_reachable,
         dnd,
         escalated,
-        -- rates are NULL when their divisor is 0
+        -- Rates are NULL when their divisor is 0. Every ratio and average is
+        -- cast to double: avg() would be numeric on Postgres.
         connected::double / nullif(calls, 0) as connect_rate,
         interested::double / nullif(connected, 0) as interest_rate,
         escalated::double / nullif(connected, 0) as escalation_rate,
-        avg_duration_seconds
+        avg_duration_seconds::double as avg_duration_seconds
     from counted
 
 )

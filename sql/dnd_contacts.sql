@@ -24,13 +24,15 @@ final as (
     select
         first_dnd.contact_phone,
         first_dnd.first_dnd_at,
+        -- strictly later: the dnd call itself does not count
         count(*) filter (
             where calls.started_at > first_dnd.first_dnd_at
         ) as calls_after_dnd
     from first_dnd
+    -- is not distinct from: a NULL phone still matches its own calls
     inner join calls
-        on calls.contact_phone is not distinct from first_dnd.contact_phone
-    group by 1, 2
+        on first_dnd.contact_phone is not distinct from calls.contact_phone
+    group by first_dnd.contact_phone, first_dnd.first_dnd_at
 
 )
 

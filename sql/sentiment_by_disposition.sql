@@ -1,28 +1,33 @@
 -- Sentiment per disposition, over final calls that have a completed transcript.
--- speaker_sentiment has one row per call and speaker, so pivoting it gives
--- at most one agent and one customer value per call.
 create or replace view {schema}.sentiment_by_disposition as
 
-with final_calls as (
+with calls as (
 
-    select call_id, disposition from {schema}.stg_calls
-    where is_final
+    select * from {schema}.stg_calls
 
 ),
 
 transcripts as (
 
-    select call_id, sentiment_overall from {schema}.transcripts
+    select * from {schema}.stg_transcripts
 
 ),
 
-speakers as (
+speaker_sentiment as (
+
+    select * from {schema}.stg_speaker_sentiment
+
+),
+
+-- speaker_sentiment has one row per call and speaker, so this pivot holds at
+-- most one agent and one customer value per call (avg() of a single value).
+sentiment_per_call as (
 
     select
         call_id,
         avg(sentiment) filter (where speaker = 'agent') as agent_sentiment,
         avg(sentiment) filter (where speaker = 'customer') as customer_sentiment
-    from {schema}.speaker_sentiment
+    from speaker_sentiment
     group by call_id
 
 ),
@@ -30,13 +35,16 @@ speakers as (
 joined as (
 
     select
-        final_calls.disposition,
+        calls.disposition,
         transcripts.sentiment_overall,
-        speakers.agent_sentiment,
-        speakers.customer_sentiment
+        sentiment_per_call.agent_sentiment,
+        sentiment_per_call.customer_sentiment
     from transcripts
-    inner join final_calls on final_calls.call_id = transcripts.call_id
-    left join speakers on speakers.call_id = transcripts.call_id
+    inner join calls
+        on transcripts.call_id = calls.call_id
+    left join sentiment_per_call
+        on transcripts.call_id = sentiment_per_call.call_id
+    where calls.is_final
 
 ),
 
@@ -45,9 +53,10 @@ final as (
     select
         disposition,
         count(*) as calls,
-        avg(sentiment_overall) as avg_overall,
-        avg(agent_sentiment) as avg_agent,
-        avg(customer_sentiment) as avg_customer
+        -- cast to double: avg() would be numeric on Postgres
+        avg(sentiment_overall)::double as avg_overall,
+        avg(agent_sentiment)::double as avg_agent,
+        avg(customer_sentiment)::double as avg_customer
     from joined
     group by disposition
 

@@ -1,7 +1,9 @@
--- Staging: one row per call, named columns only, plus the two flags every report uses.
---   final:     the call has ended, i.e. status is 'completed' or 'failed'
---              ('in_progress' and any status the vendor may add are not final).
---   connected: final and duration_seconds > 0 (someone picked up and talked).
+-- Staging for the calls table: one row per call, renamed and typed, plus the
+-- two flags every report uses. They are defined here and nowhere else:
+--   is_final:     the call has ended, i.e. status is 'completed' or 'failed'
+--                 ('in_progress' and any status the vendor may add are not final).
+--   is_connected: final and duration_seconds > 0 (someone picked up and talked).
+-- Both are false, never NULL, when status or duration_seconds is NULL.
 create or replace view {schema}.stg_calls as
 
 with source as (
@@ -19,18 +21,24 @@ renamed as (
         contact_name,
         status,
         disposition,
-        duration_seconds,
+        duration_seconds::bigint as duration_seconds,
         language,
         started_at,
         ended_at,
         transcript_job_id,
         has_recording,
-        coalesce(status in ('completed', 'failed'), false) as is_final,
-        coalesce(
-            status in ('completed', 'failed') and duration_seconds > 0, false
-        ) as is_connected
+        coalesce(status in ('completed', 'failed'), false) as is_final
     from source
+
+),
+
+final as (
+
+    select
+        *,
+        coalesce(is_final and duration_seconds > 0, false) as is_connected
+    from renamed
 
 )
 
-select * from renamed
+select * from final

@@ -1,11 +1,17 @@
 -- Seconds spoken by agent and customer, one row per call with a transcript
--- (including a transcript with no segments). A segment lasts end_time - start_time;
--- a speaker who never speaks has 0 seconds.
+-- (including a transcript with no segments); segments of a call with no
+-- transcript row are left out.
 create or replace view {schema}.talk_time as
 
 with transcripts as (
 
-    select call_id from {schema}.transcripts
+    select * from {schema}.stg_transcripts
+
+),
+
+segments as (
+
+    select * from {schema}.stg_transcript_segments
 
 ),
 
@@ -13,9 +19,10 @@ spoken as (
 
     select
         call_id,
+        -- a segment lasts end_time - start_time
         sum(end_time - start_time) filter (where speaker = 'agent') as agent_seconds,
         sum(end_time - start_time) filter (where speaker = 'customer') as customer_seconds
-    from {schema}.transcript_segments
+    from segments
     group by call_id
 
 ),
@@ -24,10 +31,12 @@ per_call as (
 
     select
         transcripts.call_id,
+        -- a speaker who never speaks has 0 seconds, not NULL
         coalesce(spoken.agent_seconds, 0)::double as agent_seconds,
         coalesce(spoken.customer_seconds, 0)::double as customer_seconds
     from transcripts
-    left join spoken on spoken.call_id = transcripts.call_id
+    left join spoken
+        on transcripts.call_id = spoken.call_id
 
 ),
 
