@@ -281,7 +281,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print_table(columns, rows, "Campaign funnel", sys.stdout)
     print(
         f"\nQuery it further (read-only, also while a sync runs):\n"
-        f'  .venv/bin/neuron-calls sql --duckdb {db} "select * from {DATASET_NAME}.callback_queue"\n'
+        f"  .venv/bin/neuron-calls sql --duckdb {db} "
+        f'"select * from {DATASET_NAME}.callback_queue"\n'
         f"Views: disposition_daily, campaign_funnel, sentiment_by_disposition, talk_time, "
         f"callback_queue, dnd_contacts (schema {DATASET_NAME})."
     )
@@ -313,7 +314,7 @@ def open_warehouse(args: argparse.Namespace) -> Warehouse:
     return Warehouse.duckdb_file(db)
 
 
-def _reading(args: argparse.Namespace, what: Any) -> Any:
+def _reading(args: argparse.Namespace, what: Any, failed: str = "cannot read the warehouse") -> Any:
     """Run `what(warehouse)`; a failure to open or read becomes one line, exit 2."""
     try:
         with open_warehouse(args) as wh:
@@ -322,7 +323,7 @@ def _reading(args: argparse.Namespace, what: Any) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001
         code, line = runner.explain(exc)
-        raise runner.SyncAborted(f"cannot read the warehouse: {line}", runner.EXIT_CONFIG) from None
+        raise runner.SyncAborted(f"{failed}: {line}", runner.EXIT_CONFIG) from None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -355,10 +356,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     query = args.query.strip().rstrip(";")
     _read_only_query(query)
-    try:
-        columns, rows = _reading(args, lambda wh: _query_read_only(wh, query))
-    except runner.SyncAborted as exc:
-        raise runner.SyncAborted(str(exc).replace("cannot read the warehouse: ", "query failed: "))
+    columns, rows = _reading(args, lambda wh: _query_read_only(wh, query), "query failed")
     fmt = args.format or ("table" if sys.stdout.isatty() else "csv")
     if fmt == "csv":
         writer = csv.writer(sys.stdout)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +90,11 @@ class Warehouse:
     @classmethod
     def duckdb_file(cls, path: Path, dataset: str = DATASET_NAME) -> Warehouse:
         return cls(lambda: duckdb.connect(str(path), read_only=True), "duckdb", dataset)
+
+    @classmethod
+    def on(cls, conn: duckdb.DuckDBPyConnection, dataset: str = DATASET_NAME) -> Warehouse:
+        """An open DuckDB connection (tests, benchmarks); left open on exit."""
+        return cls(lambda: contextlib.nullcontext(conn), "duckdb", dataset)
 
     def __enter__(self) -> Warehouse:
         opened = self._stack.enter_context(self._opener())
@@ -233,13 +237,3 @@ def literal(value: Any) -> str:
     if isinstance(value, dt.date):
         return f"date '{value.isoformat()}'"
     return "'" + str(value).replace("'", "''") + "'"
-
-
-@contextlib.contextmanager
-def read_only_duckdb(path: Path) -> Iterator[Warehouse]:
-    with Warehouse.duckdb_file(path) as wh:
-        yield wh
-
-
-def rows_as_dicts(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    return [dict(zip(columns, row, strict=True)) for row in rows]
