@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_sync.py
+	$(BIN)/python bench/bench_publish.py
 
 bench-views: $(STAMP)
 	$(BIN)/python bench/bench_views.py

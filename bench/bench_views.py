@@ -1,4 +1,4 @@
-"""Time every view of `pipelines/sql` on a large synthetic `neuron` dataset.
+"""Time every view of `sql/` on a large synthetic `neuron` dataset.
 
     python bench/bench_views.py [--calls 1000000] [--db PATH] [--threads N]
 
@@ -15,6 +15,7 @@ import time
 import duckdb
 
 from pipelines.views import VIEW_NAMES, apply_views
+from pipelines.warehouse import Warehouse
 
 CALLS_SQL = """
 create or replace table neuron.calls as
@@ -120,7 +121,8 @@ def main() -> None:
     start = time.perf_counter()
     if not args.reuse:
         synthesize(conn, args.calls)
-    apply_views(conn)
+    with Warehouse.on(conn) as wh:
+        apply_views(wh)
     setup = time.perf_counter() - start
 
     sizes = {
