@@ -253,7 +253,7 @@ def align_working_folder(workdir: Path, target: Target) -> None:
     marker = workdir / "neuron_target"
     known = marker.read_text(encoding="utf-8") if marker.exists() else None
     if workdir.exists() and known != target.identity:
-        log.info(
+        log.debug(
             "working folder %s is not in step with %s: restoring state from it",
             workdir,
             target.description,

@@ -89,24 +89,44 @@ WAREHOUSE_SQL = {
 }
 
 
-def warehouse(db: Path) -> dict[str, dict[Any, Any]]:
+def fetcher(where: Path | str) -> Any:
+    """`fetch(sql) -> rows` on a DuckDB file (read-only) or a Postgres URL."""
+    if isinstance(where, Path):
+
+        def fetch_duckdb(sql: str) -> list[tuple[Any, ...]]:
+            with duckdb.connect(str(where), read_only=True) as conn:
+                return conn.execute(sql).fetchall()
+
+        return fetch_duckdb
+
+    def fetch_postgres(sql: str) -> list[tuple[Any, ...]]:
+        import psycopg2
+
+        with psycopg2.connect(where) as conn, conn.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+
+    return fetch_postgres
+
+
+def warehouse(db: Path | str) -> dict[str, dict[Any, Any]]:
     """The four tables keyed like `expected`; raises if a key occurs twice (a duplicate)."""
     out: dict[str, dict[Any, Any]] = {}
-    with duckdb.connect(str(db), read_only=True) as conn:
-        for name, sql in WAREHOUSE_SQL.items():
-            rows = conn.execute(sql).fetchall()
-            width = 2 if name in ("segments", "speakers") else 1
-            table: dict[Any, Any] = {}
-            for row in rows:
-                key = row[0] if width == 1 else tuple(row[:2])
-                assert key not in table, f"duplicate {name} row {key}"
-                values = tuple(_ts(v) if isinstance(v, dt.datetime) else v for v in row[width:])
-                table[key] = values[0] if name == "speakers" else values
-            out[name] = table
+    fetch = fetcher(db)
+    for name, sql in WAREHOUSE_SQL.items():
+        rows = fetch(sql)
+        width = 2 if name in ("segments", "speakers") else 1
+        table: dict[Any, Any] = {}
+        for row in rows:
+            key = row[0] if width == 1 else tuple(row[:2])
+            assert key not in table, f"duplicate {name} row {key}"
+            values = tuple(_ts(v) if isinstance(v, dt.datetime) else v for v in row[width:])
+            table[key] = values[0] if name == "speakers" else values
+        out[name] = table
     return out
 
 
-def assert_matches_truth(db: Path, truth: dict[str, Any]) -> None:
+def assert_matches_truth(db: Path | str, truth: dict[str, Any]) -> None:
     want, got = expected(truth), warehouse(db)
     for table in want:
         missing = want[table].keys() - got[table].keys()

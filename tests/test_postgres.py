@@ -1,0 +1,152 @@
+"""The same sync, views, locks and state on a real PostgreSQL server (the `postgres` fixture)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import runner
+from pipelines.sandbox import Sandbox
+from pipelines.views import VIEW_NAMES
+
+from .helpers import assert_matches_truth, fetcher, sync
+from .procs import assert_one_line, cli_env, run_cli
+
+REPORT_VIEWS = [name for name in VIEW_NAMES if not name.startswith("stg_")]
+
+
+@pytest.fixture
+def pg(postgres: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+    """A fresh database on the test server; dlt finds it the dlt way (environment)."""
+    url: str = postgres.new_database(f"t{abs(hash(request.node.nodeid)) % 10**8}")
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
+    return url
+
+
+def pg_sync(sandbox: Sandbox, tmp: Path, workdir: str = "dlt", **options: Any) -> runner.SyncResult:
+    return sync(sandbox, tmp, destination="postgres", pipelines_dir=str(tmp / workdir), **options)
+
+
+def _rounded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, float):
+            return None if math.isnan(value) else round(value, 9)
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        return value
+
+    return sorted((tuple(plain(v) for v in row) for row in rows), key=repr)
+
+
+def test_sync_equals_the_truth_then_goes_on_incrementally(
+    pg: str, make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(calls=200)
+    first = pg_sync(sandbox, tmp_path)
+    assert first.exit_code == runner.EXIT_OK, first.error
+    assert_matches_truth(pg, sandbox.truth())
+    sandbox.advance(6 * 3600)
+    second = pg_sync(sandbox, tmp_path)
+    assert second.exit_code == runner.EXIT_OK, second.error
+    assert second.inserted > 0
+    assert_matches_truth(pg, sandbox.truth())  # no duplicates, latest states
+    status = run_cli(
+        tmp_path,
+        [sys.executable, "-m", "pipelines", "status", "--destination", "postgres"],
+        cli_env(tmp_path, DESTINATION__POSTGRES__CREDENTIALS=pg),
+    )
+    assert status.returncode == 0, status.stderr
+    assert "incremental" in status.stdout and "cursor" in status.stdout
+
+
+def test_views_give_the_same_numbers_as_on_duckdb(
+    pg: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    assert pg_sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    duck = tmp_path / "duck"
+    duck.mkdir()
+    assert sync(sandbox, duck).exit_code == runner.EXIT_OK
+    on_pg, on_duckdb = fetcher(pg), fetcher(duck / "calls.duckdb")
+    for view in REPORT_VIEWS:
+        want = _rounded(on_duckdb(f"select * from neuron.{view}"))
+        assert want, view
+        assert _rounded(on_pg(f"select * from neuron.{view}")) == want, view
+    assert on_pg(
+        "select data_type from information_schema.columns where table_schema = 'neuron' "
+        "and table_name = 'campaign_funnel' and column_name = 'avg_duration_seconds'"
+    ) == [("double precision",)]
+
+
+def test_full_refresh_works_with_views_in_place(
+    pg: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    assert pg_sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    again = pg_sync(sandbox, tmp_path, full_refresh=True)
+    assert again.exit_code == runner.EXIT_OK, again.error
+    assert_matches_truth(pg, sandbox.truth())
+    assert fetcher(pg)("select count(*) from neuron.campaign_funnel")[0][0] > 0
+
+
+def test_state_survives_a_lost_working_folder(
+    pg: str, make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(calls=200)
+    assert pg_sync(sandbox, tmp_path, workdir="host_a").exit_code == runner.EXIT_OK
+    sandbox.advance(6 * 3600)
+    sandbox.reset_stats()
+    other_host = pg_sync(sandbox, tmp_path, workdir="host_b")  # a new machine, same warehouse
+    assert other_host.exit_code == runner.EXIT_OK, other_host.error
+    assert other_host.report.stats.requests < 100  # went on from the cursor, no full reload
+    assert_matches_truth(pg, sandbox.truth())
+
+
+def test_a_second_run_on_the_same_warehouse_is_refused_across_hosts(
+    pg: str, make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(calls=100, latency_ms=300)
+    env = cli_env(
+        tmp_path,
+        SOURCES__NEURON__API_KEY=sandbox.api_key,
+        SOURCES__NEURON__BASE_URL=sandbox.base_url,
+        DESTINATION__POSTGRES__CREDENTIALS=pg,
+    )
+    args = [sys.executable, "-m", "pipelines", "sync", "--destination", "postgres"]
+    first = subprocess.Popen(args, cwd=tmp_path, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while sandbox.stats()["total"] == 0:
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        other_home = tmp_path / "other_host"  # another working folder: only the warehouse knows
+        other_home.mkdir()
+        second = run_cli(other_home, args, {**env, "HOME": str(other_home)})
+        assert_one_line(second, runner.EXIT_CONFIG, "another sync is running", "postgres")
+    finally:
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == runner.EXIT_OK, err
+    assert_matches_truth(pg, sandbox.truth())
+
+
+def test_missing_or_wrong_credentials_exit_2_naming_the_setting(
+    postgres: Any, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    base = cli_env(
+        tmp_path,
+        SOURCES__NEURON__API_KEY=sandbox.api_key,
+        SOURCES__NEURON__BASE_URL=sandbox.base_url,
+    )
+    args = [sys.executable, "-m", "pipelines", "sync", "--destination", "postgres"]
+    missing = run_cli(tmp_path, args, base)
+    assert_one_line(missing, runner.EXIT_CONFIG, "DESTINATION__POSTGRES__CREDENTIALS")
+    wrong_url = postgres.url.replace(f":{postgres.password}@", ":not-the-password-42@")
+    wrong = run_cli(tmp_path, args, {**base, "DESTINATION__POSTGRES__CREDENTIALS": wrong_url})
+    assert_one_line(wrong, runner.EXIT_CONFIG, "DESTINATION__POSTGRES__CREDENTIALS")
+    assert "not-the-password-42" not in wrong.stderr + wrong.stdout
