@@ -44,7 +44,11 @@ def build_app(state: State) -> ASGIApp:
     async def not_found(request: Request) -> Response:
         return error(404, "not_found", f"No route for {request.url.path}.")
 
-    routes = [*Api(state).routes(), *Admin(state).routes(), Route("/{path:path}", not_found)]
+    routes = [
+        *Api(state).routes(),
+        *Admin(state).routes(),
+        Route("/{path:path}", not_found, methods=ANY),
+    ]
     return Gate(Starlette(routes=routes), state)
 
 
