@@ -47,7 +47,7 @@ def build_app(state: State) -> ASGIApp:
     routes = [
         *Api(state).routes(),
         *Admin(state).routes(),
-        Route("/{path:path}", not_found, methods=ANY),
+        Route("/{path:path}", not_found),
     ]
     return Gate(Starlette(routes=routes), state)
 
