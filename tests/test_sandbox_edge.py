@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import subprocess
@@ -184,3 +185,23 @@ def test_the_import_check_sees_a_started_sandbox() -> None:
     done = run_python(f"import sys\n{code}\n{CHECK}\nprint(loaded)")
     assert done.returncode == 0, done.stderr
     assert "starlette" in done.stdout and "uvicorn" in done.stdout
+
+
+# -- admin: loopback only ----------------------------------------------------------------------
+@pytest.mark.parametrize(("peer", "status"), [("10.1.2.3", 403), ("127.0.0.1", 200), ("::1", 200)])
+def test_admin_answers_only_loopback_clients(peer: str, status: int) -> None:
+    from pipelines.sandbox.app import build_app
+
+    sb = Sandbox(calls=20, now="2026-11-01T12:00:00Z")
+    transport = httpx.ASGITransport(app=build_app(sb.state), client=(peer, 40000))
+
+    async def ask() -> tuple[httpx.Response, httpx.Response]:
+        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as c:
+            admin = await c.post(f"/_sandbox/calls/{sb.state.data.calls[0].id}/erase")
+            api = await c.get("/v1/calls", headers={"Authorization": f"Bearer {sb.api_key}"})
+            return admin, api
+
+    admin, api = asyncio.run(ask())
+    assert admin.status_code == status
+    assert api.status_code == 200  # the API itself answers anyone with the key
+    assert len(sb.state.data.erased) == (1 if status == 200 else 0)
