@@ -205,3 +205,18 @@ def test_admin_answers_only_loopback_clients(peer: str, status: int) -> None:
     assert admin.status_code == status
     assert api.status_code == 200  # the API itself answers anyone with the key
     assert len(sb.state.data.erased) == (1 if status == 200 else 0)
+
+
+def test_sandbox_without_its_web_stack_says_what_to_install() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['uvicorn'] = None  # as if not installed\n"
+        "from pipelines.cli import main\n"
+        "raise SystemExit(main(['sandbox', '--port', '0', '--calls', '5']))"
+    )
+    done = run_python(code)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "neuron-calls sandbox: uvicorn is not installed; the sandbox needs its web stack: "
+        "pip install 'neuron-calls[sandbox]'"
+    ]

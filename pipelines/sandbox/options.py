@@ -10,6 +10,7 @@ import sys
 
 DEFAULT_API_KEY = "sk_sandbox_neuron_calls_0000"
 DEFAULT_PORT = 8765
+WEB_STACK = ("starlette", "uvicorn", "uvloop", "httptools")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +69,15 @@ def run_from_args(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
         )
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in WEB_STACK:
+            raise
+        print(
+            f"neuron-calls sandbox: {exc.name} is not installed; the sandbox needs its web "
+            "stack: pip install 'neuron-calls[sandbox]'",
+            file=sys.stderr,
+        )
+        return 2
     except (ValueError, OSError, OverflowError) as exc:
         print(f"neuron-calls sandbox: {exc}", file=sys.stderr)
         return 2
