@@ -258,18 +258,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     for stale in (db, db.with_name(db.name + ".wal")):
         stale.unlink(missing_ok=True)
+    try:
+        sandbox = Sandbox(calls=args.calls, latency_ms=args.latency_ms).start()
+    except ModuleNotFoundError as exc:
+        raise runner.SyncAborted(
+            f"{exc.name} is not installed; the demo runs the sandbox, which needs its web "
+            "stack: pip install 'neuron-calls[sandbox]'"
+        ) from None
     workdir = tempfile.mkdtemp(prefix="neuron-demo-")
     try:
-        with Sandbox(calls=args.calls, latency_ms=args.latency_ms) as sandbox:
-            log.info("sandbox with %s calls at %s", args.calls, sandbox.base_url)
-            options = runner.SyncOptions(
-                duckdb_path=db,
-                pipelines_dir=workdir,
-                pipeline_name=demo_pipeline,
-                source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
-            )
-            result = _run(options)
+        log.info("sandbox with %s calls at %s", args.calls, sandbox.base_url)
+        options = runner.SyncOptions(
+            duckdb_path=db,
+            pipelines_dir=workdir,
+            pipeline_name=demo_pipeline,
+            source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
+        )
+        result = _run(options)
     finally:
+        sandbox.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     if not result.loaded:
         return result.exit_code

@@ -84,9 +84,7 @@ def test_views_give_the_same_numbers_as_on_duckdb(
     ) == [("double precision",)]
 
 
-def test_full_refresh_works_with_views_in_place(
-    pg: str, sandbox: Sandbox, tmp_path: Path
-) -> None:
+def test_full_refresh_works_with_views_in_place(pg: str, sandbox: Sandbox, tmp_path: Path) -> None:
     assert pg_sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
     again = pg_sync(sandbox, tmp_path, full_refresh=True)
     assert again.exit_code == runner.EXIT_OK, again.error
@@ -118,8 +116,9 @@ def test_a_second_run_on_the_same_warehouse_is_refused_across_hosts(
         DESTINATION__POSTGRES__CREDENTIALS=pg,
     )
     args = [sys.executable, "-m", "pipelines", "sync", "--destination", "postgres"]
-    first = subprocess.Popen(args, cwd=tmp_path, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        args, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 30
         while sandbox.stats()["total"] == 0:
