@@ -4,6 +4,7 @@ line, the summary, logging, tables and one-line errors."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -14,7 +15,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -311,14 +312,22 @@ def open_warehouse(args: argparse.Namespace) -> Warehouse:
     """Read access: the DuckDB file read-only (never blocks a sync), or the destination via dlt."""
     if args.destination and args.destination != "duckdb":
         target = runner.DestinationTarget(args.destination)
-        options = runner.SyncOptions(destination=args.destination)
-        workdir = Path(tempfile.mkdtemp(prefix="neuron-read-"))  # no local state needed to read
-        pipeline = runner.make_pipeline(options, target, workdir)
-        return Warehouse.of(pipeline)
+        dialect = target.destination().capabilities().sqlglot_dialect or "duckdb"
+        return Warehouse(lambda: _destination_client(target), dialect)
     db: Path = args.duckdb
     if not db.exists():
         raise runner.SyncAborted(f"{db} does not exist yet: run `neuron-calls sync` first")
     return Warehouse.duckdb_file(db)
+
+
+@contextlib.contextmanager
+def _destination_client(target: runner.DestinationTarget) -> Iterator[Any]:
+    """dlt's sql_client on the destination; reading needs no local state (a throwaway folder)."""
+    with tempfile.TemporaryDirectory(prefix="neuron-read-") as workdir:
+        options = runner.SyncOptions(destination=target.name)
+        pipeline = runner.make_pipeline(options, target, Path(workdir))
+        with pipeline.sql_client() as client:
+            yield client
 
 
 def _reading(args: argparse.Namespace, what: Any, failed: str = "cannot read the warehouse") -> Any:

@@ -176,11 +176,11 @@ class DestinationTarget:
     def destination(self) -> Any:
         try:
             return Destination.from_reference(self.name)
-        except Exception as exc:  # noqa: BLE001 - unknown type or named destination
+        except Exception:  # noqa: BLE001 - unknown type or named destination
             raise SyncAborted(
                 f"unknown destination {self.name!r}: use a dlt destination type (postgres, "
                 "motherduck, duckdb, ...) or a name configured as "
-                f"DESTINATION__{self.name.upper()}__DESTINATION_TYPE ({_first_line(exc)})"
+                f"DESTINATION__{self.name.upper()}__DESTINATION_TYPE"
             ) from None
 
     @contextlib.contextmanager
@@ -466,19 +466,20 @@ def explain(exc: BaseException) -> tuple[int, str]:
     return EXIT_FAILED, line
 
 
+_ENV_KEY = re.compile(r"\(Environment Variables, ((?:DESTINATION|SOURCES)__[A-Z0-9_]+)\)")
+
+
 def _missing_setting(exc: ConfigFieldMissingException) -> str:
     if "api_key" in exc.fields:
         return (
             "no API key: set SOURCES__NEURON__API_KEY, or api_key under [sources.neuron] "
             "in .dlt/secrets.toml"
         )
-    names = []
-    for traces in exc.traces.values():
-        for trace in traces:
-            if "Environment" in str(trace.provider):
-                names.append("__".join([*trace.sections, trace.key]).upper())
-    where = names[0] if names else "/".join(exc.fields)
-    return f"missing setting {where} (or the same under .dlt/secrets.toml): set it and run again"
+    keys = _ENV_KEY.findall(str(exc))
+    name = keys[0] if keys else "/".join(exc.fields)
+    if "__CREDENTIALS__" in name:  # one URL holds them all: postgresql://user:password@host/db
+        name = name[: name.index("__CREDENTIALS__")] + "__CREDENTIALS"
+    return f"missing setting {name} (or the same in .dlt/secrets.toml): set it and run again"
 
 
 def _is_connection_failure(exc: BaseException) -> bool:
