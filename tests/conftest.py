@@ -36,3 +36,15 @@ def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
     yield make
     for sb in started:
         sb.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the session (skips without one, fails under CI=true)."""
+    from .servers import Postgres
+
+    server = Postgres()
+    try:
+        yield server
+    finally:
+        server.stop()

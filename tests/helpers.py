@@ -20,14 +20,9 @@ def sync(sandbox: Sandbox, tmp: Path, **options: Any) -> runner.SyncResult:
     """One `run_sync` into `tmp/calls.duckdb` with its own dlt working folder."""
     source_args = {"base_url": sandbox.base_url, "api_key": sandbox.api_key}
     source_args.update(options.pop("source_args", {}))
-    return runner.run_sync(
-        runner.SyncOptions(
-            duckdb_path=tmp / "calls.duckdb",
-            pipelines_dir=str(tmp / "dlt"),
-            source_args=source_args,
-            **options,
-        )
-    )
+    options.setdefault("duckdb_path", tmp / "calls.duckdb")
+    options.setdefault("pipelines_dir", str(tmp / "dlt"))
+    return runner.run_sync(runner.SyncOptions(source_args=source_args, **options))
 
 
 def _ts(value: Any) -> str | None:

@@ -1,0 +1,113 @@
+"""Real servers for tests, on loopback: a throwaway PostgreSQL cluster.
+
+Without the server binaries the tests that need one skip with the reason, except under
+`CI=true`, where a missing server is a failure (`.ci/run` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+PG_USER = "neuron_test"
+PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: server tests must run, not skip)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg_tool(name: str) -> str | None:
+    for folder in PG_BIN_DIRS:
+        if (folder / name).exists():
+            return str(folder / name)
+    return shutil.which(name)
+
+
+class Postgres:
+    """A PostgreSQL cluster in a temp folder, password auth, on 127.0.0.1:<free port>."""
+
+    def __init__(self) -> None:
+        initdb, self.pg_ctl = _pg_tool("initdb"), _pg_tool("pg_ctl")
+        if not initdb or not self.pg_ctl:
+            unavailable("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        self.password = secrets.token_urlsafe(12)
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="neuron-pg-"))
+        self.folder.chmod(0o777)  # the server runs as `postgres` when we are root
+        self.data = self.folder / "data"
+        pwfile = self.folder / "pw"
+        pwfile.write_text(self.password)
+        pwfile.chmod(0o644)
+        self._run(
+            initdb,
+            "-D",
+            str(self.data),
+            "-U",
+            PG_USER,
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+        )
+        pwfile.unlink()
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c max_connections=50"
+        )
+        self._run(
+            self.pg_ctl,
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.folder / "log"),
+            "-w",
+            "start",
+        )
+
+    def _run(self, *args: str) -> None:
+        command = list(args)
+        if os.geteuid() == 0:  # initdb and pg_ctl refuse root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(args[:1])} failed: {done.stderr or done.stdout}")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{PG_USER}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self, name: str) -> str:
+        import psycopg2
+
+        conn = psycopg2.connect(self.url())
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(f'drop database if exists "{name}"')
+            cursor.execute(f'create database "{name}"')
+        conn.close()
+        return self.url(name)
+
+    def stop(self) -> None:
+        try:
+            self._run(str(self.pg_ctl), "-D", str(self.data), "-m", "immediate", "stop")
+        finally:
+            time.sleep(0.1)
+            shutil.rmtree(self.folder, ignore_errors=True)
