@@ -544,7 +544,8 @@ class CallSync:
             repaired = fetched.call is not None and not fetched.failed
         else:
             repaired = purpose is Purpose.ERASED
-        self.report.audit.repaired[purpose.value] += repaired
+        if repaired:
+            self.report.audit.repaired[purpose.value] += 1
 
     def expire_pending(self) -> None:
         """Drop calls pending too long; kept in `recent`, so the lookback does not re-add them."""
