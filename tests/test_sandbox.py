@@ -413,6 +413,7 @@ def test_admin_rejects_bad_bodies(sandbox: Sandbox) -> None:
         "latency_ms": 0.0,
         "fault_rate": 0.0,
         "rate_limit": None,
+        "rate_limit_headers": False,
     }
 
 

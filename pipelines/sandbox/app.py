@@ -1,23 +1,19 @@
-"""The sandbox ASGI app: the /v1 API, signed recordings and the /_sandbox admin endpoints.
+"""The sandbox ASGI app: the /v1 API, signed recordings, and the /_sandbox admin endpoints.
 
 One outer ASGI layer (`Gate`) does what the vendor's edge does to /v1 requests: latency,
-bearer auth, a global token-bucket rate limit, seeded fault injection, and request counters.
-Behind it a plain Starlette router renders the `Dataset` at the sandbox clock.
+bearer auth, a global token-bucket rate limit, seeded fault injection, and request counters;
+it also keeps /_sandbox to loopback clients. Behind it a plain Starlette router renders the
+`Dataset` at the sandbox clock (`Api` here, `Admin` in admin.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import io
+import ipaddress
 import logging
 import math
-import random
 import re
-import time
-import wave
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -28,126 +24,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .data import RECORDING_TTL, Dataset, iso, sign, verify
+from .recordings import recording_wav, verify
+from .state import State
 
 log = logging.getLogger(__name__)
-
-ENDPOINTS = ("list", "detail", "transcript", "recording")
-FAULT_KINDS = (("429", 0.3), ("500", 0.2), ("503", 0.2), ("drop", 0.15), ("truncated", 0.15))
-
-
-class Clock:
-    """The sandbox's notion of now: frozen at a moment, or running at `speed` from it."""
-
-    def __init__(self, now: float, *, live: bool = False, speed: float = 1.0) -> None:
-        self.live, self.speed = live, speed
-        self._anchor, self._mono = float(now), time.monotonic()
-
-    def now(self) -> float:
-        if not self.live:
-            return self._anchor
-        return self._anchor + (time.monotonic() - self._mono) * self.speed
-
-    def set(self, now: float) -> None:
-        self._anchor, self._mono = float(now), time.monotonic()
-
-    def advance(self, seconds: float) -> None:
-        self.set(self.now() + seconds)
-
-
-@dataclass
-class Stats:
-    by_endpoint: dict[str, Counter[str]] = field(
-        default_factory=lambda: {e: Counter() for e in ENDPOINTS}
-    )
-    faults: Counter[str] = field(default_factory=Counter)
-    attempts: Counter[str] = field(default_factory=Counter)  # per method+path+query, for faults
-
-    def as_json(self) -> dict[str, Any]:
-        by_status: Counter[str] = Counter()
-        for c in self.by_endpoint.values():
-            by_status.update(c)
-        return {
-            "total": sum(by_status.values()),
-            "by_endpoint": {e: sum(c.values()) for e, c in self.by_endpoint.items()},
-            "by_status": dict(by_status),
-            "by_endpoint_status": {e: dict(c) for e, c in self.by_endpoint.items()},
-            "faults": dict(self.faults),
-        }
-
-
-class TokenBucket:
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = max(1.0, rate)
-        self.stamp = time.monotonic()
-
-    def take(self) -> float:
-        """0 when a token was taken; else the seconds until one is available."""
-        now = time.monotonic()
-        self.tokens = min(max(1.0, self.rate), self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
-
-
-@dataclass
-class State:
-    data: Dataset
-    clock: Clock
-    api_key: str
-    secret: bytes
-    seed: int
-    origin: str = "http://127.0.0.1"
-    latency_ms: float = 0.0
-    fault_rate: float = 0.0
-    bucket: TokenBucket | None = None
-    stats: Stats = field(default_factory=Stats)
-    jitter: random.Random = field(default_factory=random.Random)
-
-    def set_rate_limit(self, rps: float | None) -> None:
-        self.bucket = TokenBucket(rps) if rps else None
-
-    def recording_url(self, call_id: str) -> str:
-        expires = int(self.clock.now()) + RECORDING_TTL
-        token = sign(self.secret, call_id, expires)
-        return f"{self.origin}/recordings/{call_id}.wav?token={token}&expires={expires}"
-
-    def truth(self) -> dict[str, Any]:
-        now = self.clock.now()
-        data = self.data
-        visible = data.calls[: data.visible(now)][::-1]
-        return {
-            "now": iso(now),
-            "calls": [
-                data.call_json(c, now, detail=True, sign_url=self.recording_url) for c in visible
-            ],
-            "transcripts": {
-                c.id: data.transcript_json(c, now)
-                for c in visible
-                if data.transcript_ready(c, now) and c.ended <= now
-            },
-        }
-
-    def fault_for(self, method: str, target: str) -> str | None:
-        """A reproducible fault decision: hash of (seed, request, attempt number)."""
-        if self.fault_rate <= 0:
-            return None
-        key = f"{method} {target}"
-        attempt = self.stats.attempts[key]
-        self.stats.attempts[key] += 1
-        digest = hashlib.blake2b(f"{self.seed}|{key}|{attempt}".encode(), digest_size=16).digest()
-        roll = int.from_bytes(digest[:8], "big") / 2**64
-        if roll >= self.fault_rate:
-            return None
-        pick = int.from_bytes(digest[8:], "big") / 2**64
-        for kind, share in FAULT_KINDS:
-            if pick < share:
-                return kind
-            pick -= share
-        return FAULT_KINDS[-1][0]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -156,6 +36,20 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return json_response({"error": {"code": code, "message": message}}, status, headers)
+
+
+def build_app(state: State) -> ASGIApp:
+    from .admin import Admin
+
+    async def not_found(request: Request) -> Response:
+        return error(404, "not_found", f"No route for {request.url.path}.")
+
+    routes = [
+        *Api(state).routes(),
+        *Admin(state).routes(),
+        Route("/{path:path}", not_found),
+    ]
+    return Gate(Starlette(routes=routes), state)
 
 
 # -- the edge: latency, auth, rate limit, faults, counters ----------------------------------------
@@ -173,7 +67,19 @@ def classify(path: str) -> str | None:
     return None
 
 
+def from_loopback(scope: Scope) -> bool:
+    client = scope.get("client")
+    if not client:  # an in-process transport: nothing came over a network
+        return True
+    try:
+        return ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:
+        return False
+
+
 class Gate:
+    """The vendor's edge in front of the API, in the order it applies them."""
+
     def __init__(self, app: ASGIApp, state: State) -> None:
         self.app, self.state = app, state
 
@@ -184,71 +90,91 @@ class Gate:
         path: str = scope["path"]
         endpoint = classify(path)
         if endpoint is None and not path.startswith("/v1"):
-            await self.app(scope, receive, send)
+            await self._admin_or_other(scope, receive, send)
             return
         st = self.state
         counter = st.stats.by_endpoint.get(endpoint or "", Counter())
+        counted = counting(send, counter)
         if st.latency_ms > 0:
             await asyncio.sleep(st.latency_ms * st.jitter.uniform(0.5, 1.5) / 1000)
-        if endpoint == "recording":
-            await self.app(scope, receive, counting(send, counter))
+        if endpoint == "recording":  # the signature is the credential, not the key
+            await self.app(scope, receive, counted)
             return
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                ok = value == f"Bearer {st.api_key}".encode()
-                break
-        else:
-            ok = False
-        if not ok:
-            resp = error(
-                401,
-                "unauthorized",
-                "Missing or invalid API key. Send 'Authorization: Bearer YOUR_API_KEY'.",
-            )
-            await resp(scope, receive, counting(send, counter))
+        refusal = self._unauthorized(scope)
+        if refusal is None:
+            refusal = self._rate_limited()
+            if st.bucket is not None and st.rate_limit_headers:
+                counted = with_headers(counted, st.bucket.headers())
+        if refusal is not None:
+            await refusal(scope, receive, counted)
             return
-        if st.bucket is not None:
-            wait = st.bucket.take()
-            if wait > 0:
-                resp = error(
-                    429,
-                    "rate_limited",
-                    "Too many requests; retry later.",
-                    {"Retry-After": str(max(1, math.ceil(wait)))},
-                )
-                await resp(scope, receive, counting(send, counter))
-                return
         query = scope.get("query_string", b"").decode("latin-1")
         fault = st.fault_for(scope["method"], f"{path}?{query}")
         if fault is None:
-            await self.app(scope, receive, counting(send, counter))
-            return
-        st.stats.faults[fault] += 1
-        log.debug("injecting fault %s on %s", fault, path)
-        if fault == "429":
-            resp = error(
-                429, "rate_limited", "Too many requests; retry later.", {"Retry-After": "1"}
-            )
-        elif fault in ("500", "503"):
-            resp = error(
-                int(fault),
-                "server_error" if fault == "500" else "unavailable",
-                "The service had a problem; retry later.",
-            )
+            await self.app(scope, receive, counted)
         elif fault == "drop":
+            st.stats.faults[fault] += 1
             counter["dropped"] += 1
-            await drop_connection(send)
-            return
+            await drop_connection(send)  # uvicorn's own `send` holds the transport
         else:
-            await self.app(scope, receive, counting(truncating(send), counter))
+            st.stats.faults[fault] += 1
+            await self._fault(fault, scope, receive, counted)
+
+    async def _admin_or_other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"].startswith("/_sandbox") and not from_loopback(scope):
+            resp = error(403, "forbidden", "The sandbox's admin endpoints answer only loopback.")
+            await resp(scope, receive, send)
             return
-        await resp(scope, receive, counting(send, counter))
+        await self.app(scope, receive, send)
+
+    def _unauthorized(self, scope: Scope) -> Response | None:
+        expected = f"Bearer {self.state.api_key}".encode()
+        if any(k == b"authorization" and v == expected for k, v in scope["headers"]):
+            return None
+        return error(
+            401,
+            "unauthorized",
+            "Missing or invalid API key. Send 'Authorization: Bearer YOUR_API_KEY'.",
+        )
+
+    def _rate_limited(self) -> Response | None:
+        bucket = self.state.bucket
+        wait = 0.0 if bucket is None else bucket.take()
+        if wait <= 0:
+            return None
+        retry = {"Retry-After": str(max(1, math.ceil(wait)))}
+        return error(429, "rate_limited", "Too many requests; retry later.", retry)
+
+    async def _fault(self, fault: str, scope: Scope, receive: Receive, send: Send) -> None:
+        log.debug("injecting fault %s on %s", fault, scope["path"])
+        if fault == "truncated":
+            await self.app(scope, receive, truncating(send))
+            return
+        if fault == "429":
+            retry = {"Retry-After": "1"}
+            resp = error(429, "rate_limited", "Too many requests; retry later.", retry)
+        else:
+            code = "server_error" if fault == "500" else "unavailable"
+            resp = error(int(fault), code, "The service had a problem; retry later.")
+        await resp(scope, receive, send)
 
 
 def counting(send: Send, counter: Counter[str]) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             counter[str(message["status"])] += 1
+        await send(message)
+
+    return wrapped
+
+
+def with_headers(send: Send, headers: dict[str, str]) -> Send:
+    """Add `headers` to the response that goes through `send`."""
+    extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
         await send(message)
 
     return wrapped
@@ -288,6 +214,10 @@ async def drop_connection(send: Send) -> None:
 
 
 # -- the API -------------------------------------------------------------------------------------
+class BadParam(ValueError):
+    pass
+
+
 def _int(value: str | None, default: int, name: str, lo: int, hi: int | None) -> int:
     if value is None:
         return default
@@ -318,25 +248,21 @@ def _time(value: str | None, name: str) -> float | None:
     return parsed.timestamp()
 
 
-class BadParam(ValueError):
-    pass
+class Api:
+    """GET /v1/calls, /v1/calls/{id}, /v1/calls/{id}/transcript and the signed recordings."""
 
+    def __init__(self, state: State) -> None:
+        self.state = state
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.body() or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise BadParam(f"body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadParam("body must be a JSON object")
-    return body
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/calls", self.list_calls),
+            Route("/v1/calls/{id}", self.get_call),
+            Route("/v1/calls/{id}/transcript", self.get_transcript),
+            Route("/recordings/{id}.wav", self.get_recording),
+        ]
 
-
-def build_app(state: State) -> ASGIApp:
-    data = state.data
-    wav = silent_wav()
-
-    async def list_calls(request: Request) -> Response:
+    async def list_calls(self, request: Request) -> Response:
         q = request.query_params
         try:
             limit = _int(q.get("limit"), 20, "limit", 1, 100)
@@ -344,7 +270,7 @@ def build_app(state: State) -> ASGIApp:
             start, end = _time(q.get("from"), "from"), _time(q.get("to"), "to")
         except BadParam as exc:
             return error(400, "invalid_request", str(exc))
-        now = state.clock.now()
+        data, now = self.state.data, self.state.clock.now()
         rows = data.select(
             now,
             campaign_id=q.get("campaign_id") or None,
@@ -355,19 +281,18 @@ def build_app(state: State) -> ASGIApp:
         )
         total = len(rows)
         page = rows[max(0, total - offset - limit) : max(0, total - offset)]
-        calls = data.calls
-        items = [data.call_json(calls[p], now, detail=False) for p in reversed(page)]
+        items = [data.call_json(data.calls[p], now, detail=False) for p in reversed(page)]
         return json_response({"data": items, "total": total, "limit": limit, "offset": offset})
 
-    async def get_call(request: Request) -> Response:
-        now = state.clock.now()
-        call = data.get(request.path_params["id"], now)
-        if call is None:
-            return error(404, "not_found", f"No call with id {request.path_params['id']!r}.")
-        return json_response(data.call_json(call, now, detail=True, sign_url=state.recording_url))
+    async def get_call(self, request: Request) -> Response:
+        call_id = request.path_params["id"]
+        body = self.state.call_json(call_id)
+        if body is None:
+            return error(404, "not_found", f"No call with id {call_id!r}.")
+        return json_response(body)
 
-    async def get_transcript(request: Request) -> Response:
-        now = state.clock.now()
+    async def get_transcript(self, request: Request) -> Response:
+        data, now = self.state.data, self.state.clock.now()
         call_id = request.path_params["id"]
         call = data.get(call_id, now)
         if call is None:
@@ -377,91 +302,19 @@ def build_app(state: State) -> ASGIApp:
             return error(404, "not_found", f"Call {call_id!r} has no transcript.")
         return json_response(body)
 
-    async def get_recording(request: Request) -> Response:
-        call_id = request.path_params["id"]
+    async def get_recording(self, request: Request) -> Response:
+        st, call_id = self.state, request.path_params["id"]
         token = request.query_params.get("token", "")
         try:
             expires = int(request.query_params.get("expires", ""))
         except ValueError:
             expires = -1
-        if expires < 0 or not verify(state.secret, call_id, expires, token):
+        if expires < 0 or not verify(st.secret, call_id, expires, token):
             return error(403, "forbidden", "Invalid recording signature.")
-        if state.clock.now() > expires:
+        if st.clock.now() > expires:
             return error(403, "forbidden", "Recording URL expired; fetch the call again.")
-        return Response(wav, media_type="audio/wav")
-
-    async def not_found(request: Request) -> Response:
-        return error(404, "not_found", f"No route for {request.url.path}.")
-
-    async def admin_truth(request: Request) -> Response:
-        return json_response(state.truth())
-
-    async def admin_clock(request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                body = await _json_body(request)
-                if body.get("now") is not None:
-                    state.clock.set(pendulum.parse(body["now"]).timestamp())  # type: ignore[union-attr]
-                elif body.get("advance_seconds") is not None:
-                    state.clock.advance(float(body["advance_seconds"]))
-                else:
-                    return error(
-                        400, "invalid_request", "Send {'now': iso} or {'advance_seconds': n}."
-                    )
-            except Exception as exc:
-                return error(400, "invalid_request", f"Bad clock value: {exc}")
-        return json_response(
-            {"now": iso(state.clock.now()), "live": state.clock.live, "speed": state.clock.speed}
-        )
-
-    async def admin_stats(request: Request) -> Response:
-        return json_response(state.stats.as_json())
-
-    async def admin_stats_reset(request: Request) -> Response:
-        state.stats = Stats()
-        return json_response(state.stats.as_json())
-
-    async def admin_config(request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                body = await _json_body(request)
-                latency = float(body.get("latency_ms", state.latency_ms) or 0)
-                faults = float(body.get("fault_rate", state.fault_rate) or 0)
-                rate = body.get("rate_limit", state.bucket.rate if state.bucket else None)
-                rate = float(rate) if rate else None
-            except (BadParam, TypeError, ValueError) as exc:
-                return error(400, "invalid_request", f"Bad config: {exc}")
-            state.latency_ms, state.fault_rate = latency, faults
-            if "rate_limit" in body:
-                state.set_rate_limit(rate)
-        return json_response(
-            {
-                "latency_ms": state.latency_ms,
-                "fault_rate": state.fault_rate,
-                "rate_limit": state.bucket.rate if state.bucket else None,
-            }
-        )
-
-    routes = [
-        Route("/v1/calls", list_calls),
-        Route("/v1/calls/{id}", get_call),
-        Route("/v1/calls/{id}/transcript", get_transcript),
-        Route("/recordings/{id}.wav", get_recording),
-        Route("/_sandbox/truth", admin_truth),
-        Route("/_sandbox/clock", admin_clock, methods=["GET", "POST"]),
-        Route("/_sandbox/stats", admin_stats),
-        Route("/_sandbox/stats/reset", admin_stats_reset, methods=["POST"]),
-        Route("/_sandbox/config", admin_config, methods=["GET", "POST"]),
-        Route("/{path:path}", not_found),
-    ]
-    return Gate(Starlette(routes=routes), state)
-
-
-def silent_wav(ms: int = 300, rate: int = 8000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\x00\x00" * (rate * ms // 1000))
-    return buf.getvalue()
+        if st.data.get(call_id, st.clock.now()) is None:
+            return error(404, "not_found", f"No call with id {call_id!r}.")
+        if call_id in st.refused_recordings:
+            return error(403, "forbidden", "Access to this recording is denied.")
+        return Response(recording_wav(call_id), media_type="audio/wav")

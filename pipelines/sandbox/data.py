@@ -1,26 +1,29 @@
 """Seeded, deterministic call data for the sandbox, and the clock-dependent views of it.
 
-Everything here is pure: `generate()` builds a `Dataset` from (calls, seed, now, days), and
-the `Dataset` methods render what the API would answer at a given clock time (unix seconds).
-Transcripts are not stored: they are rebuilt on demand from (seed, call position).
+`generate()` builds a `Dataset` from (calls, seed, now, days), and the `Dataset` methods render
+what the API would answer at a given clock time (unix seconds). Transcripts are not stored:
+they are rebuilt on demand from (seed, call position). The only state that changes after
+generation is drift (`relabel`, `erase`, `delay_listing`, `retranscribe`): what happens to
+records at the vendor after they were first served.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 import time
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
+from .transcripts import make_transcript, remake_transcript
+
 DISPOSITIONS = ("interested", "not_interested", "callback", "not_reachable", "dnd", "escalated")
 #: Values the vendor added without documenting them (the sandbox emits them rarely).
 UNDOCUMENTED_DISPOSITIONS = ("voicemail",)
+FINAL_STATUSES = ("completed", "failed")
 LANGUAGES = ("hi-IN", "en-IN", "ta-IN", "te-IN", "mr-IN", "bn-IN", "kn-IN")
 LANGUAGE_WEIGHTS = (40, 20, 15, 8, 7, 5, 5)
 CAMPAIGN_COUNT = 6
@@ -39,7 +42,6 @@ OUTCOMES = (
 MAX_CALL_SECONDS = 45 + 420  # longest ring + longest talk: older calls are surely final
 TAIL_SECONDS = 900  # a burst of calls just before `now`, so some are in flight
 EXTRA_SHARE = 0.01  # records carrying fields the docs do not list
-RECORDING_TTL = 3600
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -51,14 +53,6 @@ def iso(ts: float) -> str:
 @lru_cache(maxsize=1 << 18)
 def _iso(ts: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def sign(secret: bytes, call_id: str, expires: int) -> str:
-    return hmac.new(secret, f"{call_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def verify(secret: bytes, call_id: str, expires: int, token: str) -> bool:
-    return hmac.compare_digest(sign(secret, call_id, expires), token)
 
 
 @dataclass(slots=True, frozen=True)
@@ -85,6 +79,19 @@ class Call:
         return self.started + self.ring + self.duration
 
 
+class DriftConflict(ValueError):
+    """The drift asked for does not fit the call (not final yet, or no transcript job)."""
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A re-generated transcript: its number, its segment count, and the call it was made from."""
+
+    number: int
+    segments: int
+    call: Call
+
+
 @dataclass
 class Dataset:
     seed: int
@@ -95,6 +102,11 @@ class Dataset:
     by_language: dict[str, list[int]] = field(default_factory=dict)
     by_disposition: dict[str, list[int]] = field(default_factory=dict)
     positions: dict[str, int] = field(default_factory=dict)
+    # drift, by call position
+    erased: set[int] = field(default_factory=set)
+    listed_from: dict[int, int] = field(default_factory=dict)  # unix time it enters the list
+    revisions: dict[int, Revision] = field(default_factory=dict)
+    generated: dict[int, Call] = field(default_factory=dict)  # relabelled calls as generated
 
     def __post_init__(self) -> None:
         self.starts = [c.started for c in self.calls]
@@ -112,10 +124,16 @@ class Dataset:
         return bisect_right(self.starts, now)
 
     def get(self, call_id: str, now: float) -> Call | None:
+        """The call as GET /calls/{id} knows it: dialled by `now` and not erased."""
         pos = self.positions.get(call_id)
-        if pos is None or self.calls[pos].started > now:
+        if pos is None or pos in self.erased or self.calls[pos].started > now:
             return None
         return self.calls[pos]
+
+    def existing(self, now: float) -> list[Call]:
+        """Every call GET /calls/{id} answers at `now`, newest first (listed yet or not)."""
+        calls = self.calls
+        return [calls[p] for p in range(self.visible(now) - 1, -1, -1) if p not in self.erased]
 
     def select(
         self,
@@ -127,39 +145,48 @@ class Dataset:
         disposition: str | None = None,
         language: str | None = None,
     ) -> Sequence[int]:
-        """Positions of the visible calls matching the filters, in ascending storage order."""
+        """Positions of the listed calls matching the filters, in ascending storage order."""
         lo = 0 if start is None else bisect_left(self.starts, start)
         hi = self.visible(now if end is None else min(now, end))
         if hi <= lo:
             return []
-        active = [
-            (index.get(value, []), attr, value)
-            for index, attr, value in (
-                (self.by_campaign, "campaign_id", campaign_id),
-                (self.by_language, "language", language),
-                (self.by_disposition, "disposition", disposition),
-            )
-            if value is not None
-        ]
-        if not active:
-            return range(lo, hi)
-        # Start from the shortest index slice, then check the other filters on each call.
-        slices = sorted(
-            (
-                (li[bisect_left(li, lo) : bisect_left(li, hi)], attr, value)
-                for li, attr, value in active
-            ),
-            key=lambda s: len(s[0]),
-        )
+        filters = {"campaign_id": campaign_id, "language": language, "disposition": disposition}
+        active = {attr: value for attr, value in filters.items() if value is not None}
+        rows = self._filtered(lo, hi, active) if active else range(lo, hi)
+        if disposition is not None:
+            rows = self._final_only(rows, now)
+        return self._listed_only(rows, now)
+
+    def _filtered(self, lo: int, hi: int, active: dict[str, str]) -> list[int]:
+        """Positions in [lo, hi) matching every filter: the shortest index slice, then checks."""
+        indexes = {
+            "campaign_id": self.by_campaign,
+            "language": self.by_language,
+            "disposition": self.by_disposition,
+        }
+        slices = []
+        for attr, value in active.items():
+            index = indexes[attr].get(value, [])
+            slices.append((index[bisect_left(index, lo) : bisect_left(index, hi)], attr, value))
+        slices.sort(key=lambda s: len(s[0]))
         base = slices[0][0]
         calls = self.calls
         for _, attr, value in slices[1:]:
             base = [p for p in base if getattr(calls[p], attr) == value]
-        if disposition is not None:
-            # A call in flight has no disposition yet; only recent calls can be in flight.
-            safe = bisect_left(base, self.visible(now - MAX_CALL_SECONDS))
-            base = base[:safe] + [p for p in base[safe:] if calls[p].ended <= now]
         return base
+
+    def _final_only(self, rows: Sequence[int], now: float) -> list[int]:
+        """A call in flight has no disposition yet; only recent calls can be in flight."""
+        safe = bisect_left(rows, self.visible(now - MAX_CALL_SECONDS))
+        calls = self.calls
+        return [*rows[:safe], *(p for p in rows[safe:] if calls[p].ended <= now)]
+
+    def _listed_only(self, rows: Sequence[int], now: float) -> Sequence[int]:
+        """Drop erased calls and calls whose listing is delayed past `now`."""
+        gone = self.erased | {p for p, t in self.listed_from.items() if now < t}
+        if not gone or not any(p in rows for p in gone):
+            return rows
+        return [p for p in rows if p not in gone]
 
     # -- views -----------------------------------------------------------------------------
     def call_json(
@@ -192,13 +219,79 @@ class Dataset:
             return None
         if now < c.ended + c.transcript_delay:
             return {"status": "processing"}
-        return self._transcript(self.positions[c.id])
+        pos = self.positions[c.id]
+        revision = self.revisions.get(pos)
+        if revision is not None:
+            return remake_transcript(
+                self.seed, pos, revision.call, revision.number, revision.segments
+            )
+        return self._transcript(pos)
 
     def transcript_ready(self, c: Call, now: float) -> bool:
         return c.job_id is not None and now >= c.ended + c.transcript_delay
 
     def _build_transcript(self, pos: int) -> dict[str, Any]:
-        return make_transcript(self.seed, pos, self.calls[pos])
+        return make_transcript(self.seed, pos, self.generated.get(pos, self.calls[pos]))
+
+    # -- drift: what a vendor does to records after serving them -----------------------------
+    def find(self, call_id: str) -> int | None:
+        """The position of a call the sandbox generated, dialled yet or not; None once erased."""
+        pos = self.positions.get(call_id)
+        return None if pos is None or pos in self.erased else pos
+
+    def relabel(
+        self,
+        pos: int,
+        now: float,
+        *,
+        status: str | None = None,
+        disposition: str | None = None,
+        duration: int | None = None,
+    ) -> Call:
+        """Change a final call's status, disposition or duration. Its `ended_at` stays (the
+        call ended when it ended; a person corrects the labels), and so does its transcript."""
+        old = self.calls[pos]
+        if old.ended > now:
+            raise DriftConflict(f"call {old.id!r} is not final yet; only final calls relabel")
+        new = replace(
+            old,
+            status=old.status if status is None else status,
+            disposition=old.disposition if disposition is None else disposition,
+            duration=old.duration if duration is None else duration,
+            ring=old.ring + old.duration - (old.duration if duration is None else duration),
+        )
+        self.generated.setdefault(pos, old)
+        if new.disposition != old.disposition:
+            index = self.by_disposition[old.disposition]
+            del index[bisect_left(index, pos)]
+            insort(self.by_disposition.setdefault(new.disposition, []), pos)
+        self.calls[pos] = new
+        return new
+
+    def erase(self, pos: int) -> None:
+        """The call is gone: no list entry, no details, transcript or recording."""
+        self.erased.add(pos)
+
+    def delay_listing(self, pos: int, seconds: int) -> int:
+        """The list shows the call only from `started_at + seconds` (0 lifts the delay); its
+        details answer as usual. Returns the unix time it enters the list."""
+        listed_from = self.calls[pos].started + seconds
+        if seconds:
+            self.listed_from[pos] = listed_from
+        else:
+            self.listed_from.pop(pos, None)
+        return listed_from
+
+    def retranscribe(self, pos: int, segments: int) -> dict[str, Any]:
+        """Re-generate the call's transcript with `segments` segments, same `job_id`, from the
+        call as it is now. Returns the completed transcript the API serves once it is ready."""
+        call = self.calls[pos]
+        if call.job_id is None:
+            raise DriftConflict(f"call {call.id!r} has no transcript job")
+        previous = self.revisions.get(pos)
+        number = 1 if previous is None else previous.number + 1
+        self.revisions[pos] = Revision(number, segments, call)
+        return remake_transcript(self.seed, pos, call, number, segments)
 
 
 # -- generation ------------------------------------------------------------------------------
@@ -275,22 +368,46 @@ def _business_time(rng: random.Random, lo: int, hi: int) -> int:
             return t
 
 
+LANGUAGE_CUM = list(accumulate(LANGUAGE_WEIGHTS))
+OUTCOME_NAMES = [o[0] for o in OUTCOMES]
+OUTCOME_CUM = list(accumulate(o[1] for o in OUTCOMES))
+OUTCOME_BOUNDS = {o[0]: (o[2], o[3]) for o in OUTCOMES}
+
+
+@dataclass
+class World:
+    """Who is called, and by which campaign in which language."""
+
+    campaigns: list[str]
+    campaign_cum: list[float]  # cumulative campaign weights
+    campaign_lang: dict[str, str]  # each campaign's usual language
+    contacts: list[tuple[str, str]]  # (phone, name)
+    followups: list[int] = field(default_factory=list)  # contacts to call again (callback, dnd)
+
+
 def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int = 1) -> Dataset:
     """`calls` calls dialled in the `days` before `now`, plus `future_days` of later calls
     at the same rate (advancing the clock reveals them)."""
     if calls < 0 or days < 1 or future_days < 1:
         raise ValueError("--calls must be >= 0, --days >= 1")
     rng = random.Random(seed)
-    used: set[str] = set()
+    used: set[str] = set()  # every id handed out, so none repeats
+    world = _world(rng, used, calls)
+    times, forced = _past_times(rng, calls, now, days)
+    times += _future_times(seed, calls, now, days, future_days)
+    out = [_dial(rng, used, world, t, forced.get(i)) for i, t in enumerate(times)]
+    out.sort(key=lambda c: (c.started, c.id))
+    return Dataset(seed=seed, calls=out, campaigns=world.campaigns)
+
+
+def _world(rng: random.Random, used: set[str], calls: int) -> World:
     campaigns = [_ident(rng, "cmp_", used) for _ in range(CAMPAIGN_COUNT)]
     campaign_cum = list(accumulate(rng.uniform(1, 5) for _ in campaigns))
-    language_cum = list(accumulate(LANGUAGE_WEIGHTS))
     campaign_lang = {
         c: rng.choices(LANGUAGES[:5], weights=LANGUAGE_WEIGHTS[:5])[0] for c in campaigns
     }
-    pool = max(5, int(calls * 0.55))
     contacts = []
-    for _ in range(pool):
+    for _ in range(max(5, int(calls * 0.55))):
         phone = f"+91{rng.randint(6_000_000_000, 9_999_999_999)}"
         name = (
             rng.choice(NATIVE_NAMES)
@@ -298,9 +415,16 @@ def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int =
             else f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         )
         contacts.append((phone, name))
+    return World(campaigns, campaign_cum, campaign_lang, contacts)
 
-    # Times: a bulk over the span, a burst just before `now` in which a few calls are still in
-    # flight and a few transcripts still processing, then one more day of future calls.
+
+def _past_times(
+    rng: random.Random, calls: int, now: int, days: int
+) -> tuple[list[int], dict[int, str]]:
+    """Start times of the calls before `now`, ascending, and the forced state of the last few.
+
+    A bulk over the span, then a burst just before `now` in which a few calls are still in
+    flight and a few transcripts still processing."""
     tail = min(calls, max(8, min(30, calls // 100)))
     in_flight, processing = min(tail, 3), min(max(0, tail - 3), 2)
     start = now - days * 86_400
@@ -313,10 +437,14 @@ def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int =
     times += sorted(rng.randint(now - 400, now - 240) for _ in range(processing))
     forced.update({len(times) + k: "in_flight" for k in range(in_flight)})
     times += sorted(rng.randint(now - 59, now) for _ in range(in_flight))
-    # Future calls come from their own stream, so `future_days` leaves the past unchanged.
+    return times, forced
+
+
+def _future_times(seed: int, calls: int, now: int, days: int, future_days: int) -> list[int]:
+    """Calls after `now`, from their own stream, so `future_days` leaves the past unchanged."""
     later = random.Random(f"{seed}:future")
     horizon = now + future_days * 86_400
-    times += sorted(
+    return sorted(
         [later.randint(now + 1, now + 600) for _ in range(5)]
         + [
             _business_time(later, now + 601, horizon)
@@ -324,235 +452,73 @@ def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int =
         ]
     )
 
-    names = [o[0] for o in OUTCOMES]
-    outcome_cum = list(accumulate(o[1] for o in OUTCOMES))
-    bounds = {o[0]: (o[2], o[3]) for o in OUTCOMES}
-    followups: list[int] = []  # contact indexes of callbacks / dnd, called again later
-    out: list[Call] = []
-    for i, t in enumerate(times):
-        campaign = (
-            None
-            if rng.random() < DIRECT_SHARE
-            else rng.choices(campaigns, cum_weights=campaign_cum)[0]
-        )
-        if campaign is not None and rng.random() < 0.7:
-            language = campaign_lang[campaign]
-        else:
-            language = rng.choices(LANGUAGES, cum_weights=language_cum)[0]
-        if followups and rng.random() < 0.3:
-            contact = followups.pop(rng.randrange(len(followups)))
-        else:
-            contact = rng.randrange(pool)
-        status, job_id, recording, delay = "completed", None, False, 0
-        kind = forced.get(i)
-        if kind == "in_flight":
-            disposition = rng.choice(["interested", "callback", "escalated", "not_interested"])
-            ring, duration = rng.randint(3, 20), rng.randint(120, 300)
-        elif kind == "processing":
-            disposition = rng.choice(["interested", "callback", "escalated", "not_interested"])
-            ring, duration = rng.randint(5, 15), rng.randint(30, 120)
-        elif rng.random() < FAILED_SHARE:
-            status, disposition = "failed", "not_reachable"
-            ring, duration = rng.randint(1, 15), 0
-        else:
-            disposition = rng.choices(names, cum_weights=outcome_cum)[0]
-            lo, hi = bounds[disposition]
-            ring, duration = rng.randint(3, 45), rng.randint(lo, hi)
-        if duration > 0:
-            recording = rng.random() < 0.97
-            if kind == "processing" or (disposition != "voicemail" and rng.random() < 0.85):
-                job_id = _ident(rng, "job_", used)
-                delay = (
-                    rng.randint(3600, 3 * 86_400) if rng.random() < 0.02 else rng.randint(30, 600)
-                )
-                if kind == "processing":  # ends 105..395 s before `now`: not ready at `now`
-                    delay = rng.randint(400, 600)
-        if disposition in ("callback", "dnd"):
-            followups.append(contact)
-        extra = {"agent_version": "v3.2"} if rng.random() < EXTRA_SHARE else None
-        phone, name = contacts[contact]
-        out.append(
-            Call(
-                _ident(rng, "cal_", used),
-                campaign,
-                phone,
-                name,
-                language,
-                t,
-                ring,
-                duration,
-                status,
-                disposition,
-                job_id,
-                recording,
-                delay,
-                extra,
-            )
-        )
-    out.sort(key=lambda c: (c.started, c.id))
-    return Dataset(seed=seed, calls=out, campaigns=campaigns)
+
+def _dial(rng: random.Random, used: set[str], world: World, t: int, kind: str | None) -> Call:
+    """One call at `t`; `kind` forces it `in_flight` or `processing` at the clock's start."""
+    campaign = (
+        None
+        if rng.random() < DIRECT_SHARE
+        else rng.choices(world.campaigns, cum_weights=world.campaign_cum)[0]
+    )
+    if campaign is not None and rng.random() < 0.7:
+        language = world.campaign_lang[campaign]
+    else:
+        language = rng.choices(LANGUAGES, cum_weights=LANGUAGE_CUM)[0]
+    if world.followups and rng.random() < 0.3:
+        contact = world.followups.pop(rng.randrange(len(world.followups)))
+    else:
+        contact = rng.randrange(len(world.contacts))
+    status, disposition, ring, duration = _outcome(rng, kind)
+    job_id, recording, delay = _artefacts(rng, used, kind, disposition, duration)
+    if disposition in ("callback", "dnd"):
+        world.followups.append(contact)
+    extra = {"agent_version": "v3.2"} if rng.random() < EXTRA_SHARE else None
+    phone, name = world.contacts[contact]
+    return Call(
+        _ident(rng, "cal_", used),
+        campaign,
+        phone,
+        name,
+        language,
+        t,
+        ring,
+        duration,
+        status,
+        disposition,
+        job_id,
+        recording,
+        delay,
+        extra,
+    )
 
 
-# -- transcripts -----------------------------------------------------------------------------
-PHRASES: dict[str, dict[str, list[str]]] = {
-    "hi": {
-        "agent": [
-            "नमस्ते {name} जी, मैं VInfer की तरफ़ से बात कर रहा हूँ।",
-            "आपके लोन रिन्यूअल का समय आ गया है।",
-            "क्या आप अभी दो मिनट बात कर सकते हैं?",
-            "हमारे पास आपके लिए प्रोसेसिंग फ़ीस पर ₹2,000 की छूट है।",
-            "मैं आपको हमारे वरिष्ठ सलाहकार से जोड़ रहा हूँ।",
-            "धन्यवाद, आपका दिन शुभ हो।",
-        ],
-        "customer": [
-            "हाँ, बताइए।",
-            "ठीक है, मुझे और जानकारी चाहिए।",
-            "ब्याज दर क्या है?",
-            "अभी मैं व्यस्त हूँ, बाद में कॉल करें।",
-            "मुझे इसमें कोई रुचि नहीं है।",
-            "कृपया मुझे दोबारा कॉल मत कीजिए।",
-            "मुझे किसी से बात करनी है।",
-        ],
-    },
-    "hi-latn": {
-        "agent": [
-            "Namaste, {name} ji. Main VInfer ki taraf se baat kar raha hoon.",
-            "Kya aap abhi baat kar sakte hain?",
-            "Aapka loan renewal ka time aa gaya hai. Kya aap is baare mein baat karna chahenge?",
-            "Processing fee par ₹2,000 ki chhoot hai.",
-            "Dhanyavaad, aapka din shubh ho.",
-        ],
-        "customer": [
-            "Haan, bataiye.",
-            "Interest rate kitna hai?",
-            "Abhi busy hoon, baad mein call karo.",
-            "Mujhe interest nahi hai.",
-            "Please mujhe dobara call mat karna.",
-            "Haan, mujhe kisi se baat karni hai. Please mujhe connect karein.",
-        ],
-    },
-    "ta": {
-        "agent": [
-            "வணக்கம் {name}, நான் VInfer-இல் இருந்து பேசுகிறேன்.",
-            "உங்கள் கடன் புதுப்பிப்பு நேரம் வந்துவிட்டது.",
-            "இப்போது பேச முடியுமா?",
-            "செயலாக்கக் கட்டணத்தில் ₹2,000 தள்ளுபடி உள்ளது.",
-            "நன்றி, நல்ல நாள்!",
-        ],
-        "customer": [
-            "சரி, சொல்லுங்கள்.",
-            "வட்டி விகிதம் என்ன?",
-            "எனக்கு விருப்பம் இல்லை.",
-            "பிறகு அழைக்கவும்.",
-            "தயவுசெய்து மீண்டும் அழைக்க வேண்டாம்.",
-            "ஒருவரிடம் பேச வேண்டும்.",
-        ],
-    },
-    "te": {
-        "agent": [
-            "నమస్కారం {name} గారు, నేను VInfer నుండి మాట్లాడుతున్నాను.",
-            "మీ లోన్ రెన్యూవల్ సమయం వచ్చింది.",
-            "ధన్యవాదాలు!",
-        ],
-        "customer": ["సరే, చెప్పండి.", "నాకు ఆసక్తి లేదు.", "తర్వాత కాల్ చేయండి."],
-    },
-    "mr": {
-        "agent": [
-            "नमस्कार {name}, मी VInfer कडून बोलत आहे.",
-            "तुमच्या कर्जाचे नूतनीकरण बाकी आहे.",
-            "धन्यवाद!",
-        ],
-        "customer": ["हो, सांगा.", "मला रस नाही.", "नंतर फोन करा."],
-    },
-    "en": {
-        "agent": [
-            "Hello {name}, this is Neuron calling on behalf of VInfer.",
-            "Your loan renewal is due — may I take two minutes?",
-            "We're offering ₹2,000 off the processing fee this month.",
-            "I'll connect you to a senior advisor right away.",
-            "Thank you, have a nice day!",
-        ],
-        "customer": [
-            "Yes, go ahead.",
-            "What's the interest rate?",
-            "I'm not interested, thanks.",
-            "Can you call me back tomorrow?",
-            "Please don't call me again.",
-            "I'd like to speak to a person.",
-        ],
-    },
-}
-SUMMARIES = {
-    "interested": "Customer expressed interest in the loan renewal and asked for the new rates.",
-    "not_interested": "Customer declined the renewal offer.",
-    "callback": "Customer was busy and asked to be called back later.",
-    "dnd": "Customer asked not to be called again; added to do-not-disturb.",
-    "escalated": "Customer requested escalation to a human agent.",
-    "voicemail": "Call reached voicemail; no conversation took place.",
-    "not_reachable": "Contact could not be reached.",
-}
-MOOD = {
-    "interested": 0.5,
-    "escalated": 0.15,
-    "callback": 0.1,
-    "not_interested": -0.25,
-    "dnd": -0.6,
-    "voicemail": 0.0,
-    "not_reachable": 0.0,
-}
+def _outcome(rng: random.Random, kind: str | None) -> tuple[str, str, int, int]:
+    """(final status, disposition, ring seconds, talk seconds)."""
+    if kind == "in_flight":
+        disposition = rng.choice(["interested", "callback", "escalated", "not_interested"])
+        return "completed", disposition, rng.randint(3, 20), rng.randint(120, 300)
+    if kind == "processing":
+        disposition = rng.choice(["interested", "callback", "escalated", "not_interested"])
+        return "completed", disposition, rng.randint(5, 15), rng.randint(30, 120)
+    if rng.random() < FAILED_SHARE:
+        return "failed", "not_reachable", rng.randint(1, 15), 0
+    disposition = rng.choices(OUTCOME_NAMES, cum_weights=OUTCOME_CUM)[0]
+    lo, hi = OUTCOME_BOUNDS[disposition]
+    return "completed", disposition, rng.randint(3, 45), rng.randint(lo, hi)
 
 
-def _score(x: float) -> float:
-    return round(max(-1.0, min(1.0, x)), 2)
-
-
-def make_transcript(seed: int, pos: int, c: Call) -> dict[str, Any]:
-    """The completed transcript of call `c`, deterministic from (seed, pos)."""
-    rng = random.Random(f"{seed}:{pos}")
-    lang = c.language.split("-")[0]
-    if lang == "hi" and rng.random() < 0.5:
-        lang = "hi-latn"
-    bank = PHRASES.get(lang, PHRASES["en"])
-    first_name = c.name.split()[0]
-    n = min(rng.randint(2, 12), max(2, c.duration // 4))
-    agent_only = rng.random() < 0.05
-    slot = c.duration / n
-    segments: list[dict[str, Any]] = []
-    for k in range(n):
-        speaker = "agent" if agent_only or k % 2 == 0 else "customer"
-        if k == 0:
-            text = bank["agent"][0].format(name=first_name)
-        else:
-            text = rng.choice(bank[speaker]).replace("{name}", first_name)
-        segments.append(
-            {
-                "speaker": speaker,
-                "text": text,
-                "start_time": round(k * slot + 0.15 * slot * rng.random(), 1),
-                "end_time": round((k + 1) * slot - 0.15 * slot * rng.random(), 1),
-                "confidence": round(rng.uniform(0.8, 0.99), 2),
-            }
-        )
-    if rng.random() < EXTRA_SHARE * 3:
-        seg = rng.choice(segments)
-        seg["words"] = len(str(seg["text"]).split())
-    mood = MOOD.get(c.disposition, 0.0)
-    out: dict[str, Any] = {
-        "call_id": c.id,
-        "job_id": c.job_id,
-        "status": "completed",
-        "language": c.language,
-        "duration_seconds": c.duration,
-        "transcript": segments,
-        "summary": SUMMARIES.get(c.disposition, "Call completed."),
-        "sentiment": {
-            "overall": _score(mood + rng.gauss(0, 0.2)),
-            "by_speaker": {
-                "agent": _score(0.5 + rng.gauss(0, 0.15)),
-                "customer": 0.0 if agent_only else _score(mood + rng.gauss(0, 0.25)),
-            },
-        },
-    }
-    if rng.random() < EXTRA_SHARE * 3:
-        out["keywords"] = rng.sample(["loan", "renewal", "interest rate", "EMI", "callback"], 2)
-    return out
+def _artefacts(
+    rng: random.Random, used: set[str], kind: str | None, disposition: str, duration: int
+) -> tuple[str | None, bool, int]:
+    """(transcript job id, has a recording, seconds from the end until the transcript is ready)
+    of a call that lasted `duration` seconds; unconnected calls have neither."""
+    if duration <= 0:
+        return None, False, 0
+    recording = rng.random() < 0.97
+    if kind != "processing" and (disposition == "voicemail" or rng.random() >= 0.85):
+        return None, recording, 0
+    job_id = _ident(rng, "job_", used)
+    delay = rng.randint(3600, 3 * 86_400) if rng.random() < 0.02 else rng.randint(30, 600)
+    if kind == "processing":  # ends 105..395 s before `now`: not ready at `now`
+        delay = rng.randint(400, 600)
+    return job_id, recording, delay

@@ -1,30 +1,32 @@
-"""Running the sandbox: `Sandbox` (a background server for tests and the demo) and `serve`."""
+"""Running the sandbox: `Sandbox` (a background server for tests and the demo) and `serve`.
+
+uvicorn and starlette are imported when a server starts, not when this module loads.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
 import logging
 import math
 import socket
-import sys
 import threading
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pendulum
-import uvicorn
 
-from .app import Clock, State, Stats, build_app
 from .data import generate
+from .options import DEFAULT_API_KEY
+from .state import Clock, State, Stats
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
-
-DEFAULT_API_KEY = "sk_sandbox_neuron_calls_0000"
-DEFAULT_PORT = 8765
 
 
 def _parse_now(now: str | datetime | float | None) -> int:
@@ -60,6 +62,7 @@ class Sandbox:
         speed: float = 1.0,
         latency_ms: float = 0,
         rate_limit: float | None = None,
+        rate_limit_headers: bool = False,
         fault_rate: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -83,13 +86,23 @@ class Sandbox:
             seed=seed,
             latency_ms=latency_ms,
             fault_rate=fault_rate,
+            rate_limit_headers=rate_limit_headers,
         )
         self.state.set_rate_limit(rate_limit)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
+    @property
+    def admin_url(self) -> str:
+        """`http://HOST:PORT/_sandbox` once started."""
+        return f"{self.base_url.removesuffix('/v1')}/_sandbox"
+
     # -- lifecycle ---------------------------------------------------------------------------
     def _bind(self) -> tuple[uvicorn.Server, socket.socket]:
+        import uvicorn
+
+        from .app import build_app
+
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
@@ -170,6 +183,7 @@ class Sandbox:
         *,
         latency_ms: float | None = None,
         rate_limit: float | None = None,
+        rate_limit_headers: bool | None = None,
         fault_rate: float | None = None,
     ) -> None:
         """Change knobs at runtime; None leaves one unchanged, `rate_limit=0` disables it."""
@@ -177,8 +191,74 @@ class Sandbox:
             self.state.latency_ms = latency_ms
         if rate_limit is not None:
             self.state.set_rate_limit(rate_limit)
+        if rate_limit_headers is not None:
+            self.state.rate_limit_headers = rate_limit_headers
         if fault_rate is not None:
             self.state.fault_rate = fault_rate
+
+    # -- drift and recordings: through the admin endpoints, so they land between requests ---
+    def relabel(
+        self,
+        call_id: str,
+        status: str | None = None,
+        disposition: str | None = None,
+        duration_seconds: int | None = None,
+    ) -> dict[str, Any]:
+        """Relabel a final call; returns it as GET /v1/calls/{id} now answers."""
+        body = {"status": status, "disposition": disposition, "duration_seconds": duration_seconds}
+        fields = {k: v for k, v in body.items() if v is not None}
+        call: dict[str, Any] = self._drift(call_id, "relabel", fields)["call"]
+        return call
+
+    def erase(self, call_id: str) -> None:
+        """Erase a call: gone from the list, details, transcript, recording and truth."""
+        self._drift(call_id, "erase", {})
+
+    def delay_listing(self, call_id: str, seconds: int) -> str:
+        """Keep a call out of GET /v1/calls until the clock reaches `started_at + seconds`
+        (0 lifts the delay); returns that moment (ISO 8601)."""
+        listed_from: str = self._drift(call_id, "delay-listing", {"seconds": seconds})[
+            "listed_from"
+        ]
+        return listed_from
+
+    def retranscribe(self, call_id: str, segments: int) -> dict[str, Any]:
+        """Re-generate a call's transcript with `segments` segments (same job id); returns the
+        completed transcript the API serves once it is ready."""
+        transcript: dict[str, Any] = self._drift(call_id, "retranscribe", {"segments": segments})[
+            "transcript"
+        ]
+        return transcript
+
+    def refuse_recording(self, call_id: str, refuse: bool = True) -> None:
+        """Make the call's recording answer 403 even on a fresh signed URL (or stop that)."""
+        self._drift(call_id, "refuse-recording", {"refuse": refuse})
+
+    def recording_bytes(self, call_id: str) -> bytes:
+        """The WAV a signed URL of this call serves (not counted in the stats)."""
+        response = self._admin("GET", f"calls/{call_id}/recording", None)
+        return response.content
+
+    def drift(self) -> dict[str, Any]:
+        """The drift applied so far: relabelled, erased, delayed, retranscribed, refused."""
+        body: dict[str, Any] = self._admin("GET", "drift", None).json()
+        return body
+
+    def _drift(self, call_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._admin("POST", f"calls/{call_id}/{action}", body).json()
+        return result
+
+    def _admin(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        """Call an admin endpoint; KeyError for a 404, ValueError for a 400 or 409."""
+        if self._server is None:
+            raise RuntimeError("start the sandbox first")
+        response = httpx.request(method, f"{self.admin_url}/{path}", json=body, timeout=30)
+        if response.status_code == 404:
+            raise KeyError(path.split("/")[1] if path.startswith("calls/") else path)
+        if response.status_code in (400, 409):
+            raise ValueError(response.json()["error"]["message"])
+        response.raise_for_status()
+        return response
 
 
 def serve(**options: Any) -> None:
@@ -189,64 +269,10 @@ def serve(**options: Any) -> None:
     print(f"Neuron sandbox at {sandbox.base_url}  key: {sandbox.api_key}", flush=True)
     print(
         f"  clock: {now}{' (live)' if sandbox.state.clock.live else ' (frozen)'}; "
-        f"admin: {sandbox.base_url[:-3]}/_sandbox/  (truth, clock, stats, config)",
+        f"admin: {sandbox.admin_url}/  (truth, clock, stats, config, drift)",
         flush=True,
     )
     import uvloop
 
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(server.serve(sockets=[sock]))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    a = parser.add_argument
-    a("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    a("--port", type=int, default=DEFAULT_PORT, help="port (default 8765; 0 picks a free one)")
-    a("--api-key", default=DEFAULT_API_KEY, help="bearer key clients must send")
-    a("--calls", type=int, default=2000, help="calls dialled before the clock's start")
-    a("--seed", type=int, default=42, help="seed of the generated data and faults")
-    a("--now", default=None, help="freeze the clock at this ISO 8601 time (default: now)")
-    a("--days", type=int, default=30, help="days of history ending at --now (default 30)")
-    a("--live", action="store_true", help="let the clock run, so new calls keep arriving")
-    a("--speed", type=float, default=1.0, help="clock speed factor with --live (default 1)")
-    a("--latency-ms", type=float, default=0.0, help="mean added latency per API request")
-    a("--rate-limit", type=float, default=None, metavar="RPS", help="global requests/s limit")
-    a(
-        "--fault-rate",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="share of API requests answered by a fault (429/500/503/drop/truncated)",
-    )
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    problems = [
-        (not 0 <= args.port <= 65535, "--port must be 0..65535"),
-        (not 0 <= args.fault_rate <= 1, "--fault-rate must be between 0 and 1"),
-        (args.calls < 0 or args.days < 1, "--calls must be >= 0 and --days >= 1"),
-        (args.latency_ms < 0 or (args.rate_limit or 0) < 0, "--latency-ms, --rate-limit >= 0"),
-    ]
-    for bad, message in problems:
-        if bad:
-            print(f"neuron-calls sandbox: {message}", file=sys.stderr)
-            return 2
-    try:
-        serve(
-            calls=args.calls,
-            seed=args.seed,
-            now=args.now,
-            days=args.days,
-            api_key=args.api_key,
-            live=args.live,
-            speed=args.speed,
-            latency_ms=args.latency_ms,
-            rate_limit=args.rate_limit,
-            fault_rate=args.fault_rate,
-            host=args.host,
-            port=args.port,
-        )
-    except (ValueError, OSError, OverflowError) as exc:
-        print(f"neuron-calls sandbox: {exc}", file=sys.stderr)
-        return 2
-    return 0

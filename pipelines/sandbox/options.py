@@ -1,0 +1,74 @@
+"""The sandbox's command line: `neuron-calls sandbox` and `python -m pipelines.sandbox`.
+
+Kept apart from the server so that building the CLI's parser imports no web stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_API_KEY = "sk_sandbox_neuron_calls_0000"
+DEFAULT_PORT = 8765
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    a("--port", type=int, default=DEFAULT_PORT, help="port (default 8765; 0 picks a free one)")
+    a("--api-key", default=DEFAULT_API_KEY, help="bearer key clients must send")
+    a("--calls", type=int, default=2000, help="calls dialled before the clock's start")
+    a("--seed", type=int, default=42, help="seed of the generated data and faults")
+    a("--now", default=None, help="freeze the clock at this ISO 8601 time (default: now)")
+    a("--days", type=int, default=30, help="days of history ending at --now (default 30)")
+    a("--live", action="store_true", help="let the clock run, so new calls keep arriving")
+    a("--speed", type=float, default=1.0, help="clock speed factor with --live (default 1)")
+    a("--latency-ms", type=float, default=0.0, help="mean added latency per API request")
+    a("--rate-limit", type=float, default=None, metavar="RPS", help="global requests/s limit")
+    a(
+        "--rate-limit-headers",
+        action="store_true",
+        help="with --rate-limit, send RateLimit-Limit/-Remaining/-Reset on every API response",
+    )
+    a(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of API requests answered by a fault (429/500/503/drop/truncated)",
+    )
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    problems = [
+        (not 0 <= args.port <= 65535, "--port must be 0..65535"),
+        (not 0 <= args.fault_rate <= 1, "--fault-rate must be between 0 and 1"),
+        (args.calls < 0 or args.days < 1, "--calls must be >= 0 and --days >= 1"),
+        (args.latency_ms < 0 or (args.rate_limit or 0) < 0, "--latency-ms, --rate-limit >= 0"),
+    ]
+    for bad, message in problems:
+        if bad:
+            print(f"neuron-calls sandbox: {message}", file=sys.stderr)
+            return 2
+    from .server import serve
+
+    try:
+        serve(
+            calls=args.calls,
+            seed=args.seed,
+            now=args.now,
+            days=args.days,
+            api_key=args.api_key,
+            live=args.live,
+            speed=args.speed,
+            latency_ms=args.latency_ms,
+            rate_limit=args.rate_limit,
+            rate_limit_headers=getattr(args, "rate_limit_headers", False),
+            fault_rate=args.fault_rate,
+            host=args.host,
+            port=args.port,
+        )
+    except (ValueError, OSError, OverflowError) as exc:
+        print(f"neuron-calls sandbox: {exc}", file=sys.stderr)
+        return 2
+    return 0
