@@ -1,17 +1,20 @@
-"""The audit: per UTC day, the API's call counts against the warehouse's, and what differs.
+"""The audit: per UTC day, what the API lists against what the warehouse holds.
 
-For each day, `GET /calls?from=<day>T00:00:00Z&to=<day>T23:59:59Z&limit=1` reads the day's
-`total`, and the same with each documented disposition: 7 list requests a day, and no detail
-or transcript request while the counts match. A day whose counts differ is listed in full and
-compared call by call with the stored list-visible fields:
-- missing: listed, not stored;
-- changed: stored with other list-visible fields;
-- stored but not listed: `GET /calls/{id}`; 404 means erased, anything else changed (e.g. its
-  `started_at` moved to another day).
+Each day's window is `from=<day>T00:00:00Z`, `to=<day>T23:59:59Z` (or the run's now). Its first
+list page (`limit=100`) gives the day's `total`:
+- a day that fits in that page is compared call by call right away: 1 request a day;
+- a bigger day is compared by counts: the same window with `limit=1` per documented
+  disposition, 6 more requests (7 a day); only when the total or a disposition count differs
+  is the day listed in full and compared call by call.
+Call by call: *missing* (listed, not stored), *changed* (stored with other list-visible
+fields), and stored but not listed: `GET /calls/{id}`, 404 means *erased*, anything else
+changed (e.g. its `started_at` moved to another day). No detail or transcript request while
+nothing differs.
+
 Undocumented dispositions (e.g. `voicemail`) and calls in progress (no disposition) count in
-the total only. A relabel that keeps every count (the status alone, or two calls of a day
-swapping dispositions) is invisible to the counts; inside the lookback the list fingerprints of
-`extract` catch it, and a full `audit`/`--from --to` backfill of the day always does.
+the total only. On a day bigger than a page, a relabel that keeps every count (the status
+alone, the duration alone, or two calls swapping dispositions) is not seen; inside the lookback
+the list fingerprints of `extract` catch it, and a backfill of the day always does.
 
 Two entry points, one set of checks:
 - `audit_window`: read-only, for the `audit` command (plus transcript re-checks).
@@ -104,18 +107,19 @@ def day_window(day: dt.date, until: pendulum.DateTime) -> dict[str, str]:
     return {"from": f"{day.isoformat()}T00:00:00Z", "to": end.format("YYYY-MM-DDTHH:mm:ss[Z]")}
 
 
-async def api_counts(client: NeuronClient, day: dt.date, until: pendulum.DateTime) -> Counts:
-    """The day's total and per documented disposition: one `limit=1` list request each."""
+async def disposition_counts(
+    client: NeuronClient, day: dt.date, until: pendulum.DateTime
+) -> Counts:
+    """The day's calls per documented disposition: one `limit=1` list request each."""
     params: dict[str, Any] = {**day_window(day, until), "limit": 1}
-    keys = (TOTAL, *DOCUMENTED_DISPOSITIONS)
     pages = await asyncio.gather(
-        *(
-            client.list_calls(params if key == TOTAL else {**params, "disposition": key})
-            for key in keys
-        )
+        *(client.list_calls({**params, "disposition": name}) for name in DOCUMENTED_DISPOSITIONS)
     )
-    # no `total` in the answer: unknown, so the day is listed in full
-    return {key: page.get("total", -1) for key, page in zip(keys, pages, strict=True)}
+    # no `total` in an answer: unknown, so the day counts as differing
+    return {
+        name: page.get("total", -1)
+        for name, page in zip(DOCUMENTED_DISPOSITIONS, pages, strict=True)
+    }
 
 
 def tally(views: Iterable[Row]) -> Counts:
@@ -174,9 +178,7 @@ def _counts(found: Counter[str | None]) -> Counts:
 async def list_day(client: NeuronClient, day: dt.date, until: pendulum.DateTime) -> dict[str, Row]:
     items: dict[str, Row] = {}
     async for page in client.iter_calls(day_window(day, until)):
-        for item in page:
-            if isinstance(item.get("id"), str) and item["id"]:
-                items[item["id"]] = item
+        items.update(_by_id(page))
     return items
 
 
@@ -212,18 +214,41 @@ async def inspect_day(
     client: NeuronClient,
     day: dt.date,
     until: pendulum.DateTime,
-    counts: tuple[Counts, Counts],
+    warehouse: Counts,
     stored: StoredCalls,
     keep: Iterable[str] = (),
 ) -> DayDrift:
-    """Compare one day; list it in full only when its counts (API, warehouse) differ.
-    Ids in `keep` are never taken for erased (calls this run has just loaded)."""
-    api, warehouse = counts
+    """Compare one day (see the module's docstring for what it costs). Ids in `keep` are
+    never taken for erased (calls this run has just loaded)."""
+    window = day_window(day, until)
+    page = await client.list_calls({**window, "limit": settings.PAGE_SIZE})
+    total = page.get("total")
+    listed: dict[str, Row] | None = None
+    if total is not None and total <= len(page["data"]):  # the whole day in one page
+        listed = _by_id(page["data"])
+        api = tally(list_view(call_row(item, detailed=False)) for item in listed.values())
+    else:
+        api = {TOTAL: -1 if total is None else total}
+        api.update(await disposition_counts(client, day, until))
     drift = DayDrift(AuditDay(day, api[TOTAL], warehouse[TOTAL], counts_differ=api != warehouse))
-    if not drift.row.counts_differ:
-        return drift
-    listed = await list_day(client, day, until)
-    calls = stored.calls(day)
+    if listed is None and drift.row.counts_differ:
+        listed = await list_day(client, day, until)
+    if listed is not None:
+        await _compare_calls(client, drift, listed, stored.calls(day), keep)
+    return drift
+
+
+def _by_id(items: list[Row]) -> dict[str, Row]:
+    return {item["id"]: item for item in items if isinstance(item.get("id"), str) and item["id"]}
+
+
+async def _compare_calls(
+    client: NeuronClient,
+    drift: DayDrift,
+    listed: dict[str, Row],
+    calls: dict[str, Row],
+    keep: Iterable[str],
+) -> None:
     for call_id, item in listed.items():
         have = calls.get(call_id)
         if have is None:
@@ -237,7 +262,6 @@ async def inspect_day(
     drift.row.missing = len(drift.missing)
     drift.row.changed = len(drift.changed) + len(drift.moved)
     drift.row.erased = len(drift.erased)
-    return drift
 
 
 def same_transcript(call_id: str, api: Row | None, stored: StoredTranscript) -> bool:
@@ -287,17 +311,21 @@ async def changed_transcripts(
     return changed
 
 
-async def _compare_days(
+async def inspect_days(
     client: NeuronClient,
     stored: StoredCalls,
     first: dt.date,
     last: dt.date,
     until: pendulum.DateTime,
-) -> list[tuple[dt.date, tuple[Counts, Counts]]]:
-    days = days_between(first, last)
+    keep: Iterable[str] = (),
+) -> list[DayDrift]:
     warehouse = stored.counts(first, last)
-    api = await asyncio.gather(*(api_counts(client, day, until) for day in days))
-    return [(day, (counts, warehouse[day])) for day, counts in zip(days, api, strict=True)]
+    days = days_between(first, last)
+    return list(
+        await asyncio.gather(
+            *(inspect_day(client, day, until, warehouse[day], stored, keep) for day in days)
+        )
+    )
 
 
 async def audit_window(
@@ -317,9 +345,8 @@ async def audit_window(
     result = AuditResult()
     if first > last:
         return result
-    stored = StoredCalls(reader)
-    for day, counts in await _compare_days(client, stored, first, last, until):
-        result.days.append((await inspect_day(client, day, until, counts, stored)).row)
+    drifts = await inspect_days(client, StoredCalls(reader), first, last, until)
+    result.days.extend(drift.row for drift in drifts)
     if transcripts:
         await changed_transcripts(client, reader, result.days)
     return result
@@ -349,15 +376,14 @@ class DayAudit:
         stored = StoredCalls(self.reader, loaded)
         keep = {call_id for call_id, view in loaded.items() if view is not None}
         queued: set[str] = set()
-        compared = await _compare_days(self.client, stored, self.first, self.last, self.until)
-        for day, counts in compared:
-            drift = await inspect_day(self.client, day, self.until, counts, stored, keep)
+        drifts = await inspect_days(self.client, stored, self.first, self.last, self.until, keep)
+        for drift in drifts:
             self.report.days.append(drift.row)
             for job in drift.jobs():
                 queued.add(job.call_id)
                 yield job
         if self.transcripts:
-            days = self.report.days[-len(compared) :]
+            days = [drift.row for drift in drifts]
             for call_id in await changed_transcripts(self.client, self.reader, days):
                 if call_id not in queued:
                     yield Job(call_id, Purpose.TRANSCRIPT)
