@@ -45,9 +45,7 @@ class DuckDbReader:
 
     def day_calls(self, day: dt.date) -> dict[str, dict[str, Any]]:
         columns = ", ".join(f"c.{name}" for name in LIST_FIELDS)
-        rows = self._query(
-            f"select c.id, {columns} from {{schema}}.calls c where {DAY} = ?", [day]
-        )
+        rows = self._query(f"select c.id, {columns} from {{schema}}.calls c where {DAY} = ?", [day])
         return {row[0]: dict(zip(LIST_FIELDS, row[1:], strict=True)) for row in rows}
 
     def stored_transcripts(self, first: dt.date, last: dt.date) -> dict[str, StoredTranscript]:
