@@ -112,12 +112,17 @@ class FakeApi:
 
     def list_page(self, params: dict[str, str]) -> httpx.Response:
         self.list_params.append(params)
-        offset, limit = int(params["offset"]), int(params["limit"])
+        offset, limit = int(params.get("offset", 0)), int(params["limit"])
         if f"offset={offset}" in self.fail:
             return respond({}, self.fail[f"offset={offset}"])
         start, end = params.get("from", ""), params.get("to", "9999")
         window = sorted(
-            (c for c in self.calls.values() if start <= c["started_at"] <= end),
+            (
+                c
+                for c in self.calls.values()
+                if start <= c["started_at"] <= end
+                and params.get("disposition", c["disposition"]) == c["disposition"]
+            ),
             key=lambda c: c["started_at"],
             reverse=True,
         )
