@@ -17,6 +17,7 @@ import pytest
 
 from pipelines.neuron.client import AuthenticationError, NeuronClient, ServerError
 from pipelines.neuron.extract import Batch, SyncPlan, SyncReport, extract_calls, iso, plan_window
+from pipelines.neuron.tables import HARD_DELETE
 
 NOW = pendulum.datetime(2024, 2, 1, 12, 0, tz="UTC")
 LIST = "/v1/calls"
@@ -111,12 +112,17 @@ class FakeApi:
 
     def list_page(self, params: dict[str, str]) -> httpx.Response:
         self.list_params.append(params)
-        offset, limit = int(params["offset"]), int(params["limit"])
+        offset, limit = int(params.get("offset", 0)), int(params["limit"])
         if f"offset={offset}" in self.fail:
             return respond({}, self.fail[f"offset={offset}"])
         start, end = params.get("from", ""), params.get("to", "9999")
         window = sorted(
-            (c for c in self.calls.values() if start <= c["started_at"] <= end),
+            (
+                c
+                for c in self.calls.values()
+                if start <= c["started_at"] <= end
+                and params.get("disposition", c["disposition"]) == c["disposition"]
+            ),
             key=lambda c: c["started_at"],
             reverse=True,
         )
@@ -174,8 +180,15 @@ def extract(
 
 
 def rows(batches: list[Batch], table: str = "calls") -> dict[str, dict[str, Any]]:
+    """The rows kept of `table` by call id (tombstones left out)."""
     key = "id" if table == "calls" else "call_id"
-    return {row[key]: row for batch in batches for row in getattr(batch, table)}
+    return {
+        row[key]: row for batch in batches for row in batch.rows[table] if not row.get(HARD_DELETE)
+    }
+
+
+def all_rows(batches: list[Batch], table: str) -> list[dict[str, Any]]:
+    return [row for batch in batches for row in batch.rows[table]]
 
 
 def first_run() -> tuple[FakeApi, dict[str, Any], list[Batch], SyncReport]:
@@ -194,8 +207,8 @@ def test_first_run_loads_every_call_and_sets_the_cursor() -> None:
     assert set(calls) == set(api.calls)
     assert all(row["has_recording"] is True for row in calls.values())
     assert set(rows(batches, "transcripts")) == {"c_done", "c_recent"}
-    assert sum(len(b.segments) for b in batches) == 4
-    assert sum(len(b.speakers) for b in batches) == 4
+    assert len(all_rows(batches, "transcript_segments")) == 4
+    assert len(all_rows(batches, "speaker_sentiment")) == 4
     assert state["cursor"] == at(11, 50)
     assert api.list_params == [{"to": iso(NOW), "limit": "100", "offset": "0"}]
     assert (report.listed, report.pages, report.transcripts) == (6, 1, 2)
@@ -290,12 +303,21 @@ def test_pending_call_outside_the_list_window_is_fetched_by_id() -> None:
     assert state["cursor"] == at(12, day=20)
 
 
-def test_pending_call_the_api_no_longer_has_leaves_pending() -> None:
+def test_pending_call_the_api_no_longer_has_is_erased() -> None:
     api = FakeApi([], {})
     state: dict[str, Any] = {"pending": {"c_gone": {"since": iso(NOW), "reason": "call x"}}}
     batches, report = extract(api, state, incremental(state))
     assert api.hits["/v1/calls/c_gone"] == 1
     assert (rows(batches), state["pending"], report.deferred) == ({}, {}, {})
+    assert report.erased == ["c_gone"]
+    for table, key in (
+        ("calls", {"id": "c_gone"}),
+        ("transcripts", {"call_id": "c_gone"}),
+        ("transcript_segments", {"call_id": "c_gone", "segment_index": -1}),
+        ("speaker_sentiment", {"call_id": "c_gone", "speaker": ""}),
+    ):
+        assert all_rows(batches, table) == [{**key, HARD_DELETE: True}]
+    assert all_rows(batches, "deleted_calls") == [{"call_id": "c_gone", "detected_at": NOW}]
 
 
 def test_pending_entries_past_pending_max_days_expire_without_a_request() -> None:

@@ -13,82 +13,26 @@ from typing import Any
 import dlt
 import pendulum
 from dlt.common.schema.typing import TColumnSchema
-from dlt.extract.items import DataItemWithMeta
 
-from . import settings
+from . import settings, tables
+from .audit import DEFAULT_AUDIT_DAYS, DayAudit, WarehouseReader
 from .client import ConfigError, NeuronClient, check_settings
-from .extract import Batch, SyncPlan, SyncReport, extract_calls, plan_window
+from .extract import SyncPlan, SyncReport, extract_calls, plan_window
 from .rows import to_utc
+from .tables import CALLS, HARD_DELETE, SPEAKER_SENTIMENT, TRANSCRIPT_SEGMENTS, TRANSCRIPTS
 
-__all__ = ["neuron_source", "SyncPlan", "SyncReport"]
+__all__ = ["neuron_source", "SyncPlan", "SyncReport", "WarehouseReader"]
 
-CALL_COLUMNS: dict[str, TColumnSchema] = {
-    "id": {"data_type": "text", "nullable": False},
-    "campaign_id": {"data_type": "text"},
-    "contact_phone": {"data_type": "text"},
-    "contact_name": {"data_type": "text"},
-    "status": {"data_type": "text"},
-    "disposition": {"data_type": "text"},
-    "duration_seconds": {"data_type": "bigint"},
-    "language": {"data_type": "text"},
-    "started_at": {"data_type": "timestamp", "timezone": True},
-    "ended_at": {"data_type": "timestamp", "timezone": True},
-    "transcript_job_id": {"data_type": "text"},
-    "has_recording": {"data_type": "bool"},
-}
-
-# table -> (primary key, merge key, columns). Every table is routed with its own hints (a
-# routed table would inherit the resource's). The tables below `calls` share `call_id` as
-# merge key, so a re-loaded transcript replaces every row of that call (no stale segments).
+# The table hints in the shape `views.ensure_contract_tables` reads (primary key, merge key,
+# columns), until dlt alone creates the tables (`tables.py`, materialised by every run).
 TABLES: dict[str, tuple[list[str], str, dict[str, TColumnSchema]]] = {
-    "calls": (["id"], "id", CALL_COLUMNS),
-    "transcripts": (
-        ["call_id"],
-        "call_id",
-        {
-            "call_id": {"data_type": "text", "nullable": False},
-            "job_id": {"data_type": "text"},
-            "language": {"data_type": "text"},
-            "duration_seconds": {"data_type": "bigint"},
-            "summary": {"data_type": "text"},
-            "sentiment_overall": {"data_type": "double"},
-        },
-    ),
-    "transcript_segments": (
-        ["call_id", "segment_index"],
-        "call_id",
-        {
-            "call_id": {"data_type": "text", "nullable": False},
-            "segment_index": {"data_type": "bigint", "nullable": False},
-            "speaker": {"data_type": "text"},
-            "text": {"data_type": "text"},
-            "start_time": {"data_type": "double"},
-            "end_time": {"data_type": "double"},
-            "confidence": {"data_type": "double"},
-        },
-    ),
-    "speaker_sentiment": (
-        ["call_id", "speaker"],
-        "call_id",
-        {
-            "call_id": {"data_type": "text", "nullable": False},
-            "speaker": {"data_type": "text", "nullable": False},
-            "sentiment": {"data_type": "double"},
-        },
-    ),
-}
-
-
-def _routed(table: str, rows: list[dict[str, Any]]) -> DataItemWithMeta:
-    primary_key, merge_key, columns = TABLES[table]
-    hints = dlt.mark.make_hints(
-        table_name=table,
-        primary_key=primary_key,
-        merge_key=merge_key,
-        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        columns=columns,
+    table.name: (
+        list(table.primary_key),
+        table.merge_key,
+        {name: column for name, column in table.columns.items() if name != HARD_DELETE},
     )
-    return dlt.mark.with_hints(rows, hints, create_table_variant=True)
+    for table in (CALLS, TRANSCRIPTS, TRANSCRIPT_SEGMENTS, SPEAKER_SENTIMENT)
+}
 
 
 def _parse_setting(name: str, value: Any) -> pendulum.DateTime | None:
@@ -113,9 +57,14 @@ def neuron_source(
     max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS,
     timeout_seconds: float = settings.DEFAULT_TIMEOUT_SECONDS,
     max_requests_per_second: float | None = None,
+    audit_days: int = DEFAULT_AUDIT_DAYS,
     backfill_from: str | None = None,
     backfill_to: str | None = None,
     filters: dict[str, str] | None = None,
+    repair_from: str | None = None,
+    repair_to: str | None = None,
+    repair_transcripts: bool = False,
+    warehouse: WarehouseReader | None = None,
     report: Any = None,
     on_progress: Any = None,
     transport: Any = None,
@@ -127,21 +76,14 @@ def neuron_source(
     list `filters` make a run that reads that window only and leaves the cursor where it is.
     Calls not final yet, or whose transcript is still processing, are fetched again by id on
     later runs, for `pending_max_days` after first found pending.
+
+    With a `warehouse` reader, an incremental run (not the first) then audits the last
+    `audit_days` UTC days (0: never) and repairs what differs. `repair_from`/`repair_to`
+    (UTC days) make a repair run instead: only the audit and repair of that window, the cursor
+    left alone; `repair_transcripts` also re-checks the window's stored transcripts.
     """
-    if max_concurrency < 1 or lookback_minutes < 0 or pending_max_days < 0:
-        raise ConfigError(
-            "max_concurrency must be at least 1, lookback_minutes and pending_max_days at least 0"
-        )
-    if (
-        max_attempts < 1
-        or timeout_seconds <= 0
-        or (max_requests_per_second is not None and max_requests_per_second <= 0)
-    ):
-        raise ConfigError(
-            "max_attempts must be at least 1, timeout_seconds and max_requests_per_second "
-            "above 0 (SOURCES__NEURON__MAX_ATTEMPTS, ..._TIMEOUT_SECONDS, "
-            "..._MAX_REQUESTS_PER_SECOND)"
-        )
+    _check_numbers(max_concurrency, lookback_minutes, pending_max_days, audit_days)
+    _check_client_settings(max_attempts, timeout_seconds, max_requests_per_second)
     start = _parse_setting("start_date (SOURCES__NEURON__START_DATE)", start_date)
     plan = SyncPlan(
         now=pendulum.now("UTC"),
@@ -151,9 +93,12 @@ def neuron_source(
         incremental=not (backfill_from or backfill_to or filters),
         lookback=pendulum.duration(minutes=lookback_minutes),
         pending_max_days=pending_max_days,
+        audit_days=audit_days if warehouse is not None else 0,
     )
     if plan.start and plan.end and plan.start > plan.end:
         raise ConfigError(f"--from {backfill_from} is after --to {backfill_to}")
+    if repair_from or repair_to:
+        _plan_repair(plan, repair_from, repair_to, repair_transcripts, warehouse)
     run_report: SyncReport = report if report is not None else SyncReport()
 
     def client() -> NeuronClient:
@@ -169,7 +114,53 @@ def neuron_source(
         )
 
     check_settings(api_key, base_url)  # fail now, before any extraction starts
-    return calls_resource(client, plan, start, run_report, max_concurrency, on_progress)
+    return calls_resource(client, plan, start, run_report, max_concurrency, on_progress, warehouse)
+
+
+def _check_numbers(
+    max_concurrency: int, lookback_minutes: float, pending_max_days: float, audit_days: int
+) -> None:
+    if max_concurrency < 1 or lookback_minutes < 0 or pending_max_days < 0 or audit_days < 0:
+        raise ConfigError(
+            "max_concurrency must be at least 1, lookback_minutes, pending_max_days and "
+            "audit_days at least 0"
+        )
+
+
+def _check_client_settings(
+    max_attempts: int, timeout_seconds: float, max_requests_per_second: float | None
+) -> None:
+    if (
+        max_attempts < 1
+        or timeout_seconds <= 0
+        or (max_requests_per_second is not None and max_requests_per_second <= 0)
+    ):
+        raise ConfigError(
+            "max_attempts must be at least 1, timeout_seconds and max_requests_per_second "
+            "above 0 (SOURCES__NEURON__MAX_ATTEMPTS, ..._TIMEOUT_SECONDS, "
+            "..._MAX_REQUESTS_PER_SECOND)"
+        )
+
+
+def _plan_repair(
+    plan: SyncPlan,
+    repair_from: str | None,
+    repair_to: str | None,
+    transcripts: bool,
+    warehouse: WarehouseReader | None,
+) -> None:
+    """A repair run: no list, no cursor; the audit of the UTC days repair_from..repair_to."""
+    first = _parse_setting("--from", repair_from)
+    last = _parse_setting("--to", repair_to)
+    if first is None or last is None or first > last:
+        raise ConfigError("a repair needs a window: --from and --to, --from not after --to")
+    if not plan.incremental:
+        raise ConfigError("a repair cannot be combined with a backfill window or a filter")
+    if warehouse is None:
+        raise ConfigError("a repair needs the warehouse to compare with (no reader given)")
+    plan.incremental = plan.lists = False
+    plan.audit_from, plan.audit_to = first.date(), min(last, plan.now).date()
+    plan.audit_transcripts = transcripts
 
 
 def calls_resource(
@@ -179,28 +170,29 @@ def calls_resource(
     report: SyncReport,
     concurrency: int,
     on_progress: Callable[[SyncReport], None] | None,
+    warehouse: WarehouseReader | None = None,
 ) -> Any:
     @dlt.resource(name="calls")
     async def calls() -> AsyncIterator[Any]:
+        for table in tables.TABLES.values():
+            yield table.materialize()  # every table exists, rows or not
         state = dlt.current.source_state()
         plan_window(state, plan, start_date)
         async with make_client() as client:
-            batches = extract_calls(client, state, plan, report, concurrency, on_progress)
+            audit = None
+            if warehouse is not None and plan.audit_from and plan.audit_to:
+                audit = DayAudit(
+                    client,
+                    warehouse,
+                    plan.audit_from,
+                    plan.audit_to,
+                    plan.now,
+                    report.audit,
+                    transcripts=plan.audit_transcripts,
+                )
+            batches = extract_calls(client, state, plan, report, concurrency, on_progress, audit)
             async for batch in batches:
-                for item in from_batch(batch):
-                    yield item
+                for name, rows in batch.rows.items():
+                    yield tables.TABLES[name].rows(rows)
 
     return calls
-
-
-def from_batch(batch: Batch) -> list[Any]:
-    items: list[Any] = []
-    for table, rows in (
-        ("calls", batch.calls),
-        ("transcripts", batch.transcripts),
-        ("transcript_segments", batch.segments),
-        ("speaker_sentiment", batch.speakers),
-    ):
-        if rows:
-            items.append(_routed(table, rows))
-    return items

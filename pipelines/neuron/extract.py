@@ -1,34 +1,69 @@
-"""The sync's real work, apart from dlt: list, fan out, decide what stays pending.
+"""The sync's real work, apart from dlt: list, fan out, decide what stays pending, erase.
 
-`extract_calls` lists `GET /calls` page by page in a closed window while a fixed pool of workers
-fetches details and transcripts of the calls that need them, so at most `max_concurrency`
-requests are in flight and at most a few pages of calls are held in memory. It updates the
-sync state (cursor, pending set, recently finalised ids) in place; dlt commits that state with
-the load package, so a crashed run leaves the previous state untouched.
+`extract_calls` reads top to bottom:
+  1. `CallSync.listed_jobs` lists `GET /calls` page by page in the run's window and turns each
+     call that needs a fetch into a `Job` (new, not final yet, or listed with other fields than
+     the ones loaded), then re-polls the pending calls the list did not show;
+  2. a `FanOut` runs `fetch_call` (details, then the transcript) on a fixed pool of workers, so
+     at most `max_concurrency` requests are in flight, and hands the results over in batches;
+  3. `CallSync.apply` turns each result into rows and settles the call's place in the state;
+  4. an optional audit step (`audit.DayAudit`) yields more jobs, for what differs between the
+     API and the warehouse, which go through steps 2 and 3 the same way.
 
-State layout (`dlt.current.source_state()`):
+The state is updated in place; dlt commits it with the load package, so a crashed run leaves
+the previous state untouched. Layout (`dlt.current.source_state()`):
     cursor:  ISO timestamp, the newest `started_at` loaded by an incremental run
-    pending: {call_id: {"since": ISO (pipeline clock), "reason": str}}
-    recent:  {call_id: ISO started_at} of final calls within the lookback, not fetched again
+    pending: {call_id: {"since": ISO (pipeline clock), "reason": text of a PendingReason}}
+    recent:  {call_id: [ISO started_at, fingerprint]} of final calls within the lookback; listed
+             again with the same fingerprint (`rows.fingerprint` of the call as loaded), a call
+             is not fetched again. `null` instead of a fingerprint: never fetched again by the
+             lookback (a call that expired from the pending set). The format before drift
+             checks, {call_id: ISO started_at}, reads as "fingerprint unknown": such a call is
+             fetched once more when listed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, NamedTuple, Protocol
 
 import pendulum
 
-from .client import AuthenticationError, ClientStats, NeuronClient, NeuronError, NotFoundError
-from .rows import Row, call_row, is_final, parse_timestamp, transcript_is_ready, transcript_rows
+from .client import (
+    APIConnectionError,
+    ClientStats,
+    NeuronClient,
+    NotFoundError,
+    RateLimitError,
+    ResponseError,
+    ServerError,
+)
+from .rows import (
+    Row,
+    call_row,
+    fingerprint,
+    is_final,
+    list_view,
+    parse_timestamp,
+    transcript_is_ready,
+    transcript_rows,
+)
+from .tables import CALLS, SPEAKER_SENTIMENT, TRANSCRIPT_SEGMENTS, TRANSCRIPTS, erased_rows
 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 500  # calls per batch handed to dlt
 BATCH_SECONDS = 1.0  # or fewer, when their results took longer than this to arrive
+
+# An error about one call after every retry: the call is deferred to the next run. Any other
+# error (the key refused, a URL that is not the API) stops the run.
+CALL_ERRORS = (RateLimitError, ServerError, APIConnectionError, ResponseError)
 
 
 @dataclass
@@ -42,6 +77,11 @@ class SyncPlan:
     incremental: bool = True  # moves the cursor; a backfill or filtered run does not
     lookback: pendulum.Duration = field(default_factory=lambda: pendulum.duration(minutes=60))
     pending_max_days: float = 7
+    lists: bool = True  # False: a repair run, which only audits
+    audit_days: int = 0  # the days before and including today an incremental run audits
+    audit_from: dt.date | None = None  # the audited UTC days (None: no audit)
+    audit_to: dt.date | None = None
+    audit_transcripts: bool = False  # also re-check the stored transcripts of those days
 
     def list_params(self) -> dict[str, str]:
         params = dict(self.filters)
@@ -50,6 +90,41 @@ class SyncPlan:
         if self.end is not None:
             params["to"] = iso(self.end)
         return params
+
+
+@dataclass
+class AuditDay:
+    """One audited UTC day: the API's and the warehouse's call counts, and what differs."""
+
+    day: dt.date
+    api: int
+    warehouse: int
+    counts_differ: bool = False  # in total or in a documented disposition
+    missing: int = 0  # listed by the API, not in the warehouse
+    changed: int = 0  # stored with other list-visible fields, or stored under another day
+    erased: int = 0  # stored, but the API answers 404
+    transcripts_checked: int = 0
+    transcripts_changed: int = 0
+
+    @property
+    def drift(self) -> bool:
+        found = self.missing + self.changed + self.erased + self.transcripts_changed
+        return self.counts_differ or found > 0
+
+
+@dataclass
+class AuditReport:
+    """What the audit of a run found (per day and in total) and what the run repaired."""
+
+    days: list[AuditDay] = field(default_factory=list)
+    repaired: Counter[str] = field(default_factory=Counter)  # "missing", "changed", ...
+
+    @property
+    def days_differing(self) -> int:
+        return sum(day.drift for day in self.days)
+
+    def found(self, kind: str) -> int:
+        return sum(getattr(day, kind) for day in self.days)
 
 
 @dataclass
@@ -64,29 +139,85 @@ class SyncReport:
     pending_calls: int = 0
     deferred: dict[str, str] = field(default_factory=dict)  # call_id -> why it failed this run
     expired: list[str] = field(default_factory=list)
+    erased: list[str] = field(default_factory=list)  # calls the API no longer has, removed
     skipped_invalid: int = 0
     stats: ClientStats = field(default_factory=ClientStats)  # requests, retries, 429s
+    audit: AuditReport = field(default_factory=AuditReport)
+
+
+class PendingReason(Enum):
+    """Why a call stays in the pending set; the state keeps `text()`."""
+
+    CALL_NOT_FINAL = "call"  # with the status: "call in_progress"
+    TRANSCRIPT_NOT_READY = "transcript"  # with its status: "transcript processing"
+    TRANSCRIPT_NOT_FOUND = "transcript not found"  # 404 although the call has a job
+    TRANSCRIPT_FAILED = "transcript failed"
+    DETAILS_NOT_FOUND = "details not found"  # listed, yet 404 on details
+    DETAILS_FAILED = "details failed"
+    DETAILS_MALFORMED = "details malformed"
+
+    def text(self, detail: str | None = None) -> str:
+        return f"{self.value} {detail}" if detail else self.value
+
+
+WAITING_FOR_TRANSCRIPT = frozenset(
+    {PendingReason.TRANSCRIPT_NOT_READY, PendingReason.TRANSCRIPT_NOT_FOUND}
+)
+
+
+class Purpose(Enum):
+    """Why a call is fetched."""
+
+    LISTED = "listed"  # the run's list showed it: new, not final, or changed
+    PENDING = "pending"  # re-polled by id, not in the run's list
+    MISSING = "missing"  # audit: listed by the API, not in the warehouse
+    CHANGED = "changed"  # audit: stored with other list-visible fields
+    ERASED = "erased"  # audit: stored, but the API answers 404; no request left to make
+    TRANSCRIPT = "transcript"  # audit: the stored transcript differs from the API's
+
+
+class Job(NamedTuple):
+    call_id: str
+    purpose: Purpose
+    listed: Row | None = None  # the list item, when the call was listed
+    new: bool = False  # not in the warehouse for sure: if details fail, load the list item
+
+
+@dataclass
+class Fetched:
+    job: Job
+    call: Row | None = None  # the calls row to load, if any
+    seen_as: str | None = None  # fingerprint of the details, as the list would show them
+    transcript: tuple[Row, list[Row], list[Row]] | None = None
+    pending: PendingReason | None = None  # why the call stays pending
+    pending_detail: str | None = None
+    failed: str | None = None  # an error after every retry
+    erased: bool = False  # the API no longer has the call
+
+    @property
+    def call_id(self) -> str:
+        return self.job.call_id
 
 
 @dataclass
 class Batch:
-    calls: list[Row] = field(default_factory=list)
-    transcripts: list[Row] = field(default_factory=list)
-    segments: list[Row] = field(default_factory=list)
-    speakers: list[Row] = field(default_factory=list)
+    """Rows for dlt by table name, from `size` fetched calls."""
+
+    rows: defaultdict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    size: int = 0
+
+    def add(self, table: str, rows: list[Row]) -> None:
+        self.rows[table].extend(rows)
 
     def __len__(self) -> int:
-        return len(self.calls)
+        return self.size
 
 
-@dataclass
-class _Fetched:
-    call_id: str
-    call: Row | None = None  # the calls row to load, if any
-    transcript: tuple[Row, list[Row], list[Row]] | None = None
-    pending: str | None = None  # why the call stays pending
-    failed: str | None = None  # an error after every retry
-    gone: bool = False
+class AuditStep(Protocol):
+    """More jobs after the list's, given the list-visible fields of the calls this run loaded
+    (None: erased); implemented by `audit.DayAudit`."""
+
+    def jobs(self, loaded: Mapping[str, Row | None]) -> AsyncIterator[Job]: ...
 
 
 def iso(moment: pendulum.DateTime) -> str:
@@ -96,12 +227,21 @@ def iso(moment: pendulum.DateTime) -> str:
 def plan_window(
     state: dict[str, Any], plan: SyncPlan, start_date: pendulum.DateTime | None
 ) -> None:
-    """An incremental run lists from the cursor minus the lookback (or the start date) to now."""
+    """An incremental run lists from the cursor minus the lookback (or the start date) to now,
+    and audits the last `audit_days` UTC days; the first run loads everything, so no audit."""
     if not plan.incremental:
         return
     cursor = parse_timestamp(state.get("cursor"))
     plan.start = cursor - plan.lookback if cursor else start_date
     plan.end = plan.now
+    if cursor is None or plan.audit_days <= 0:
+        return
+    first = plan.now.date() - dt.timedelta(days=plan.audit_days - 1)
+    if start_date is not None:  # only whole days after the start date: none was loaded before
+        midnight = start_date.time() == dt.time(0)
+        first = max(first, start_date.date() + dt.timedelta(days=0 if midnight else 1))
+    if first <= plan.now.date():
+        plan.audit_from, plan.audit_to = first, plan.now.date()
 
 
 async def extract_calls(
@@ -111,60 +251,116 @@ async def extract_calls(
     report: SyncReport,
     concurrency: int,
     on_progress: Callable[[SyncReport], None] | None = None,
+    audit: AuditStep | None = None,
 ) -> AsyncIterator[Batch]:
-    pending: dict[str, dict[str, str]] = state.setdefault("pending", {})
-    recent: dict[str, str] = state.setdefault("recent", {})
-    _expire_pending(pending, recent, plan, report)
-    queue: asyncio.Queue[tuple[str, Row | None, bool] | None] = asyncio.Queue(concurrency * 4)
-    old_cursor = parse_timestamp(state.get("cursor"))
-    results: asyncio.Queue[_Fetched | BaseException | None] = asyncio.Queue(BATCH_ROWS * 2)
-    newest: pendulum.DateTime | None = None
-    workers = max(1, concurrency)
+    sync = CallSync(state, plan, report, on_progress)
+    fan_out = FanOut(lambda job: fetch_call(client, job), concurrency)
+    if plan.lists:
+        sync.expire_pending()
+        async for batch in fan_out.batches(sync.listed_jobs(client), sync.apply):
+            yield batch
+            sync.progress()
+    if audit is not None:
+        async for batch in fan_out.batches(audit.jobs(sync.loaded), sync.apply):
+            yield batch
+            sync.progress()
+    sync.advance_cursor()
 
-    async def lister() -> None:
-        nonlocal newest
-        seen: set[str] = set()
-        async for page in client.iter_calls(plan.list_params()):
-            report.pages += 1
-            for item in page:
-                call_id = item.get("id")
-                if not isinstance(call_id, str) or not call_id or call_id in seen:
-                    report.skipped_invalid += not isinstance(call_id, str) or not call_id
-                    continue
-                seen.add(call_id)
-                report.listed += 1
-                started = parse_timestamp(item.get("started_at"))
-                if started is not None and (newest is None or started > newest):
-                    newest = started
-                if plan.incremental and call_id in recent and call_id not in pending:
-                    continue  # final and loaded by an earlier run: nothing can have changed
-                # new for sure: past the cursor of an incremental run (else it may be loaded)
-                new = (
-                    plan.incremental
-                    and (old_cursor is None or started is None or started > old_cursor)
-                    and call_id not in pending
-                )
-                await queue.put((call_id, item, new))
-            if on_progress:
-                on_progress(report)
-        for call_id in list(pending):
-            if call_id not in seen:
-                await queue.put((call_id, None, False))
 
-    async def worker() -> None:
-        while (job := await queue.get()) is not None:
-            await results.put(await _fetch(client, *job))
+# -- fetching one call ---------------------------------------------------------------------------
 
-    async def list_then_stop_workers() -> None:
-        await lister()
-        for _ in range(workers):
-            await queue.put(None)
 
-    async def run() -> None:
-        tasks = [asyncio.create_task(worker()) for _ in range(workers)]
-        tasks.append(asyncio.create_task(list_then_stop_workers()))
+async def fetch_call(client: NeuronClient, job: Job) -> Fetched:
+    """Details, then the transcript of a final call that has a transcript job.
+
+    When the details cannot be had, a call `new` to the warehouse is loaded from its list item
+    meanwhile; a call that may be loaded already keeps its row (no downgrade to a list item).
+    A 404 for a call the list did not show means the API no longer has it: erased.
+    """
+    if job.purpose is Purpose.ERASED:
+        return Fetched(job, erased=True)
+    try:
+        detail = await client.get_call(job.call_id)
+    except NotFoundError:
+        if job.listed is None:
+            return Fetched(job, erased=True)
+        return _from_list_item(job, PendingReason.DETAILS_NOT_FOUND)
+    except CALL_ERRORS as exc:
+        return _from_list_item(job, PendingReason.DETAILS_FAILED, failed=str(exc))
+    if detail.get("id") != job.call_id:
+        return Fetched(job, pending=PendingReason.DETAILS_MALFORMED, failed="detail has another id")
+    fetched = Fetched(job, call=call_row(detail), seen_as=fingerprint(detail))
+    if not is_final(detail):
+        fetched.pending = PendingReason.CALL_NOT_FINAL
+        fetched.pending_detail = str(detail.get("status"))
+    elif detail.get("transcript_job_id"):
+        await _fetch_transcript(client, fetched)
+    return fetched
+
+
+def _from_list_item(job: Job, reason: PendingReason, failed: str | None = None) -> Fetched:
+    row = call_row(job.listed, detailed=False) if job.new and job.listed is not None else None
+    return Fetched(job, call=row, pending=reason, failed=failed)
+
+
+async def _fetch_transcript(client: NeuronClient, fetched: Fetched) -> None:
+    try:
+        transcript = await client.get_transcript(fetched.call_id)
+    except CALL_ERRORS as exc:
+        fetched.pending, fetched.failed = PendingReason.TRANSCRIPT_FAILED, str(exc)
+        return
+    if transcript is None:  # 404 although the call has a transcript job: ask again later
+        fetched.pending = PendingReason.TRANSCRIPT_NOT_FOUND
+    elif transcript_is_ready(transcript):
+        fetched.transcript = transcript_rows(fetched.call_id, transcript)
+    else:
+        fetched.pending = PendingReason.TRANSCRIPT_NOT_READY
+        fetched.pending_detail = str(transcript.get("status") or "not ready")
+
+
+# -- the fan-out ---------------------------------------------------------------------------------
+
+_FINISHED = object()  # put on the results queue once every job is fetched
+
+
+class FanOut:
+    """Jobs in, results out in batches: `workers` fetches at once, a few jobs queued per worker.
+
+    A lister that produces jobs faster than they are fetched waits on the full job queue, so at
+    most a few pages of calls are held in memory. The first exception, in the lister or in a
+    worker (a list page that failed, a refused key), stops every task and reaches the consumer.
+    """
+
+    def __init__(self, fetch: Callable[[Job], Awaitable[Fetched]], workers: int) -> None:
+        self.fetch = fetch
+        self.workers = max(1, workers)
+
+    async def batches(
+        self, jobs: AsyncIterator[Job], apply: Callable[[Fetched, Batch], None]
+    ) -> AsyncIterator[Batch]:
+        queue: asyncio.Queue[Job | None] = asyncio.Queue(self.workers * 4)
+        results: asyncio.Queue[Any] = asyncio.Queue(BATCH_ROWS * 2)
+        runner = asyncio.create_task(self._run(jobs, queue, results))
         try:
-            # any task failing (a list page, a refused key in a worker) stops them all
+            finished = False
+            while not finished:
+                batch, finished = await self._collect(results, apply)
+                if batch.rows:
+                    yield batch
+        finally:
+            if not runner.done():
+                runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+
+    async def _run(
+        self,
+        jobs: AsyncIterator[Job],
+        queue: asyncio.Queue[Job | None],
+        results: asyncio.Queue[Any],
+    ) -> None:
+        tasks = [asyncio.create_task(self._work(queue, results)) for _ in range(self.workers)]
+        tasks.append(asyncio.create_task(self._feed(jobs, queue)))
+        try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()
@@ -173,150 +369,208 @@ async def extract_calls(
                 task.cancel()
             await results.put(exc)
             return
-        await results.put(None)
+        await results.put(_FINISHED)
 
-    loop = asyncio.get_running_loop()
-    runner = asyncio.create_task(run())
-    try:
-        done = False
-        while not done:
-            batch = Batch()
-            item = await results.get()
-            flush_at = loop.time() + BATCH_SECONDS
-            while True:
-                if item is None:
-                    done = True
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                _apply(item, batch, state, plan, report)
-                if len(batch) >= BATCH_ROWS:
-                    break
-                if results.empty():
-                    # dlt's cost is per item, not per row: wait a little for a fuller batch
-                    try:
-                        item = await asyncio.wait_for(results.get(), flush_at - loop.time())
-                    except TimeoutError:
-                        break
-                else:
-                    item = results.get_nowait()
-            if batch.calls or batch.transcripts:
-                yield batch
-                if on_progress:
-                    on_progress(report)
-    finally:
-        if not runner.done():
-            runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
-    _advance_cursor(state, plan, newest)
+    async def _feed(self, jobs: AsyncIterator[Job], queue: asyncio.Queue[Job | None]) -> None:
+        async for job in jobs:
+            await queue.put(job)
+        for _ in range(self.workers):
+            await queue.put(None)  # one stop sign per worker
+
+    async def _work(self, queue: asyncio.Queue[Job | None], results: asyncio.Queue[Any]) -> None:
+        while (job := await queue.get()) is not None:
+            await results.put(await self.fetch(job))
+
+    async def _collect(
+        self, results: asyncio.Queue[Any], apply: Callable[[Fetched, Batch], None]
+    ) -> tuple[Batch, bool]:
+        """One batch: results until BATCH_ROWS calls, or until BATCH_SECONDS after the first
+        arrived (dlt's cost is per item, not per row, so it waits a little for a fuller one).
+        The flag is True once every result is in."""
+        loop = asyncio.get_running_loop()
+        batch = Batch()
+        item = await results.get()
+        flush_at = loop.time() + BATCH_SECONDS
+        while item is not _FINISHED:
+            if isinstance(item, BaseException):
+                raise item
+            apply(item, batch)
+            batch.size += 1
+            if len(batch) >= BATCH_ROWS:
+                return batch, False
+            try:
+                item = await asyncio.wait_for(results.get(), max(flush_at - loop.time(), 0))
+            except TimeoutError:
+                return batch, False
+        return batch, True
 
 
-async def _fetch(client: NeuronClient, call_id: str, listed: Row | None, new: bool) -> _Fetched:
-    """Details, then the transcript of a final call that has a transcript job.
-
-    When the details cannot be had, a call `new` to the warehouse is loaded from its list item
-    meanwhile; a call that may be loaded already keeps its row (no downgrade to a list item).
-    """
-    try:
-        detail = await client.get_call(call_id)
-    except NotFoundError:
-        if listed is None:
-            return _Fetched(call_id, gone=True)
-        row = call_row(listed, detailed=False) if new else None
-        return _Fetched(call_id, call=row, pending="details not found")
-    except AuthenticationError:
-        raise
-    except NeuronError as exc:
-        row = call_row(listed, detailed=False) if new and listed is not None else None
-        return _Fetched(call_id, call=row, pending="details failed", failed=str(exc))
-    if detail.get("id") != call_id:
-        return _Fetched(call_id, pending="details malformed", failed="detail has another id")
-    fetched = _Fetched(call_id, call=call_row(detail))
-    if not is_final(detail):
-        fetched.pending = f"call {detail.get('status')}"
-        return fetched
-    if not detail.get("transcript_job_id"):
-        return fetched
-    try:
-        transcript = await client.get_transcript(call_id)
-    except AuthenticationError:
-        raise
-    except NeuronError as exc:
-        fetched.pending, fetched.failed = "transcript failed", str(exc)
-        return fetched
-    if transcript is None:  # 404 although the call has a transcript job: ask again later
-        fetched.pending = "transcript not found"
-    elif transcript_is_ready(transcript):
-        fetched.transcript = transcript_rows(call_id, transcript)
-    else:
-        fetched.pending = f"transcript {transcript.get('status') or 'not ready'}"
-    return fetched
+# -- the state of one run ------------------------------------------------------------------------
 
 
-def _apply(
-    fetched: _Fetched, batch: Batch, state: dict[str, Any], plan: SyncPlan, report: SyncReport
-) -> None:
-    """Put one call's rows in the batch and settle its place in the pending set."""
-    pending, recent = state["pending"], state["recent"]
-    call_id = fetched.call_id
-    if fetched.call is not None:
-        batch.calls.append(fetched.call)
-        report.calls.add(call_id)
-    if fetched.transcript is not None:
-        head, segments, speakers = fetched.transcript
-        batch.transcripts.append(head)
-        batch.segments.extend(segments)
-        batch.speakers.extend(speakers)
-        report.transcripts += 1
-    if fetched.failed:
-        report.deferred[call_id] = fetched.failed
-    if fetched.gone:
-        log.warning("call %s is no longer in the API; it leaves the pending set", call_id)
-        pending.pop(call_id, None)
-    elif fetched.pending:
-        pending.setdefault(call_id, {"since": iso(plan.now)})["reason"] = fetched.pending
+class CallSync:
+    """One run's view of the sync state: which listed calls to fetch, what each result changes."""
+
+    def __init__(
+        self,
+        state: dict[str, Any],
+        plan: SyncPlan,
+        report: SyncReport,
+        on_progress: Callable[[SyncReport], None] | None = None,
+    ) -> None:
+        self.state, self.plan, self.report, self.on_progress = state, plan, report, on_progress
+        self.pending: dict[str, dict[str, str]] = state.setdefault("pending", {})
+        self.recent: dict[str, Any] = state.setdefault("recent", {})
+        for call_id, entry in self.recent.items():
+            if isinstance(entry, str):  # the format before fingerprints
+                self.recent[call_id] = [entry, ""]
+        self.old_cursor = parse_timestamp(state.get("cursor"))
+        self.newest: pendulum.DateTime | None = None
+        # list-visible fields of the calls loaded this run in the audit window; None: erased
+        self.loaded: dict[str, Row | None] = {}
+
+    def progress(self) -> None:
+        if self.on_progress:
+            self.on_progress(self.report)
+
+    async def listed_jobs(self, client: NeuronClient) -> AsyncIterator[Job]:
+        seen: set[str] = set()
+        async for page in client.iter_calls(self.plan.list_params()):
+            self.report.pages += 1
+            for item in page:
+                job = self._listed(item, seen)
+                if job is not None:
+                    yield job
+            self.progress()
+        for call_id in list(self.pending):
+            if call_id not in seen:
+                yield Job(call_id, Purpose.PENDING)
+
+    def _listed(self, item: Row, seen: set[str]) -> Job | None:
+        call_id = item.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            self.report.skipped_invalid += 1
+            return None
+        if call_id in seen:
+            return None
+        seen.add(call_id)
+        self.report.listed += 1
+        started = parse_timestamp(item.get("started_at"))
+        if started is not None and (self.newest is None or started > self.newest):
+            self.newest = started
+        pending = call_id in self.pending
+        if self.plan.incremental and not pending and self._unchanged(call_id, item):
+            return None  # final, and listed as it was loaded: nothing to fetch
+        # new for sure: past the cursor of an incremental run (else it may be loaded)
+        past_cursor = self.old_cursor is None or started is None or started > self.old_cursor
+        new = self.plan.incremental and past_cursor and not pending
+        return Job(call_id, Purpose.LISTED, item, new)
+
+    def _unchanged(self, call_id: str, item: Row) -> bool:
+        entry = self.recent.get(call_id)
+        return entry is not None and entry[1] in (None, fingerprint(item))
+
+    def apply(self, fetched: Fetched, batch: Batch) -> None:
+        """Put one call's rows in the batch and settle its place in the state."""
+        self._count_repair(fetched)
+        if fetched.erased:
+            self._erase(fetched.call_id, batch)
+            return
+        if fetched.call is not None:
+            batch.add(CALLS.name, [fetched.call])
+            self.report.calls.add(fetched.call_id)
+            self._remember(fetched.call_id, fetched.call)
+        if fetched.transcript is not None:
+            self._add_transcript(fetched.call_id, fetched.transcript, batch)
         if fetched.failed:
-            pass  # counted in `deferred`
-        elif fetched.pending.startswith("transcript"):
-            report.pending_transcripts += 1
-        elif fetched.pending.startswith("call "):
-            report.pending_calls += 1
-    else:
-        pending.pop(call_id, None)
+            self.report.deferred[fetched.call_id] = fetched.failed
+        if fetched.pending is not None:
+            self._keep_pending(fetched)
+        else:
+            self._settle(fetched)
+
+    def _add_transcript(
+        self, call_id: str, rows: tuple[Row, list[Row], list[Row]], batch: Batch
+    ) -> None:
+        """A transcript replaces every row of its call: a table the new one has no rows for
+        gets a tombstone, so the merge still deletes the old ones."""
+        head, segments, speakers = rows
+        batch.add(TRANSCRIPTS.name, [head])
+        batch.add(TRANSCRIPT_SEGMENTS.name, segments or [TRANSCRIPT_SEGMENTS.tombstone(call_id)])
+        batch.add(SPEAKER_SENTIMENT.name, speakers or [SPEAKER_SENTIMENT.tombstone(call_id)])
+        self.report.transcripts += 1
+
+    def _erase(self, call_id: str, batch: Batch) -> None:
+        log.warning("call %s is no longer in the API: removed from every table", call_id)
+        for table, rows in erased_rows(call_id, self.plan.now).items():
+            batch.add(table, rows)
+        self.pending.pop(call_id, None)
+        self.recent.pop(call_id, None)
+        self.loaded[call_id] = None
+        self.report.erased.append(call_id)
+
+    def _remember(self, call_id: str, row: Row) -> None:
+        """Keep what was loaded of calls in the audit window: the audit compares the API with
+        the warehouse as it will be after this run."""
+        started = row.get("started_at")
+        first = self.plan.audit_from
+        if first is not None and started is not None and started.date() >= first:
+            self.loaded[call_id] = list_view(row)
+        else:
+            self.loaded.pop(call_id, None)
+
+    def _keep_pending(self, fetched: Fetched) -> None:
+        assert fetched.pending is not None
+        entry = self.pending.setdefault(fetched.call_id, {"since": iso(self.plan.now)})
+        entry["reason"] = fetched.pending.text(fetched.pending_detail)
+        if fetched.failed:
+            return  # counted in `deferred`
+        if fetched.pending is PendingReason.CALL_NOT_FINAL:
+            self.report.pending_calls += 1
+        elif fetched.pending in WAITING_FOR_TRANSCRIPT:
+            self.report.pending_transcripts += 1
+
+    def _settle(self, fetched: Fetched) -> None:
+        self.pending.pop(fetched.call_id, None)
         started = fetched.call.get("started_at") if fetched.call else None
-        if plan.incremental and started is not None:
-            recent[call_id] = iso(started)
+        if self.plan.incremental and started is not None and fetched.seen_as is not None:
+            self.recent[fetched.call_id] = [iso(started), fetched.seen_as]
 
+    def _count_repair(self, fetched: Fetched) -> None:
+        purpose = fetched.job.purpose
+        if purpose is Purpose.TRANSCRIPT:
+            repaired = fetched.transcript is not None
+        elif purpose in (Purpose.MISSING, Purpose.CHANGED):
+            repaired = fetched.call is not None and not fetched.failed
+        else:
+            repaired = purpose is Purpose.ERASED
+        if repaired:
+            self.report.audit.repaired[purpose.value] += 1
 
-def _expire_pending(
-    pending: dict[str, dict[str, str]], recent: dict[str, str], plan: SyncPlan, report: SyncReport
-) -> None:
-    """Drop calls pending too long; kept in `recent`, so the lookback does not re-add them."""
-    limit = plan.now - pendulum.duration(days=plan.pending_max_days)
-    for call_id, entry in list(pending.items()):
-        since = parse_timestamp(entry.get("since")) or plan.now
-        if since < limit:
-            log.warning(
-                "call %s still not final after %s days (%s): no longer re-polled",
-                call_id,
-                plan.pending_max_days,
-                entry.get("reason"),
-            )
-            del pending[call_id]
-            recent[call_id] = iso(plan.now)
-            report.expired.append(call_id)
+    def expire_pending(self) -> None:
+        """Drop calls pending too long; kept in `recent`, so the lookback does not re-add them."""
+        limit = self.plan.now - pendulum.duration(days=self.plan.pending_max_days)
+        for call_id, entry in list(self.pending.items()):
+            since = parse_timestamp(entry.get("since")) or self.plan.now
+            if since < limit:
+                log.warning(
+                    "call %s still not final after %s days (%s): no longer re-polled",
+                    call_id,
+                    self.plan.pending_max_days,
+                    entry.get("reason"),
+                )
+                del self.pending[call_id]
+                self.recent[call_id] = [iso(self.plan.now), None]
+                self.report.expired.append(call_id)
 
-
-def _advance_cursor(
-    state: dict[str, Any], plan: SyncPlan, newest: pendulum.DateTime | None
-) -> None:
-    """Move the cursor to the newest call listed, and forget final ids out of the lookback."""
-    if not plan.incremental:
-        return
-    cursor = parse_timestamp(state.get("cursor"))
-    if newest is not None and (cursor is None or newest > cursor):
-        cursor = newest
-        state["cursor"] = iso(newest)
-    if cursor is not None:
-        horizon = iso(cursor - plan.lookback)
-        state["recent"] = {k: v for k, v in state["recent"].items() if v >= horizon}
+    def advance_cursor(self) -> None:
+        """Move the cursor to the newest call listed, and forget final ids out of the lookback."""
+        if not self.plan.incremental:
+            return
+        cursor = self.old_cursor
+        if self.newest is not None and (cursor is None or self.newest > cursor):
+            cursor = self.newest
+            self.state["cursor"] = iso(self.newest)
+        if cursor is not None:
+            horizon = iso(cursor - self.plan.lookback)
+            self.state["recent"] = {k: v for k, v in self.recent.items() if v[0] >= horizon}

@@ -5,9 +5,12 @@ Fields the API adds later pass through as new columns; the signed `recording_url
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 from typing import Any
 
+import orjson
 import pendulum
 
 from .settings import DROPPED_CALL_FIELDS, FINAL_STATUSES
@@ -15,6 +18,21 @@ from .settings import DROPPED_CALL_FIELDS, FINAL_STATUSES
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
+
+# The `calls` columns a list item carries: what the audit compares with the warehouse.
+LIST_FIELDS = (
+    "campaign_id",
+    "contact_phone",
+    "contact_name",
+    "status",
+    "disposition",
+    "duration_seconds",
+    "language",
+    "started_at",
+    "ended_at",
+)
+# what `GET /calls/{id}` adds to a list item
+DETAIL_ONLY_FIELDS = frozenset({"transcript_job_id", "recording_url"})
 
 
 def to_utc(value: Any) -> pendulum.DateTime:
@@ -95,3 +113,26 @@ def transcript_rows(call_id: str, transcript: Row) -> tuple[Row, list[Row], list
         for speaker, value in (by_speaker.items() if isinstance(by_speaker, dict) else [])
     ]
     return head, segments, speakers
+
+
+def list_view(row: Row) -> Row:
+    """The list-visible fields of a `calls` row (ours or a warehouse's), comparable by `==`:
+    timestamps as ISO UTC strings, whole floats as ints."""
+    return {name: _comparable(row.get(name)) for name in LIST_FIELDS}
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        stamp = pendulum.instance(value).in_timezone("UTC")
+        return stamp.format("YYYY-MM-DDTHH:mm:ss.SSSSSS[Z]")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def fingerprint(call: Row) -> str:
+    """A short digest of a call as the list shows it (a list item, or a `GET /calls/{id}` body
+    without its detail-only fields): equal digests, same list-visible state."""
+    item = {key: value for key, value in call.items() if key not in DETAIL_ONLY_FIELDS}
+    body = orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.blake2b(body, digest_size=8).hexdigest()

@@ -1,0 +1,389 @@
+"""The audit: per UTC day, what the API lists against what the warehouse holds.
+
+Each day's window is `from=<day>T00:00:00Z`, `to=<day>T23:59:59Z` (or the run's now). Its first
+list page (`limit=100`) gives the day's `total`:
+- a day that fits in that page is compared call by call right away: 1 request a day;
+- a bigger day is compared by counts: the same window with `limit=1` per documented
+  disposition, 6 more requests (7 a day); only when the total or a disposition count differs
+  is the day listed in full and compared call by call.
+Call by call: *missing* (listed, not stored), *changed* (stored with other list-visible
+fields), and stored but not listed: `GET /calls/{id}`, 404 means *erased*, anything else
+changed (e.g. its `started_at` moved to another day). No detail or transcript request while
+nothing differs.
+
+Undocumented dispositions (e.g. `voicemail`) and calls in progress (no disposition) count in
+the total only. On a day bigger than a page, a relabel that keeps every count (the status
+alone, the duration alone, or two calls swapping dispositions) is not seen; inside the lookback
+the list fingerprints of `extract` catch it, and a backfill of the day always does.
+
+Two entry points, one set of checks:
+- `audit_window`: read-only, for the `audit` command (plus transcript re-checks).
+- `DayAudit`: the checks as fetch jobs (`extract.AuditStep`), for a sync's built-in audit and
+  for a repair run; the fetched rows and erasures are loaded through dlt like any others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import pendulum
+
+from . import settings
+from .client import NeuronClient, NotFoundError
+from .extract import CALL_ERRORS, AuditDay, AuditReport, Job, Purpose
+from .rows import Row, call_row, list_view, transcript_is_ready, transcript_rows
+
+__all__ = [
+    "AuditDay",
+    "AuditResult",
+    "DayAudit",
+    "StoredTranscript",
+    "WarehouseReader",
+    "audit_window",
+]
+
+DEFAULT_AUDIT_DAYS = 7  # days every incremental sync audits, today included; 0 turns it off
+# The dispositions the API documents as list filters; others only count in the total.
+DOCUMENTED_DISPOSITIONS = (
+    "interested",
+    "not_interested",
+    "callback",
+    "not_reachable",
+    "dnd",
+    "escalated",
+)
+TOTAL = "total"
+Counts = dict[str, int]  # TOTAL and each documented disposition -> calls
+
+# the compared columns of a stored transcript (its key and the tombstone flag aside)
+_TRANSCRIPT_FIELDS = ("job_id", "language", "duration_seconds", "summary", "sentiment_overall")
+_SEGMENT_FIELDS = ("speaker", "text", "start_time", "end_time", "confidence")
+
+
+class StoredTranscript(NamedTuple):
+    day: dt.date  # the UTC day of the call's started_at
+    head: Row  # the `transcripts` row
+    segments: list[Row]  # its `transcript_segments` rows, by segment_index
+    speakers: dict[str, Any]  # speaker -> sentiment, from `speaker_sentiment`
+
+
+class WarehouseReader(Protocol):
+    def day_counts(self, first: dt.date, last: dt.date) -> dict[tuple[dt.date, str | None], int]:
+        """Calls in `calls` per UTC day of started_at (first..last inclusive) x disposition."""
+        ...
+
+    def day_calls(self, day: dt.date) -> dict[str, dict[str, Any]]:
+        """The stored list-visible fields of every call started on that UTC day, by id
+        (`rows.LIST_FIELDS`: campaign_id, contact_phone, contact_name, status, disposition,
+        duration_seconds, language, started_at, ended_at)."""
+        ...
+
+    def stored_transcripts(self, first: dt.date, last: dt.date) -> dict[str, StoredTranscript]:
+        """The stored transcripts of the calls started first..last (UTC days), by call id."""
+        ...
+
+
+@dataclass
+class AuditResult:
+    days: list[AuditDay] = field(default_factory=list)
+
+    @property
+    def drift(self) -> bool:
+        return any(day.drift for day in self.days)
+
+
+def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def day_window(day: dt.date, until: pendulum.DateTime) -> dict[str, str]:
+    """The list parameters of one UTC day (both ends inclusive), never past `until`."""
+    end = min(pendulum.datetime(day.year, day.month, day.day, 23, 59, 59), until)
+    return {"from": f"{day.isoformat()}T00:00:00Z", "to": end.format("YYYY-MM-DDTHH:mm:ss[Z]")}
+
+
+async def disposition_counts(
+    client: NeuronClient, day: dt.date, until: pendulum.DateTime
+) -> Counts:
+    """The day's calls per documented disposition: one `limit=1` list request each."""
+    params: dict[str, Any] = {**day_window(day, until), "limit": 1}
+    pages = await asyncio.gather(
+        *(client.list_calls({**params, "disposition": name}) for name in DOCUMENTED_DISPOSITIONS)
+    )
+    # no `total` in an answer: unknown, so the day counts as differing
+    return {
+        name: page.get("total", -1)
+        for name, page in zip(DOCUMENTED_DISPOSITIONS, pages, strict=True)
+    }
+
+
+def tally(views: Iterable[Row]) -> Counts:
+    dispositions = Counter(view.get("disposition") for view in views)
+    counts = {TOTAL: sum(dispositions.values())}
+    counts.update({name: dispositions[name] for name in DOCUMENTED_DISPOSITIONS})
+    return counts
+
+
+def _day_of(view: Row) -> dt.date | None:
+    started = view.get("started_at")
+    return dt.date.fromisoformat(started[:10]) if isinstance(started, str) else None
+
+
+class StoredCalls:
+    """The warehouse's calls as they will be after this run: the reader's, overlaid with the
+    list-visible fields of the calls this run loads (`loaded`; None for an erased call)."""
+
+    def __init__(self, reader: WarehouseReader, loaded: Mapping[str, Row | None] = {}) -> None:
+        self.reader = reader
+        self.loaded = loaded
+        self._days: dict[dt.date, dict[str, Row]] = {}
+
+    def counts(self, first: dt.date, last: dt.date) -> dict[dt.date, Counts]:
+        by_day: dict[dt.date, Counter[str | None]] = {
+            day: Counter() for day in days_between(first, last)
+        }
+        for (day, disposition), calls in self.reader.day_counts(first, last).items():
+            if day in by_day:
+                by_day[day][disposition] += calls
+        counts = {day: _counts(found) for day, found in by_day.items()}
+        touched = {_day_of(view) for view in self.loaded.values() if view is not None}
+        for day in counts:
+            if day in touched:  # counted again from the calls, with this run's overlaid
+                counts[day] = tally(self.calls(day).values())
+        return counts
+
+    def calls(self, day: dt.date) -> dict[str, Row]:
+        if day not in self._days:
+            calls = {key: list_view(row) for key, row in self.reader.day_calls(day).items()}
+            for call_id, view in self.loaded.items():
+                if view is not None and _day_of(view) == day:
+                    calls[call_id] = view
+                else:
+                    calls.pop(call_id, None)  # erased, or loaded under another day
+            self._days[day] = calls
+        return self._days[day]
+
+
+def _counts(found: Counter[str | None]) -> Counts:
+    counts = {TOTAL: sum(found.values())}
+    counts.update({name: found[name] for name in DOCUMENTED_DISPOSITIONS})
+    return counts
+
+
+async def list_day(client: NeuronClient, day: dt.date, until: pendulum.DateTime) -> dict[str, Row]:
+    items: dict[str, Row] = {}
+    async for page in client.iter_calls(day_window(day, until)):
+        items.update(_by_id(page))
+    return items
+
+
+async def _exists(client: NeuronClient, call_id: str) -> bool:
+    """False only on a 404; a call whose details fail is kept (and refetched)."""
+    try:
+        await client.get_call(call_id)
+    except NotFoundError:
+        return False
+    except CALL_ERRORS:
+        return True
+    return True
+
+
+@dataclass
+class DayDrift:
+    row: AuditDay
+    missing: list[Row] = field(default_factory=list)  # list items
+    changed: list[Row] = field(default_factory=list)  # list items
+    moved: list[str] = field(default_factory=list)  # stored, not listed that day, not 404
+    erased: list[str] = field(default_factory=list)  # stored, 404
+
+    def jobs(self) -> list[Job]:
+        return [
+            *(Job(item["id"], Purpose.MISSING, item, new=True) for item in self.missing),
+            *(Job(item["id"], Purpose.CHANGED, item) for item in self.changed),
+            *(Job(call_id, Purpose.CHANGED) for call_id in self.moved),
+            *(Job(call_id, Purpose.ERASED) for call_id in self.erased),
+        ]
+
+
+async def inspect_day(
+    client: NeuronClient,
+    day: dt.date,
+    until: pendulum.DateTime,
+    warehouse: Counts,
+    stored: StoredCalls,
+    keep: Iterable[str] = (),
+) -> DayDrift:
+    """Compare one day (see the module's docstring for what it costs). Ids in `keep` are
+    never taken for erased (calls this run has just loaded)."""
+    window = day_window(day, until)
+    page = await client.list_calls({**window, "limit": settings.PAGE_SIZE})
+    total = page.get("total")
+    listed: dict[str, Row] | None = None
+    if total is not None and total <= len(page["data"]):  # the whole day in one page
+        listed = _by_id(page["data"])
+        api = tally(list_view(call_row(item, detailed=False)) for item in listed.values())
+    else:
+        api = {TOTAL: -1 if total is None else total}
+        api.update(await disposition_counts(client, day, until))
+    drift = DayDrift(AuditDay(day, api[TOTAL], warehouse[TOTAL], counts_differ=api != warehouse))
+    if listed is None and drift.row.counts_differ:
+        listed = await list_day(client, day, until)
+    if listed is not None:
+        await _compare_calls(client, drift, listed, stored.calls(day), keep)
+    return drift
+
+
+def _by_id(items: list[Row]) -> dict[str, Row]:
+    return {item["id"]: item for item in items if isinstance(item.get("id"), str) and item["id"]}
+
+
+async def _compare_calls(
+    client: NeuronClient,
+    drift: DayDrift,
+    listed: dict[str, Row],
+    calls: dict[str, Row],
+    keep: Iterable[str],
+) -> None:
+    for call_id, item in listed.items():
+        have = calls.get(call_id)
+        if have is None:
+            drift.missing.append(item)
+        elif list_view(call_row(item, detailed=False)) != have:
+            drift.changed.append(item)
+    unlisted = [call_id for call_id in calls if call_id not in listed and call_id not in keep]
+    found = await asyncio.gather(*(_exists(client, call_id) for call_id in unlisted))
+    for call_id, exists in zip(unlisted, found, strict=True):
+        (drift.moved if exists else drift.erased).append(call_id)
+    drift.row.missing = len(drift.missing)
+    drift.row.changed = len(drift.changed) + len(drift.moved)
+    drift.row.erased = len(drift.erased)
+
+
+def same_transcript(call_id: str, api: Row | None, stored: StoredTranscript) -> bool:
+    if api is None or not transcript_is_ready(api):
+        return False
+    head, segments, speakers = transcript_rows(call_id, api)
+    return (
+        _pick(head, _TRANSCRIPT_FIELDS) == _pick(stored.head, _TRANSCRIPT_FIELDS)
+        and [_pick(s, _SEGMENT_FIELDS) for s in segments]
+        == [_pick(s, _SEGMENT_FIELDS) for s in stored.segments]
+        and {s["speaker"]: s.get("sentiment") for s in speakers} == stored.speakers
+    )
+
+
+def _pick(row: Row, names: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(row.get(name) for name in names)
+
+
+async def changed_transcripts(
+    client: NeuronClient, reader: WarehouseReader, days: list[AuditDay]
+) -> list[str]:
+    """One `GET /calls/{id}/transcript` per stored transcript of the days: the ids whose
+    transcript the API now has otherwise. Counted in each day's row."""
+    if not days:
+        return []
+    rows = {row.day: row for row in days}
+    stored = reader.stored_transcripts(days[0].day, days[-1].day)
+    gate = asyncio.Semaphore(settings.DEFAULT_MAX_CONCURRENCY)
+
+    async def check(call_id: str, transcript: StoredTranscript) -> bool:
+        async with gate:
+            try:
+                api = await client.get_transcript(call_id)
+            except CALL_ERRORS:
+                return True  # unknown: refetched (a repair defers it if it fails again)
+        return same_transcript(call_id, api, transcript)
+
+    same = await asyncio.gather(*(check(key, value) for key, value in stored.items()))
+    changed = []
+    for (call_id, transcript), equal in zip(stored.items(), same, strict=True):
+        row = rows.get(transcript.day)
+        if row is not None:
+            row.transcripts_checked += 1
+            row.transcripts_changed += not equal
+        if not equal:
+            changed.append(call_id)
+    return changed
+
+
+async def inspect_days(
+    client: NeuronClient,
+    stored: StoredCalls,
+    first: dt.date,
+    last: dt.date,
+    until: pendulum.DateTime,
+    keep: Iterable[str] = (),
+) -> list[DayDrift]:
+    warehouse = stored.counts(first, last)
+    days = days_between(first, last)
+    return list(
+        await asyncio.gather(
+            *(inspect_day(client, day, until, warehouse[day], stored, keep) for day in days)
+        )
+    )
+
+
+async def audit_window(
+    client: NeuronClient,
+    reader: WarehouseReader,
+    first: dt.date,
+    last: dt.date,
+    *,
+    transcripts: bool = False,
+    until: pendulum.DateTime | None = None,
+) -> AuditResult:
+    """What differs between the API and the warehouse, per UTC day first..last (not past
+    `until`, default now); changes nothing. `transcripts`: one transcript request per stored
+    transcript of the window, compared with the stored rows."""
+    until = until or pendulum.now("UTC")
+    last = min(last, until.date())
+    result = AuditResult()
+    if first > last:
+        return result
+    drifts = await inspect_days(client, StoredCalls(reader), first, last, until)
+    result.days.extend(drift.row for drift in drifts)
+    if transcripts:
+        await changed_transcripts(client, reader, result.days)
+    return result
+
+
+class DayAudit:
+    """The audit as fetch jobs: missing and changed calls refetched, erased ones removed."""
+
+    def __init__(
+        self,
+        client: NeuronClient,
+        reader: WarehouseReader,
+        first: dt.date,
+        last: dt.date,
+        until: pendulum.DateTime,
+        report: AuditReport,
+        *,
+        transcripts: bool = False,
+    ) -> None:
+        self.client, self.reader, self.until, self.report = client, reader, until, report
+        self.first, self.last = first, min(last, until.date())
+        self.transcripts = transcripts
+
+    async def jobs(self, loaded: Mapping[str, Row | None]) -> AsyncIterator[Job]:
+        if self.first > self.last:
+            return
+        stored = StoredCalls(self.reader, loaded)
+        keep = {call_id for call_id, view in loaded.items() if view is not None}
+        queued: set[str] = set()
+        drifts = await inspect_days(self.client, stored, self.first, self.last, self.until, keep)
+        for drift in drifts:
+            self.report.days.append(drift.row)
+            for job in drift.jobs():
+                queued.add(job.call_id)
+                yield job
+        if self.transcripts:
+            days = [drift.row for drift in drifts]
+            for call_id in await changed_transcripts(self.client, self.reader, days):
+                if call_id not in queued:
+                    yield Job(call_id, Purpose.TRANSCRIPT)

@@ -1,0 +1,173 @@
+"""The tables of the `neuron` dataset and their dlt hints: one `Table` per table.
+
+Every table is merged (`delete-insert`) by its merge key, so a call synced twice is one row.
+The tables that hold a call's data carry a hard-delete column: a *tombstone* row (the call's
+key, `_deleted` true) makes the merge delete that call's rows and insert nothing, so
+
+- a reloaded transcript with zero segments or no speakers still replaces the old rows (the
+  merge only deletes a call's rows when the load has a row of that call), and
+- a call erased upstream leaves every table (`erased_rows`).
+
+dlt drops the flagged rows before the insert: a tombstone never stays as a row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import dlt
+from dlt.common.schema.typing import TColumnSchema
+from dlt.extract.items import DataItemWithMeta
+
+Row = dict[str, Any]
+
+HARD_DELETE = "_deleted"  # true on a tombstone row; always NULL on the rows that stay
+_HARD_DELETE_COLUMN: TColumnSchema = {"data_type": "bool", "hard_delete": True}
+# key values of a tombstone's other key columns: never those of a real row (indexes count
+# from 0, and a speaker has a name)
+_FILLER = {"bigint": -1, "text": ""}
+
+
+class Table(NamedTuple):
+    name: str
+    primary_key: tuple[str, ...]
+    merge_key: str  # the call's id: the merge replaces every row of a call it loads
+    columns: dict[str, TColumnSchema]
+
+    @property
+    def erasable(self) -> bool:
+        return HARD_DELETE in self.columns
+
+    def hints(self) -> Any:
+        return dlt.mark.make_hints(
+            table_name=self.name,
+            primary_key=list(self.primary_key),
+            merge_key=self.merge_key,
+            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+            columns=self.columns,
+        )
+
+    def rows(self, rows: list[Row]) -> DataItemWithMeta:
+        """`rows` routed to this table with its own hints (a routed table would otherwise
+        inherit the resource's)."""
+        return dlt.mark.with_hints(rows, self.hints(), create_table_variant=True)
+
+    def materialize(self) -> DataItemWithMeta:
+        """An empty item that makes dlt create the table, rows or not."""
+        return self.rows(dlt.mark.materialize_table_schema())
+
+    def tombstone(self, call_id: str) -> Row:
+        """A row that deletes every row of `call_id` in this table and is not kept itself."""
+        row: Row = {key: _FILLER[str(self.columns[key]["data_type"])] for key in self.primary_key}
+        row[self.merge_key] = call_id
+        row[HARD_DELETE] = True
+        return row
+
+
+def _key(data_type: str) -> TColumnSchema:
+    return {"data_type": data_type, "nullable": False}  # type: ignore[typeddict-item]
+
+
+CALLS = Table(
+    "calls",
+    ("id",),
+    "id",
+    {
+        "id": _key("text"),
+        "campaign_id": {"data_type": "text"},
+        "contact_phone": {"data_type": "text"},
+        "contact_name": {"data_type": "text"},
+        "status": {"data_type": "text"},
+        "disposition": {"data_type": "text"},
+        "duration_seconds": {"data_type": "bigint"},
+        "language": {"data_type": "text"},
+        "started_at": {"data_type": "timestamp", "timezone": True},
+        "ended_at": {"data_type": "timestamp", "timezone": True},
+        "transcript_job_id": {"data_type": "text"},
+        "has_recording": {"data_type": "bool"},
+        HARD_DELETE: _HARD_DELETE_COLUMN,
+    },
+)
+TRANSCRIPTS = Table(
+    "transcripts",
+    ("call_id",),
+    "call_id",
+    {
+        "call_id": _key("text"),
+        "job_id": {"data_type": "text"},
+        "language": {"data_type": "text"},
+        "duration_seconds": {"data_type": "bigint"},
+        "summary": {"data_type": "text"},
+        "sentiment_overall": {"data_type": "double"},
+        HARD_DELETE: _HARD_DELETE_COLUMN,
+    },
+)
+TRANSCRIPT_SEGMENTS = Table(
+    "transcript_segments",
+    ("call_id", "segment_index"),
+    "call_id",
+    {
+        "call_id": _key("text"),
+        "segment_index": _key("bigint"),
+        "speaker": {"data_type": "text"},
+        "text": {"data_type": "text"},
+        "start_time": {"data_type": "double"},
+        "end_time": {"data_type": "double"},
+        "confidence": {"data_type": "double"},
+        HARD_DELETE: _HARD_DELETE_COLUMN,
+    },
+)
+SPEAKER_SENTIMENT = Table(
+    "speaker_sentiment",
+    ("call_id", "speaker"),
+    "call_id",
+    {
+        "call_id": _key("text"),
+        "speaker": _key("text"),
+        "sentiment": {"data_type": "double"},
+        HARD_DELETE: _HARD_DELETE_COLUMN,
+    },
+)
+# calls the API no longer has; no personal data, only the id and when it was found gone
+DELETED_CALLS = Table(
+    "deleted_calls",
+    ("call_id",),
+    "call_id",
+    {
+        "call_id": _key("text"),
+        "detected_at": {"data_type": "timestamp", "timezone": True},
+    },
+)
+# archived recordings (the `recordings` command); defined here so the table always exists
+RECORDINGS = Table(
+    "recordings",
+    ("call_id",),
+    "call_id",
+    {
+        "call_id": _key("text"),
+        "uri": {"data_type": "text"},
+        "bytes": {"data_type": "bigint"},
+        "sha256": {"data_type": "text"},
+        "content_type": {"data_type": "text"},
+        "downloaded_at": {"data_type": "timestamp", "timezone": True},
+    },
+)
+
+TABLES: dict[str, Table] = {
+    table.name: table
+    for table in (
+        CALLS,
+        TRANSCRIPTS,
+        TRANSCRIPT_SEGMENTS,
+        SPEAKER_SENTIMENT,
+        DELETED_CALLS,
+        RECORDINGS,
+    )
+}
+
+
+def erased_rows(call_id: str, detected_at: Any) -> dict[str, list[Row]]:
+    """The rows that remove an erased call from every table and record it in `deleted_calls`."""
+    rows = {table.name: [table.tombstone(call_id)] for table in TABLES.values() if table.erasable}
+    rows[DELETED_CALLS.name] = [{"call_id": call_id, "detected_at": detected_at}]
+    return rows
