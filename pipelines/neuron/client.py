@@ -332,7 +332,7 @@ class RateLimiter:
         """A 429 to a request sent at `sent_at`; the server asked to wait `wait` seconds."""
         if wait is not None:
             self.pause(wait)
-        if sent_at < self.limited_at:
+        if sent_at <= self.limited_at:
             log.debug("429 to a request sent before the pace came down: no new decrease")
             return
         self._decrease(self.clock(), wait or 0.0)
@@ -392,7 +392,8 @@ class RateLimiter:
         A token bucket (or a fixed window) lets through what it refills over that time, so this
         is its rate whatever its burst size. None with too few answers to tell.
         """
-        start = max(self.epoch_start or now, now - settings.RATE_FIT_WINDOW_SECONDS)
+        epoch_start = now if self.epoch_start is None else self.epoch_start
+        start = max(epoch_start, now - settings.RATE_FIT_WINDOW_SECONDS)
         if len(self.answers) == self.answers.maxlen:
             start = max(start, self.answers[0])
         good = sum(1 for _ in itertools.takewhile(lambda t: t >= start, reversed(self.answers)))
