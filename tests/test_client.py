@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from pipelines.neuron import settings
+from pipelines.neuron import errors, settings
 from pipelines.neuron.client import (
     APIConnectionError,
     AuthenticationError,
@@ -450,3 +450,39 @@ def test_constructor_rejects_bad_settings(api_key: Any, base_url: str, hint: str
 def test_sanitize_url_drops_the_query_string(url: Any, expected: str) -> None:
     assert sanitize_url(url) == expected
     assert "token" not in sanitize_url(url) and "secret" not in sanitize_url(url)
+
+
+# -- errors as data ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "code"),
+    [
+        (401, AuthenticationError, "unauthorized"),
+        (404, NotFoundError, "not_found"),
+        (503, ServerError, "unavailable"),
+        (400, ResponseError, "invalid_request"),
+    ],
+)
+def test_status_errors_carry_status_path_and_code(
+    status: int, error: type[Exception], code: str
+) -> None:
+    handler, _ = replay(json_response({"error": {"code": code, "message": "m"}}, status))
+    with pytest.raises(error) as info:
+        run(
+            handler,
+            lambda c: c.list_calls({"offset": 5}) if status != 404 else get_call(c),
+            max_attempts=1,
+        )
+    assert isinstance(info.value, errors.APIStatusError)
+    assert info.value.status_code == status and info.value.code == code
+    assert "?" not in info.value.path and info.value.path.startswith("/calls")
+
+
+def test_error_classes_are_the_same_from_client_and_errors() -> None:
+    from pipelines.neuron import client
+
+    for name in errors.__all__:
+        if name[0].isupper():
+            assert getattr(client, name) is getattr(errors, name)
+    assert issubclass(errors.AuthenticationError, errors.ConfigError)
