@@ -241,6 +241,7 @@ class RateLimiter:
         self.answers: deque[float] = deque(maxlen=8192)  # times of good answers, for the fit
         self.start_answers = 0  # good answers during the start-up ramp
         self.in_flight = 0
+        self.released_at = -math.inf  # when a request last ended
         self.max_concurrency = max_concurrency
         # requests in flight at most during start-up (None: no limit beyond max_concurrency)
         self.window: int | None = None
@@ -267,6 +268,8 @@ class RateLimiter:
         while self.window is not None and self.in_flight >= self.window:
             self._room.clear()
             await self._room.wait()
+        if not self.in_flight:
+            self._after_idle(self.clock())
         self.in_flight += 1
         try:
             return await self._wait_turn()
@@ -277,6 +280,7 @@ class RateLimiter:
     def release(self) -> None:
         """The request is over (whatever its answer): its seat is free."""
         self.in_flight -= 1
+        self.released_at = self.clock()
         if self.window is not None:
             self._room.set()
 
@@ -359,6 +363,12 @@ class RateLimiter:
         self.rate = self.ceiling = rate
 
     # -- decisions ---------------------------------------------------------------------------
+
+    def _after_idle(self, now: float) -> None:
+        """Nothing in flight for a while: the fit starts afresh (idle time says nothing)."""
+        if self.epoch_start is not None and now - self.released_at > settings.RATE_FIT_IDLE_SECONDS:
+            log.debug("idle %.2fs: the rate fit starts again", now - self.released_at)
+            self.epoch_start = max(self.epoch_start, now)
 
     def _widen(self) -> None:
         """Start-up: one more request in flight; at the client's concurrency, no window."""
