@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from pipelines.neuron import settings
+from pipelines.neuron import errors, settings
 from pipelines.neuron.client import (
     APIConnectionError,
     AuthenticationError,
@@ -22,7 +22,7 @@ from pipelines.neuron.client import (
     ConfigError,
     NeuronClient,
     NotFoundError,
-    RateGate,
+    RateLimiter,
     RateLimitError,
     ResponseError,
     ServerError,
@@ -214,8 +214,10 @@ def test_a_429_pauses_every_request_through_the_shared_gate() -> None:
 
     bodies, _ = run(handler, go, time=time, max_attempts=1)
     assert bodies == [{"id": "a"}, {"id": "b"}]
-    assert time.sleeps == [3.0, 3.0]
-    assert sent_at == {"limited": 0.0, "a": 3.0, "b": 3.0}
+    assert time.sleeps[:2] == [3.0, 3.0]
+    # after the pause, the pace came down: half the start-up pace (one 429, nothing to fit)
+    spacing = 2 / settings.SLOW_START_REQUESTS_PER_SECOND
+    assert sent_at == pytest.approx({"limited": 0.0, "a": 3.0, "b": 3.0 + spacing})
 
 
 @pytest.mark.parametrize("jitter", [0.0, 0.5, 1.0])
@@ -391,11 +393,11 @@ def test_max_rps_spaces_requests(concurrent: bool) -> None:
 
 def test_a_request_waiting_for_its_rate_slot_also_honours_a_new_pause() -> None:
     time = FakeTime()
-    gate = RateGate(max_rps=1, clock=time.clock, sleep=time.sleep)
+    gate = RateLimiter(max_rps=1, clock=time.clock, sleep=time.sleep)
 
     async def go() -> None:
-        await gate.wait()  # slot at 0 s
-        second = asyncio.create_task(gate.wait())  # slot at 1 s: sleeps for it
+        await gate.acquire()  # slot at 0 s
+        second = asyncio.create_task(gate.acquire())  # slot at 1 s: sleeps for it
         await asyncio.sleep(0)
         gate.pause(10)  # the first request got 429 Retry-After: 10
         await second
@@ -448,3 +450,39 @@ def test_constructor_rejects_bad_settings(api_key: Any, base_url: str, hint: str
 def test_sanitize_url_drops_the_query_string(url: Any, expected: str) -> None:
     assert sanitize_url(url) == expected
     assert "token" not in sanitize_url(url) and "secret" not in sanitize_url(url)
+
+
+# -- errors as data ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "code"),
+    [
+        (401, AuthenticationError, "unauthorized"),
+        (404, NotFoundError, "not_found"),
+        (503, ServerError, "unavailable"),
+        (400, ResponseError, "invalid_request"),
+    ],
+)
+def test_status_errors_carry_status_path_and_code(
+    status: int, error: type[Exception], code: str
+) -> None:
+    handler, _ = replay(json_response({"error": {"code": code, "message": "m"}}, status))
+    with pytest.raises(error) as info:
+        run(
+            handler,
+            lambda c: c.list_calls({"offset": 5}) if status != 404 else get_call(c),
+            max_attempts=1,
+        )
+    assert isinstance(info.value, errors.APIStatusError)
+    assert info.value.status_code == status and info.value.code == code
+    assert "?" not in info.value.path and info.value.path.startswith("/calls")
+
+
+def test_error_classes_are_the_same_from_client_and_errors() -> None:
+    from pipelines.neuron import client
+
+    for name in errors.__all__:
+        if name[0].isupper():
+            assert getattr(client, name) is getattr(errors, name)
+    assert issubclass(errors.AuthenticationError, errors.ConfigError)

@@ -1,59 +1,80 @@
-"""Async HTTP client of the Neuron Calls API: auth, retries, a shared rate gate, typed errors.
+"""Async HTTP client of the Neuron Calls API: auth, retries, a learned rate limit, typed errors.
 
 One `NeuronClient` owns one `httpx.AsyncClient`. It makes no request in its constructor, takes a
-`transport=` for tests, and an injectable `sleep`/`clock`/`random` so retry tests run instantly.
-The API key goes only into the Authorization header; it is never logged or put in a message.
+`transport=` for tests, and an injectable `sleep`/`clock`/`random` so retry and rate tests run
+instantly. The API key goes only into the Authorization header of API requests (never to a
+signed recording URL); it is never logged or put in a message.
+
+Every API request passes one `RateLimiter`: a shared pause after a 429 (`Retry-After`) or an
+exhausted quota (`RateLimit-*` headers), and a pace learned from the 429s themselves (see the
+class). The errors live in `errors.py`; they are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import email.utils
+import itertools
 import logging
+import math
 import random as _random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
 from . import settings
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    BaseURLError,
+    ConfigError,
+    MissingAPIKeyError,
+    NeuronError,
+    NotFoundError,
+    RateLimitError,
+    RecordingURLRefused,
+    ResponseError,
+    ServerError,
+    TruncatedBodyError,
+    UnexpectedStatusError,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "AuthenticationError",
+    "BaseURLError",
+    "ClientStats",
+    "ConfigError",
+    "MissingAPIKeyError",
+    "NeuronClient",
+    "NeuronError",
+    "NotFoundError",
+    "RateLimitError",
+    "RateLimitQuota",
+    "RateLimiter",
+    "RecordingURLRefused",
+    "ResponseError",
+    "ServerError",
+    "TruncatedBodyError",
+    "UnexpectedStatusError",
+    "check_settings",
+    "parse_rate_limit_headers",
+    "parse_retry_after",
+    "sanitize_url",
+]
 
 log = logging.getLogger(__name__)
 
-
-class NeuronError(Exception):
-    """Root of every error the client raises."""
-
-
-class ConfigError(NeuronError):
-    """Settings or input are wrong; the run cannot start (exit 2)."""
-
-
-class AuthenticationError(ConfigError):
-    """401/403: the key is missing, wrong or revoked."""
-
-
-class NotFoundError(NeuronError):
-    """404: the call (or its transcript) does not exist."""
-
-
-class RateLimitError(NeuronError):
-    """429 after every retry."""
-
-
-class ServerError(NeuronError):
-    """5xx after every retry."""
-
-
-class APIConnectionError(NeuronError):
-    """The API could not be reached, or dropped the connection, after every retry."""
-
-
-class ResponseError(NeuronError):
-    """The API answered something that is not the documented JSON."""
+T = TypeVar("T")
 
 
 def sanitize_url(url: str | httpx.URL) -> str:
@@ -69,81 +90,431 @@ class ClientStats:
     rate_limited: int = 0  # 429 answers seen, retried or not
 
 
-class RateGate:
-    """One gate every request passes: a shared pause after a 429 and an optional requests/s cap.
+# -- what the server says about its limit ---------------------------------------------------------
 
-    When one request is told to wait (Retry-After), every request waits, instead of each
-    retrying on its own and hammering a limiter that already said no.
+# A reset value above this is a unix time (GitHub's X-RateLimit-Reset), not seconds from now.
+_UNIX_TIME_FLOOR = 1_000_000_000
+
+
+class RateLimitQuota(NamedTuple):
+    """What `RateLimit-*` / `X-RateLimit-*` headers say: requests left, seconds until reset."""
+
+    limit: float | None
+    remaining: float
+    reset: float
+
+
+def _server_now(headers: httpx.Headers) -> float:
+    """The server's clock from its `Date` header (so clock skew does not matter), else ours."""
+    date = headers.get("Date")
+    if date:
+        with contextlib.suppress(TypeError, ValueError):
+            return email.utils.parsedate_to_datetime(date).timestamp()
+    return time.time()
+
+
+def parse_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from `Retry-After` (delta seconds or an HTTP date), capped; None when absent."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - _server_now(headers)
+        except (TypeError, ValueError):
+            log.debug("ignoring an unreadable Retry-After %r", value[:40])
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), settings.RETRY_AFTER_MAX_SECONDS)
+
+
+def _leading_number(value: str | None) -> float | None:
+    """`"60"`, `"60, 60;w=1"` (a policy list) -> 60.0; None when there is no number."""
+    if value is None:
+        return None
+    head = value.split(",", 1)[0].split(";", 1)[0].strip().strip('"')
+    try:
+        number = float(head)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+# names in the IETF draft's single `RateLimit` field: `limit=60, remaining=5, reset=1` (draft 7)
+# or `"default";r=5;t=1` (draft 8 on)
+_DRAFT_KEYS = {
+    "limit": "limit",
+    "remaining": "remaining",
+    "reset": "reset",
+    "r": "remaining",
+    "t": "reset",
+}
+
+
+def _quota_fields(headers: httpx.Headers) -> dict[str, str]:
+    """limit/remaining/reset from `RateLimit-*`, `X-RateLimit-*` or the draft's `RateLimit`."""
+    fields: dict[str, str] = {}
+    for raw_name, raw_value in headers.raw:
+        name = raw_name.decode("latin-1").lower()
+        if "ratelimit" not in name:
+            continue
+        value = raw_value.decode("latin-1")
+        if name == "ratelimit":
+            for part in value.replace(",", ";").split(";"):
+                key, _, item = part.partition("=")
+                key = _DRAFT_KEYS.get(key.strip().lower(), "")
+                if key and item:
+                    fields.setdefault(key, item.strip())
+            continue
+        for prefix in ("ratelimit-", "x-ratelimit-"):
+            if name.startswith(prefix) and name[len(prefix) :] in ("limit", "remaining", "reset"):
+                fields.setdefault(name[len(prefix) :], value)
+    return fields
+
+
+def parse_rate_limit_headers(headers: httpx.Headers) -> RateLimitQuota | None:
+    """The quota a response announces, or None when it announces none (most responses)."""
+    fields = _quota_fields(headers)
+    if not fields:
+        return None
+    remaining, reset = (
+        _leading_number(fields.get("remaining")),
+        _leading_number(fields.get("reset")),
+    )
+    if remaining is None or reset is None:
+        return None
+    if reset > _UNIX_TIME_FLOOR:
+        reset -= _server_now(headers)
+    return RateLimitQuota(
+        _leading_number(fields.get("limit")), max(remaining, 0.0), max(reset, 0.0)
+    )
+
+
+# -- the pace of every request -------------------------------------------------------------------
+
+
+class RateLimiter:
+    """The pace of every API request: a shared pause, a learned rate, a hard cap.
+
+    - A shared pause: when one request is told to wait (`Retry-After`, or a quota at 0 until its
+      reset), every request waits, instead of each retrying on its own into a limiter that
+      already said no.
+    - A start-up ramp: until the first 429, requests in flight start at a few and grow by one
+      every few good answers, and the pace starts moderate and doubles every few good answers,
+      so that few requests are in flight when a limit shows up (each of them gets a 429).
+    - A learned pace, AIMD style. On a 429 the limit
+      is fitted to what got through since the last pause (good answers over that time plus the
+      wait asked for) and the pace set just under it. After each quiet interval in which the
+      pace held requests back it goes back to the fitted limit, then probes above it by a step
+      that doubles each quiet interval; far above the fitted limit and no longer binding, the
+      limit counts as lifted and pacing stops. A 429 to a request sent before the pace came down
+      is old news: no second decrease.
+    - A quota from `RateLimit-*` / `X-RateLimit-*` headers sets the pace directly: what remains,
+      spread evenly until the reset.
+    - `max_rps` is a hard cap over all of it.
     """
 
     def __init__(
         self,
         max_rps: float | None = None,
+        *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        slow_start: bool = True,
+        max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY,
     ) -> None:
-        self.interval = 1.0 / max_rps if max_rps else 0.0
+        self.cap = max_rps or None
         self.clock = clock
         self.sleep = sleep
-        self.resume_at = 0.0
-        self.next_slot = 0.0
+        self.starting = slow_start  # no limit known yet, pace ramping up
+        self.rate: float | None = settings.SLOW_START_REQUESTS_PER_SECOND if slow_start else None
+        self.ceiling: float | None = None  # the limit fitted at the last 429
+        self.probe_step = settings.RATE_PROBE_STEP
+        self.resume_at = 0.0  # the shared pause ends here
+        self.next_slot = 0.0  # the next free send time at the current pace
+        self.generation = 0  # bumped when the pace comes down: waiting requests take new slots
+        self.limited_at = -math.inf  # when the pace last came down
+        self.epoch_start: float | None = None  # the fit counts good answers from here on
+        self.answers: deque[float] = deque(maxlen=8192)  # times of good answers, for the fit
+        self.start_answers = 0  # good answers during the start-up ramp
+        self.in_flight = 0
+        self.released_at = -math.inf  # when a request last ended
+        self.max_concurrency = max_concurrency
+        # requests in flight at most during start-up (None: no limit beyond max_concurrency)
+        self.window: int | None = None
+        if slow_start and max_concurrency > settings.SLOW_START_WINDOW:
+            self.window = settings.SLOW_START_WINDOW
+        self._room = asyncio.Event()  # set when a seat in the window may have come free
+        self.adjusted_at = 0.0
+        self.interval_answers = 0  # good answers since the last adjustment
 
-    def pause(self, seconds: float) -> None:
-        self.resume_at = max(self.resume_at, self.clock() + seconds)
+    # -- waiting -----------------------------------------------------------------------------
 
-    async def wait(self) -> None:
+    @property
+    def pace(self) -> float | None:
+        """Requests per second at most, now: the learned pace under the hard cap."""
+        if self.rate is None:
+            return self.cap
+        return min(self.rate, self.cap) if self.cap else self.rate
+
+    async def acquire(self) -> float:
+        """Take a seat in the start-up window, wait out the shared pause and this request's slot.
+
+        Returns the send time. Every `acquire()` is paired with one `release()`.
+        """
+        while self.window is not None and self.in_flight >= self.window:
+            self._room.clear()
+            await self._room.wait()
+        if not self.in_flight:
+            self._after_idle(self.clock())
+        self.in_flight += 1
+        try:
+            return await self._wait_turn()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """The request is over (whatever its answer): its seat is free."""
+        self.in_flight -= 1
+        self.released_at = self.clock()
+        if self.window is not None:
+            self._room.set()
+
+    async def _wait_turn(self) -> float:
         while True:
             now = self.clock()
+            if self.epoch_start is None:
+                self.epoch_start = self.adjusted_at = now
             if now < self.resume_at:
                 await self.sleep(self.resume_at - now)
                 continue
-            if not self.interval:
-                return
+            self._maybe_adjust(now)
+            pace = self.pace
+            if not pace:
+                return now
             slot = max(self.next_slot, now)
-            self.next_slot = slot + self.interval
+            self.next_slot = slot + 1.0 / pace
             if slot <= now:
-                return
+                return now
+            generation = self.generation
             await self.sleep(slot - now)
-            if self.clock() >= self.resume_at:
-                return
-            # a pause began while this request waited for its slot: wait that out too
+            now = self.clock()
+            if generation == self.generation and now >= self.resume_at:
+                return now
+            # the pace came down or a pause began while this request waited: queue again
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for `seconds` from now (a pause already longer stays)."""
+        now = self.clock()
+        resume_at = now + seconds
+        if resume_at > self.resume_at:
+            if now >= self.resume_at:
+                log.debug("pausing every request for %.2fs", seconds)
+            self.resume_at = resume_at
+            self.next_slot = max(self.next_slot, resume_at)
+
+    # -- what the answers say ----------------------------------------------------------------
+
+    def on_answer(self) -> None:
+        """A good (not 429) answer: it counts for the fit, and speeds up the start-up ramp."""
+        self.answers.append(self.clock())
+        self.interval_answers += 1
+        if self.starting or self.window is not None:
+            self.start_answers += 1
+            if self.window is not None and (
+                self.start_answers % settings.SLOW_START_ANSWERS_PER_SEAT == 0
+            ):
+                self._widen()
+            if self.starting and self.start_answers % settings.SLOW_START_DOUBLING_ANSWERS == 0:
+                self._ramp_up()
+
+    def on_rate_limited(self, sent_at: float, wait: float | None) -> None:
+        """A 429 to a request sent at `sent_at`; the server asked to wait `wait` seconds."""
+        if wait is not None:
+            self.pause(wait)
+        if sent_at <= self.limited_at:
+            log.debug("429 to a request sent before the pace came down: no new decrease")
+            return
+        self._decrease(self.clock(), wait or 0.0)
+
+    def on_quota(self, quota: RateLimitQuota) -> None:
+        """Pace by the quota the server announces: what remains, spread until the reset."""
+        if quota.remaining < 1:
+            if quota.reset > 0:
+                log.debug("quota used up: waiting %.2fs for its reset", quota.reset)
+                self.pause(min(quota.reset, settings.RETRY_AFTER_MAX_SECONDS))
+            return
+        if quota.reset <= 0:
+            return
+        rate = max(quota.remaining / quota.reset, settings.RATE_MIN_REQUESTS_PER_SECOND)
+        if self.rate is None or abs(rate - self.rate) > 0.1 * self.rate:
+            log.debug(
+                "quota %g left for %.2fs (limit %s): pacing at %.1f/s",
+                quota.remaining,
+                quota.reset,
+                quota.limit,
+                rate,
+            )
+        self._end_start_up()
+        self.rate = self.ceiling = rate
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def _after_idle(self, now: float) -> None:
+        """Nothing in flight for a while: the fit starts afresh (idle time says nothing)."""
+        if self.epoch_start is not None and now - self.released_at > settings.RATE_FIT_IDLE_SECONDS:
+            log.debug("idle %.2fs: the rate fit starts again", now - self.released_at)
+            self.epoch_start = max(self.epoch_start, now)
+
+    def _widen(self) -> None:
+        """Start-up: one more request in flight; at the client's concurrency, no window."""
+        assert self.window is not None
+        self.window += 1
+        if self.window >= self.max_concurrency:
+            log.debug("start-up: %d in flight, no 429 met", self.window)
+            self.window = None
+        self._room.set()
+
+    def _end_start_up(self) -> None:
+        """A limit showed up: the learned pace takes over from the start-up ramp."""
+        self.starting = False
+        if self.window is not None:
+            self.window = None
+            self._room.set()
+
+    def _ramp_up(self) -> None:
+        """Start-up: double the pace; far beyond any plausible limit, stop pacing."""
+        assert self.rate is not None
+        self.rate *= 2
+        if self.rate >= settings.SLOW_START_EXIT_REQUESTS_PER_SECOND:
+            log.debug("start-up over after %d good answers: no rate limit met", self.start_answers)
+            self.starting, self.rate = False, None
+        else:
+            log.debug("start-up: pacing at %.0f/s", self.rate)
+
+    def _fit_limit(self, now: float, wait: float) -> float | None:
+        """The server's rate: good answers since the last pause over that time plus `wait`.
+
+        A token bucket (or a fixed window) lets through what it refills over that time, so this
+        is its rate whatever its burst size. None with too few answers to tell.
+        """
+        epoch_start = now if self.epoch_start is None else self.epoch_start
+        start = max(epoch_start, now - settings.RATE_FIT_WINDOW_SECONDS)
+        if len(self.answers) == self.answers.maxlen:
+            start = max(start, self.answers[0])
+        good = sum(1 for _ in itertools.takewhile(lambda t: t >= start, reversed(self.answers)))
+        if good < settings.RATE_FIT_MIN_ANSWERS:
+            log.debug("429 after %d good answers: too few to fit a rate", good)
+            return None
+        fitted = good / max(now - start + wait, 1e-3)
+        log.debug(
+            "429: %d good answers in %.2fs + %.2fs wait: limit ~%.1f/s",
+            good,
+            now - start,
+            wait,
+            fitted,
+        )
+        return fitted
+
+    def _decrease(self, now: float, wait: float) -> None:
+        """Multiplicative decrease: just under the fitted limit (or half the pace, unfitted)."""
+        fitted = self._fit_limit(now, wait)
+        current = self.pace
+        if fitted is not None:
+            rate = min(fitted, current or math.inf) * settings.RATE_DECREASE_FACTOR
+        elif current is not None:
+            rate = current / 2
+        else:
+            rate = None
+        if rate is not None:
+            rate = max(rate, settings.RATE_MIN_REQUESTS_PER_SECOND)
+            log.debug("rate limited: pacing at %.1f/s (was %s)", rate, _per_second(current))
+        self._end_start_up()
+        self.rate = rate
+        self.ceiling = fitted if fitted is not None else rate
+        self.probe_step = settings.RATE_PROBE_STEP
+        self.limited_at = now
+        self.epoch_start = max(now, self.resume_at)
+        self.next_slot = max(now, self.resume_at)
+        self.generation += 1
+
+    def _maybe_adjust(self, now: float) -> None:
+        """Once an interval: grow a pace that held requests back with no 429, or drop it."""
+        if self.rate is None or self.starting:
+            return
+        elapsed = now - self.adjusted_at
+        if elapsed < settings.RATE_ADJUST_INTERVAL_SECONDS:
+            return
+        answered, self.interval_answers, self.adjusted_at = self.interval_answers, 0, now
+        if self.limited_at >= now - elapsed:
+            return  # a 429 in this interval: the decrease said it all
+        if self.cap and self.rate >= self.cap:
+            return  # the hard cap binds, not the learned pace
+        if answered >= settings.RATE_BINDING_SHARE * self.rate * elapsed:
+            self._increase()
+        elif self.ceiling and self.rate >= settings.RATE_RELEASE_FACTOR * self.ceiling:
+            log.debug(
+                "pace %.0f/s, %.0fx the last fitted limit, no longer binds: limit lifted",
+                self.rate,
+                self.rate / self.ceiling,
+            )
+            self.rate = self.ceiling = None
+
+    def _increase(self) -> None:
+        """Back to the fitted limit; past it, probe by a step that doubles each time."""
+        assert self.rate is not None
+        before = self.rate
+        if self.ceiling is not None and self.rate < self.ceiling:
+            self.rate = self.ceiling
+        else:
+            self.rate *= 1 + self.probe_step
+            self.probe_step = min(self.probe_step * 2, settings.RATE_PROBE_STEP_MAX)
+        log.debug("no 429 for an interval: pacing at %.1f/s (was %.1f/s)", self.rate, before)
+
+
+def _per_second(rate: float | None) -> str:
+    return "unpaced" if rate is None else f"{rate:.1f}/s"
+
+
+# -- settings and answers --------------------------------------------------------------------------
 
 
 def check_settings(api_key: str | None, base_url: str) -> None:
     """Raise ConfigError, saying how to fix it, for a missing key or a base URL that is no URL."""
     if not api_key:
-        raise ConfigError(
+        raise MissingAPIKeyError(
             "no API key: set SOURCES__NEURON__API_KEY, or api_key under [sources.neuron] "
             "in .dlt/secrets.toml"
         )
     parts = urlsplit(base_url or "")
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(
+        raise BaseURLError(
             f"base URL {base_url!r} is not an http(s) URL: set SOURCES__NEURON__BASE_URL "
             f"(default {settings.DEFAULT_BASE_URL})"
         )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return min(max(float(value), 0.0), settings.RETRY_AFTER_MAX_SECONDS)
-    except ValueError:
-        return None
-
-
-def _error_message(response: httpx.Response) -> str:
+def _error_body(response: httpx.Response) -> tuple[str | None, str]:
+    """The API's error `code` and a message for people, from `{"error": {...}}` when present."""
     try:
         error = orjson.loads(response.content).get("error") or {}
-        return str(error.get("message") or error.get("code") or "")[:200]
-    except (orjson.JSONDecodeError, AttributeError):
-        return ""
+        code = error.get("code")
+        code = str(code)[:80] if code is not None else None
+        return code, str(error.get("message") or code or "")[:200]
+    except (orjson.JSONDecodeError, AttributeError, httpx.ResponseNotRead):
+        return None, ""
+
+
+def _is_retryable(error: NeuronError) -> bool:
+    return isinstance(error, RateLimitError | ServerError | APIConnectionError | TruncatedBodyError)
 
 
 class NeuronClient:
-    """The three read endpoints of the Neuron Calls API."""
+    """The three read endpoints of the Neuron Calls API, and signed recording downloads."""
 
     def __init__(
         self,
@@ -159,6 +530,7 @@ class NeuronClient:
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
         stats: ClientStats | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         check_settings(api_key, base_url)
         if transport is None:
@@ -167,7 +539,9 @@ class NeuronClient:
         self.max_attempts = max(1, max_attempts)
         self.sleep = sleep
         self.random = random
-        self.gate = RateGate(max_rps, clock=clock, sleep=sleep)
+        self.limiter = limiter or RateLimiter(
+            max_rps, clock=clock, sleep=sleep, max_concurrency=max_concurrency
+        )
         self.stats = stats if stats is not None else ClientStats()
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -192,7 +566,7 @@ class NeuronClient:
         try:
             page = await self._get_json(settings.CALLS_PATH, params)
         except NotFoundError:  # the list itself cannot be missing: the URL is wrong
-            raise ConfigError(
+            raise BaseURLError(
                 f"GET /calls: not found at {sanitize_url(self.base_url)}: is SOURCES__NEURON__"
                 f"BASE_URL the API's /v1 URL (default {settings.DEFAULT_BASE_URL})?"
             ) from None
@@ -229,80 +603,220 @@ class NeuronClient:
         except NotFoundError:
             return None
 
-    # -- transport -----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def stream_recording(self, url: str) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+        """`async with client.stream_recording(url) as (content_type, chunks)`: the audio at a
+        signed recording URL (from `GET /calls/{id}`), streamed, never whole in memory.
+
+        The API key is not sent there: the URL's token is the credential. 5xx, 429, timeouts
+        and dropped connections before the body starts are retried like API requests; a body
+        that breaks off raises APIConnectionError. 401/403 (expired or forged) raise
+        RecordingURLRefused, 404 NotFoundError. No error holds the URL's query string.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ResponseError(f"recording URL {sanitize_url(url)!r} is not an http(s) URL")
+        response = await self._with_retries(
+            f"GET {sanitize_url(url)}", lambda attempt: self._open_recording(url)
+        )
+        try:
+            content_type = response.headers.get("content-type", "application/octet-stream")
+            yield content_type, self._recording_chunks(response, url)
+        finally:
+            await response.aclose()
+
+    # -- one attempt -------------------------------------------------------------------------
 
     async def _get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        attempt = 0
+        return await self._with_retries(
+            f"GET {path}", lambda attempt: self._attempt_json(path, params)
+        )
+
+    async def _attempt_json(
+        self, path: str, params: dict[str, Any] | None
+    ) -> dict[str, Any] | NeuronError:
+        sent_at = await self.limiter.acquire()
+        self.stats.requests += 1
+        try:
+            response = await self._http.get(path, params=params)
+        except httpx.TransportError as exc:  # refused, reset, dropped, timed out
+            return APIConnectionError(
+                f"cannot reach the API at {sanitize_url(self.base_url + path)} "
+                f"({type(exc).__name__}); check SOURCES__NEURON__BASE_URL and the network",
+                path=path,
+            )
+        finally:
+            self.limiter.release()
+        error = self._status_error(response, path)
+        self._tell_limiter(response, sent_at, error)
+        return error if error is not None else self._parse_json(response, path)
+
+    def _tell_limiter(
+        self, response: httpx.Response, sent_at: float, error: NeuronError | None
+    ) -> None:
+        """Feed the limiter: the quota a response announces, a 429, or one more good answer."""
+        quota = parse_rate_limit_headers(response.headers)
+        if quota is not None:
+            self.limiter.on_quota(quota)
+        if isinstance(error, RateLimitError):
+            self.stats.rate_limited += 1
+            self.limiter.on_rate_limited(sent_at, error.retry_after)
+        else:
+            self.limiter.on_answer()
+
+    async def _open_recording(self, url: str) -> httpx.Response | NeuronError:
+        """One GET of a signed URL without the API key, streamed: the response, or an error."""
+        request = self._http.build_request("GET", url, headers={"Accept": "*/*"})
+        del request.headers["Authorization"]  # the URL's token is the credential
+        path = urlsplit(url).path
+        self.stats.requests += 1
+        try:
+            response = await self._http.send(request, stream=True, follow_redirects=True)
+        except httpx.TransportError as exc:
+            return APIConnectionError(
+                f"cannot download the recording at {sanitize_url(url)} ({type(exc).__name__})",
+                path=path,
+            )
+        if response.status_code < 300:
+            return response
+        try:
+            await response.aread()
+        except httpx.TransportError:
+            pass
+        finally:
+            await response.aclose()
+        if response.status_code in (401, 403):
+            code, message = _error_body(response)
+            return RecordingURLRefused(
+                f"GET {sanitize_url(url)}: the recording URL was refused ({response.status_code}"
+                f"{': ' + message if message else ''}); fetch the call again for a fresh one",
+                status_code=response.status_code,
+                path=path,
+                code=code,
+            )
+        error = self._status_error(response, path) or UnexpectedStatusError(
+            f"GET {sanitize_url(url)}: answered {response.status_code}",
+            status_code=response.status_code,
+            path=path,
+        )
+        if isinstance(error, RateLimitError):
+            self.stats.rate_limited += 1
+        return error
+
+    async def _recording_chunks(self, response: httpx.Response, url: str) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.aiter_bytes(settings.RECORDING_CHUNK_BYTES):
+                yield chunk
+        except httpx.TransportError as exc:
+            raise APIConnectionError(
+                f"the recording download from {sanitize_url(url)} broke off ({type(exc).__name__})",
+                path=urlsplit(url).path,
+            ) from None
+
+    # -- retries -----------------------------------------------------------------------------
+
+    async def _with_retries(
+        self, what: str, attempt: Callable[[int], Awaitable[T | NeuronError]]
+    ) -> T:
+        """Run `attempt(n)` until it gives a result, or raise its last error when not to retry."""
+        number = 0
         while True:
-            attempt += 1
-            retry_in: float | None = None
-            await self.gate.wait()
-            self.stats.requests += 1
-            try:
-                response = await self._http.get(path, params=params)
-            except httpx.TransportError as exc:  # refused, reset, dropped, timed out
-                failure: NeuronError = APIConnectionError(
-                    f"cannot reach the API at {sanitize_url(self.base_url + path)} "
-                    f"({type(exc).__name__}); check SOURCES__NEURON__BASE_URL and the network"
-                )
-            else:
-                result = self._parse(response, path)
-                if isinstance(result, dict):
-                    return result
-                failure = result
-                if response.status_code == 429:
-                    self.stats.rate_limited += 1
-                    retry_in = _retry_after(response)
-                    if retry_in is not None:
-                        self.gate.pause(retry_in)
-            if not _retryable(failure) or attempt >= self.max_attempts:
-                raise failure
+            number += 1
+            result = await attempt(number)
+            if not isinstance(result, NeuronError):
+                return result
+            if not self._should_retry(result, number):
+                raise result
+            delay = self._retry_delay(result, number)
             self.stats.retries += 1
-            delay = retry_in if retry_in is not None else self._backoff(attempt)
-            log.debug("retrying %s in %.2fs after: %s", path, delay, failure)
+            log.debug("retrying %s in %.2fs after: %s", what, delay, result)
             await self.sleep(delay)
+
+    def _should_retry(self, error: NeuronError, attempt: int) -> bool:
+        """Retry 429, 5xx, dropped connections and cut bodies, while attempts remain."""
+        if not _is_retryable(error):
+            return False
+        if attempt >= self.max_attempts:
+            log.debug("giving up after %d attempts: %s", attempt, error)
+            return False
+        return True
+
+    def _retry_delay(self, error: NeuronError, attempt: int) -> float:
+        """The wait the API asked for (`Retry-After`), else capped exponential backoff."""
+        if isinstance(error, RateLimitError) and error.retry_after is not None:
+            return error.retry_after
+        return self._backoff(attempt)
 
     def _backoff(self, attempt: int) -> float:
         """Capped exponential backoff with jitter: 50-100% of the capped delay."""
         cap = min(settings.BACKOFF_MAX_SECONDS, settings.BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
         return cap * (0.5 + self.random() / 2)
 
-    def _parse(self, response: httpx.Response, path: str) -> dict[str, Any] | NeuronError:
+    # -- reading answers ---------------------------------------------------------------------
+
+    def _status_error(self, response: httpx.Response, path: str) -> NeuronError | None:
+        """The error an answer's status means, or None for a 2xx/3xx."""
         status = response.status_code
+        if status < 400:
+            return None
         where = f"GET {path}"
+        code, message = _error_body(response)
         if status in (401, 403):
             return AuthenticationError(
-                f"the API refused the key ({status} on {where}): check SOURCES__NEURON__API_KEY"
+                f"the API refused the key ({status} on {where}): check SOURCES__NEURON__API_KEY",
+                status_code=status,
+                path=path,
+                code=code,
             )
         if status == 404:
-            return NotFoundError(f"{where}: not found")
+            return NotFoundError(f"{where}: not found", status_code=status, path=path, code=code)
         if status == 429:
-            return RateLimitError(f"{where}: rate limited (429) after {self.max_attempts} attempts")
+            return RateLimitError(
+                f"{where}: rate limited (429) after {self.max_attempts} attempts",
+                path=path,
+                code=code,
+                retry_after=self._rate_limit_wait(response),
+            )
         if status >= 500:
-            return ServerError(f"{where}: server error {status} {_error_message(response)}".strip())
-        if status >= 400:
-            return ResponseError(f"{where}: the API answered {status} {_error_message(response)}")
+            return ServerError(
+                f"{where}: server error {status} {message}".strip(),
+                status_code=status,
+                path=path,
+                code=code,
+            )
+        return UnexpectedStatusError(
+            f"{where}: the API answered {status} {message}",
+            status_code=status,
+            path=path,
+            code=code,
+        )
+
+    @staticmethod
+    def _rate_limit_wait(response: httpx.Response) -> float | None:
+        """How long a 429 asks to wait: `Retry-After`, else an exhausted quota's reset."""
+        wait = parse_retry_after(response.headers)
+        if wait is None:
+            quota = parse_rate_limit_headers(response.headers)
+            if quota is not None and quota.remaining < 1 and quota.reset > 0:
+                wait = min(quota.reset, settings.RETRY_AFTER_MAX_SECONDS)
+        return wait
+
+    def _parse_json(self, response: httpx.Response, path: str) -> dict[str, Any] | NeuronError:
+        """The JSON object of a 2xx answer, or the error that it is not one."""
+        where = f"GET {path}"
         content_type = response.headers.get("content-type", "")
         if "json" not in content_type:
-            return ConfigError(
+            return BaseURLError(
                 f"{where} answered {content_type or 'no content type'}, not JSON: is "
                 f"SOURCES__NEURON__BASE_URL ({sanitize_url(self.base_url)}) the API's /v1 URL?"
             )
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            return _TruncatedBody(f"{where}: the API answered malformed JSON")
+            return TruncatedBodyError(f"{where}: the API answered malformed JSON")
         if not isinstance(body, dict):
             return ResponseError(f"{where}: expected a JSON object, got {type(body).__name__}")
         return body
-
-
-class _TruncatedBody(ResponseError):
-    """A JSON body that does not parse: usually a cut connection, so it is retried."""
-
-
-def _retryable(error: NeuronError) -> bool:
-    return isinstance(error, RateLimitError | ServerError | APIConnectionError | _TruncatedBody)
 
 
 def _default_transport(max_concurrency: int) -> httpx.AsyncBaseTransport:

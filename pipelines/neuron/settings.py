@@ -25,3 +25,30 @@ RETRY_AFTER_MAX_SECONDS = 120.0
 
 # The signed recording URL is a short-lived credential: it is never stored.
 DROPPED_CALL_FIELDS = frozenset({"recording_url", "contact"})
+
+# -- the learned rate limit (client.RateLimiter) ------------------------------------------------
+# The API documents no limit; it answers 429. The client paces its requests at a rate it learns
+# from those answers: multiplicative decrease on a 429, growth after quiet intervals.
+# Start-up: until the first 429 the pace starts here and doubles every few good answers, so a
+# limit is discovered with few requests in flight (each in flight then would be refused).
+SLOW_START_WINDOW = 4  # requests in flight at first
+SLOW_START_ANSWERS_PER_SEAT = 8  # good answers before one more request may be in flight
+SLOW_START_REQUESTS_PER_SECOND = 200.0
+SLOW_START_DOUBLING_ANSWERS = 25  # good answers between two doublings of the start-up pace
+SLOW_START_EXIT_REQUESTS_PER_SECOND = 12_800.0  # start-up pace past this: no limit, stop pacing
+# After a 429: the limit is fitted to what got through (good answers since the last pause, over
+# that time plus the wait the API asked for), and the pace set to this share of it.
+RATE_DECREASE_FACTOR = 0.9
+RATE_FIT_MIN_ANSWERS = 2  # fewer good answers than this: no fit, halve the pace instead
+RATE_FIT_WINDOW_SECONDS = 30.0  # the fit looks back at most this far
+RATE_FIT_IDLE_SECONDS = 0.25  # nothing in flight this long: the fit starts again after it
+RATE_MIN_REQUESTS_PER_SECOND = 0.5  # the pace never drops below this
+# Growth: once per interval without a 429 in which the pace held requests back: back to the
+# fitted limit first, then probing above it by a step that doubles each quiet interval.
+RATE_ADJUST_INTERVAL_SECONDS = 1.0
+RATE_PROBE_STEP = 0.05  # first probe: 5% above the fitted limit
+RATE_PROBE_STEP_MAX = 1.0  # at most doubling the pace per interval
+RATE_BINDING_SHARE = 0.8  # the pace holds requests back when answers reach this share of it
+RATE_RELEASE_FACTOR = 4.0  # pace this far above the fitted limit and not binding: limit lifted
+
+RECORDING_CHUNK_BYTES = 64 * 1024  # a recording streams through memory in chunks of this size

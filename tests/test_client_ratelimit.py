@@ -1,0 +1,357 @@
+"""The learned rate limit against fake servers that enforce a limit, on virtual time.
+
+`VirtualTimeLoop` is an asyncio loop whose clock jumps to the next timer instead of waiting, so
+`asyncio.sleep` costs nothing and a minute of traffic runs in a fraction of a second. The fake
+servers (`BucketServer`, `WindowServer`) are `httpx.MockTransport` handlers that sleep for their
+latency on that clock and enforce a limit the way real APIs do: a token bucket answering 429 with
+`Retry-After`, or a fixed window announcing its quota in `RateLimit-*` headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import selectors
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from pipelines.neuron import settings
+from pipelines.neuron.client import (
+    NeuronClient,
+    RateLimiter,
+    RateLimitQuota,
+    parse_rate_limit_headers,
+    parse_retry_after,
+)
+
+KEY = "sk_test_key"
+BASE = "https://api.test/v1"
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """No real waiting: when nothing is ready, the loop's clock jumps by the timeout."""
+
+    def __init__(self, loop: VirtualTimeLoop) -> None:
+        super().__init__()
+        self.loop = loop
+
+    def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
+        events = super().select(0)
+        if not events:
+            if timeout is None:
+                raise RuntimeError("every task waits for ever: a deadlock in the test")
+            self.loop.now += timeout
+        return events
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    def __init__(self) -> None:
+        self.now = 0.0
+        super().__init__(_JumpingSelector(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+def run_virtual(main: Callable[[VirtualTimeLoop], Coroutine[Any, Any, Any]]) -> Any:
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(main(loop))
+    finally:
+        loop.close()
+
+
+def answer(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {"id": "cal_1"} if status == 200 else {"error": {"code": "rate_limited"}}
+    return httpx.Response(
+        status,
+        content=orjson.dumps(body),
+        headers={"content-type": "application/json", **(headers or {})},
+    )
+
+
+class BucketServer:
+    """A token bucket like the sandbox's: `rate` per second, a burst of one second's worth,
+    429 with `Retry-After` (whole seconds, at least 1). `rate=None`: no limit."""
+
+    def __init__(self, loop: VirtualTimeLoop, rate: float | None, latency: float) -> None:
+        self.loop, self.latency = loop, latency
+        self.ok: list[float] = []  # times of 200 answers
+        self.limited = 0
+        self.set_rate(rate)
+
+    def set_rate(self, rate: float | None) -> None:
+        self.rate = rate
+        self.tokens = max(1.0, rate or 0)
+        self.stamp = self.loop.time()
+
+    def take(self) -> float:
+        """0 when a token was taken, else the seconds until one is available."""
+        if self.rate is None:
+            return 0.0
+        now = self.loop.time()
+        burst = max(1.0, self.rate)
+        self.tokens = min(burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.latency / 2)
+        wait = self.take()
+        await asyncio.sleep(self.latency / 2)
+        if wait:
+            self.limited += 1
+            return answer(429, {"Retry-After": str(max(1, math.ceil(wait)))})
+        self.ok.append(self.loop.time())
+        return answer(200)
+
+
+class WindowServer:
+    """`limit` requests per fixed window of `window` seconds, announced in headers named
+    `style` (`ratelimit`, `x-ratelimit`, `draft`); 429 with the same headers past the quota."""
+
+    def __init__(self, loop: VirtualTimeLoop, limit: int, window: float, style: str) -> None:
+        self.loop, self.limit, self.window, self.style = loop, limit, window, style
+        self.latency = 0.02
+        self.used: dict[int, int] = {}
+        self.ok: list[float] = []
+        self.limited = 0
+
+    def headers(self, remaining: int, reset: float) -> dict[str, str]:
+        reset_s = str(max(1, math.ceil(reset)))
+        if self.style == "draft":
+            return {"RateLimit": f"limit={self.limit}, remaining={remaining}, reset={reset_s}"}
+        prefix = "RateLimit-" if self.style == "ratelimit" else "X-RateLimit-"
+        return {
+            f"{prefix}Limit": str(self.limit),
+            f"{prefix}Remaining": str(remaining),
+            f"{prefix}Reset": reset_s,
+        }
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.latency / 2)
+        now = self.loop.time()
+        index = int(now // self.window)
+        reset = (index + 1) * self.window - now
+        used = self.used.get(index, 0)
+        await asyncio.sleep(self.latency / 2)
+        if used >= self.limit:
+            self.limited += 1
+            return answer(429, self.headers(0, reset))
+        self.used[index] = used + 1
+        self.ok.append(self.loop.time())
+        return answer(200, self.headers(self.limit - used - 1, reset))
+
+
+def client_on(
+    loop: VirtualTimeLoop, handler: Callable[[httpx.Request], Awaitable[httpx.Response]], **kw: Any
+) -> NeuronClient:
+    kw.setdefault("max_attempts", 50)
+    return NeuronClient(
+        KEY,
+        BASE,
+        transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+        clock=loop.time,
+        sleep=asyncio.sleep,
+        **kw,
+    )
+
+
+async def fetch(client: NeuronClient, count: int, concurrency: int) -> None:
+    """`count` detail requests by `concurrency` workers, as the sync's fan-out does."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            await client.get_call("cal_1")
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+# -- a fixed limit, learned from 429s -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("latency", [0.002, 0.05, 0.2], ids=["2ms", "50ms", "200ms"])
+def test_a_fixed_limit_is_learned_few_429s_near_the_bound(latency: float) -> None:
+    """60 req/s, Retry-After 1, 32 in flight: at most 5% of requests get 429 and the run takes
+    at most 1.25x the rate-bound time (requests / limit)."""
+    useful, limit = 1200, 60.0
+
+    async def main(loop: VirtualTimeLoop) -> tuple[float, BucketServer]:
+        server = BucketServer(loop, limit, latency)
+        async with client_on(loop, server) as client:
+            await fetch(client, useful, concurrency=32)
+        return loop.time(), server
+
+    elapsed, server = run_virtual(main)
+    assert len(server.ok) == useful
+    share = server.limited / (useful + server.limited)
+    assert share <= 0.05, f"{server.limited} 429s: {share:.1%}"
+    assert elapsed <= 1.25 * useful / limit, f"{elapsed:.1f}s against {useful / limit:.0f}s"
+
+
+def test_full_speed_comes_back_when_the_limit_lifts() -> None:
+    """20 req/s for 10 s, then no limit: within 12 s the client runs at its unlimited speed
+    (8 in flight at 50 ms: 160 req/s)."""
+    natural = 8 / 0.05
+
+    async def main(loop: VirtualTimeLoop) -> tuple[BucketServer, float]:
+        server = BucketServer(loop, 20.0, 0.05)
+        async with client_on(loop, server, max_concurrency=8) as client:
+            await fetch(client, 200, concurrency=8)
+            lifted_at = loop.time()
+            server.set_rate(None)
+            await fetch(client, 2600, concurrency=8)
+        return server, lifted_at
+
+    server, lifted_at = run_virtual(main)
+    end = server.ok[-1]
+    assert end - lifted_at > 14  # the check below looks at a time well after the lift
+    last = [t for t in server.ok if t >= lifted_at + 12]
+    assert len(last) / (end - (lifted_at + 12)) >= 0.9 * natural
+    assert server.limited <= 0.05 * len(server.ok)
+
+
+def test_the_limit_coming_back_lower_is_learned_again() -> None:
+    async def main(loop: VirtualTimeLoop) -> tuple[BucketServer, float]:
+        server = BucketServer(loop, 100.0, 0.02)
+        async with client_on(loop, server) as client:
+            await fetch(client, 1000, concurrency=32)
+            server.set_rate(30.0)
+            lowered_at = loop.time()
+            await fetch(client, 600, concurrency=32)
+        return server, loop.time() - lowered_at
+
+    server, second = run_virtual(main)
+    assert server.limited <= 0.05 * len(server.ok)
+    assert second <= 1.25 * 600 / 30.0
+
+
+def test_the_hard_cap_holds_above_a_looser_learned_limit() -> None:
+    async def main(loop: VirtualTimeLoop) -> BucketServer:
+        server = BucketServer(loop, 100.0, 0.01)
+        async with client_on(loop, server, max_rps=10) as client:
+            await fetch(client, 50, concurrency=8)
+        return server
+
+    server = run_virtual(main)
+    gaps = [b - a for a, b in zip(server.ok, server.ok[1:], strict=False)]
+    assert server.limited == 0 and min(gaps) >= 0.1 - 1e-9
+
+
+def test_without_a_limit_the_start_up_ramp_costs_little() -> None:
+    """No limit, 32 in flight at 50 ms: 2000 requests take about 2000 / 640 s."""
+
+    async def main(loop: VirtualTimeLoop) -> float:
+        server = BucketServer(loop, None, 0.05)
+        async with client_on(loop, server) as client:
+            await fetch(client, 2000, concurrency=32)
+        return loop.time()
+
+    elapsed = run_virtual(main)
+    assert elapsed <= 2000 / 640 + 0.75
+
+
+# -- a limit the server announces ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", ["ratelimit", "x-ratelimit", "draft"])
+def test_announced_quota_sets_the_pace(style: str) -> None:
+    """500 per 10 s window announced in headers (reset in whole seconds): no 429, and the run
+    within 1.25x of the bound."""
+
+    async def main(loop: VirtualTimeLoop) -> tuple[float, WindowServer]:
+        server = WindowServer(loop, 500, 10.0, style)
+        async with client_on(loop, server) as client:
+            await fetch(client, 1000, concurrency=32)
+        return loop.time(), server
+
+    elapsed, server = run_virtual(main)
+    assert len(server.ok) == 1000
+    assert server.limited == 0
+    assert elapsed <= 1.25 * 1000 / 50
+
+
+def test_a_used_up_quota_pauses_everyone_until_its_reset() -> None:
+    limiter = RateLimiter(clock=lambda: 100.0)
+    limiter.on_quota(RateLimitQuota(limit=10, remaining=0, reset=7))
+    assert limiter.resume_at == 107.0
+    limiter.on_quota(RateLimitQuota(limit=10, remaining=20, reset=2))
+    assert limiter.pace == 10.0
+
+
+# -- parsing what servers send -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"Retry-After": "3"}, 3.0),
+        ({"Retry-After": "0.5"}, 0.5),
+        ({"Retry-After": "-4"}, 0.0),
+        ({"Retry-After": "86400"}, settings.RETRY_AFTER_MAX_SECONDS),
+        ({"Retry-After": "soon"}, None),
+        (
+            {
+                "Retry-After": "Sun, 01 Nov 2026 12:00:30 GMT",
+                "Date": "Sun, 01 Nov 2026 12:00:00 GMT",
+            },
+            30.0,
+        ),
+    ],
+)
+def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert parse_retry_after(httpx.Headers(headers)) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"content-type": "application/json"}, None),
+        (
+            {"RateLimit-Limit": "60", "RateLimit-Remaining": "12", "RateLimit-Reset": "3"},
+            RateLimitQuota(60, 12, 3),
+        ),
+        (
+            {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "2"},
+            RateLimitQuota(60, 0, 2),
+        ),
+        (  # GitHub style: the reset as a unix time, read against the server's Date
+            {
+                "X-RateLimit-Limit": "5000",
+                "X-RateLimit-Remaining": "4999",
+                "X-RateLimit-Reset": str(
+                    int(email.utils.mktime_tz((2026, 11, 1, 12, 1, 0, 0, 0, 0, 0)))
+                ),
+                "Date": "Sun, 01 Nov 2026 12:00:00 GMT",
+            },
+            RateLimitQuota(5000, 4999, 60),
+        ),
+        ({"RateLimit": "limit=100, remaining=50, reset=5"}, RateLimitQuota(100, 50, 5)),
+        ({"RateLimit": '"default";r=50;t=30'}, RateLimitQuota(None, 50, 30)),
+        (
+            {
+                "RateLimit-Limit": "100, 100;w=60",
+                "RateLimit-Remaining": "9",
+                "RateLimit-Reset": "4",
+            },
+            RateLimitQuota(100, 9, 4),
+        ),
+        ({"RateLimit-Limit": "60", "RateLimit-Remaining": "lots"}, None),
+    ],
+    ids=["none", "ietf", "x", "x-unix-time", "draft-7", "draft-8", "policy-list", "garbage"],
+)
+def test_parse_rate_limit_headers(headers: dict[str, str], expected: RateLimitQuota | None) -> None:
+    assert parse_rate_limit_headers(httpx.Headers(headers)) == expected

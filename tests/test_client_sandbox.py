@@ -1,0 +1,120 @@
+"""NeuronClient against a real sandbox over loopback: the learned rate limit and recordings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from pipelines.neuron.client import NeuronClient, RecordingURLRefused
+from pipelines.sandbox import Sandbox
+
+
+async def _details(sb: Sandbox, count: int, concurrency: int) -> float:
+    async with NeuronClient(sb.api_key, sb.base_url, max_concurrency=concurrency) as client:
+        ids = [c["id"] for page in [p async for p in client.iter_calls({})] for c in page]
+        sb.reset_stats()
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for i in range(count):
+            queue.put_nowait(ids[i % len(ids)])
+
+        async def worker() -> None:
+            while not queue.empty():
+                await client.get_call(queue.get_nowait())
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+
+def test_a_60_per_second_limit_is_met_with_few_429s(make_sandbox: Callable[..., Sandbox]) -> None:
+    """300 details at 32 in flight against 60 req/s: at most 5% answered 429, and within
+    1.25x of the rate-bound time (300 / 60 s) plus a second of start-up."""
+    sb = make_sandbox(rate_limit=60)
+    elapsed = asyncio.run(_details(sb, 300, 32))
+    by_status = sb.stats()["by_endpoint_status"]["detail"]
+    assert by_status.get("200") == 300
+    limited = by_status.get("429", 0)
+    assert limited / (300 + limited) <= 0.05, by_status
+    assert elapsed <= 1.25 * 300 / 60 + 1.0
+
+
+async def _fresh_recording_url(sb: Sandbox) -> tuple[NeuronClient, str]:
+    client = NeuronClient(sb.api_key, sb.base_url)
+    page = await client.list_calls({"limit": 100})
+    for call in page["data"]:
+        detail = await client.get_call(call["id"])
+        if detail.get("recording_url"):
+            return client, detail["recording_url"]
+    raise AssertionError("no call with a recording in the sandbox")
+
+
+def test_stream_recording_from_a_fresh_url(sandbox: Sandbox) -> None:
+    async def go() -> tuple[str, bytes]:
+        client, url = await _fresh_recording_url(sandbox)
+        async with client, client.stream_recording(url) as (content_type, chunks):
+            body = b"".join([chunk async for chunk in chunks])
+        return content_type, body
+
+    content_type, body = asyncio.run(go())
+    assert content_type == "audio/wav"
+    assert body[:4] == b"RIFF" and body[8:12] == b"WAVE"
+
+
+def test_a_forged_recording_url_is_refused_without_its_token(sandbox: Sandbox) -> None:
+    async def go() -> RecordingURLRefused:
+        client, url = await _fresh_recording_url(sandbox)
+        forged = url.replace("token=", "token=0000")
+        async with client:
+            with pytest.raises(RecordingURLRefused) as info:
+                async with client.stream_recording(forged):
+                    pass
+        return info.value
+
+    error = asyncio.run(go())
+    assert error.status_code == 403 and error.code == "forbidden"
+    assert error.path.startswith("/recordings/") and error.path.endswith(".wav")
+    assert "token" not in str(error) and "expires" not in str(error)
+    assert "token" not in error.path
+
+
+# -- recordings over MockTransport: no key sent, retries, streaming ---------------------------
+
+
+def test_stream_recording_sends_no_key_retries_and_streams() -> None:
+    seen: list[httpx.Request] = []
+    sleeps: list[float] = []
+
+    class Chunks(httpx.AsyncByteStream):
+        async def __aiter__(self) -> Any:
+            for _ in range(3):
+                yield b"x" * 10
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            return httpx.Response(503)
+        if len(seen) == 2:
+            raise httpx.ReadTimeout("slow")
+        return httpx.Response(200, headers={"content-type": "audio/wav"}, stream=Chunks())
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async def go() -> tuple[str, list[bytes]]:
+        async with NeuronClient(
+            "sk_key", "https://api.test/v1", transport=httpx.MockTransport(handler), sleep=sleep
+        ) as client:
+            url = "https://rec.test/signed/cal_1.wav?token=abc&expires=1"
+            async with client.stream_recording(url) as (content_type, chunks):
+                return content_type, [chunk async for chunk in chunks]
+
+    content_type, chunks = asyncio.run(go())
+    assert content_type == "audio/wav" and b"".join(chunks) == b"x" * 30
+    assert len(seen) == 3 and len(sleeps) == 2
+    assert all("Authorization" not in r.headers for r in seen)
+    assert str(seen[0].url) == "https://rec.test/signed/cal_1.wav?token=abc&expires=1"
