@@ -102,6 +102,32 @@ def _parser() -> argparse.ArgumentParser:
     _add_target(status)
     status.set_defaults(func=cmd_status)
 
+    audit = commands.add_parser("audit", help="compare the API with the warehouse per UTC day")
+    _add_target(audit)
+    audit.add_argument(
+        "--days", type=int, metavar="N", help="the last N UTC days, today included (default 7)"
+    )
+    audit.add_argument(
+        "--from",
+        dest="audit_from",
+        metavar="ISO8601",
+        help="first UTC day of the window (instead of --days)",
+    )
+    audit.add_argument(
+        "--to",
+        dest="audit_to",
+        metavar="ISO8601",
+        help="last UTC day of the window (default today)",
+    )
+    audit.add_argument(
+        "--transcripts",
+        action="store_true",
+        help="also re-check every completed transcript (one request each)",
+    )
+    audit.add_argument("--repair", action="store_true", help="fix what differs")
+    audit.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    audit.set_defaults(func=cmd_audit)
+
     sql = commands.add_parser("sql", help="run one read-only SQL query on the warehouse")
     sql.add_argument("query", help='e.g. "select * from neuron.campaign_funnel"')
     _add_target(sql)
@@ -208,6 +234,12 @@ def summary(result: runner.SyncResult) -> str:
         lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
     if r.skipped_invalid:
         lines.append(f"skipped      {r.skipped_invalid} list items without an id")
+    if r.audit.days:
+        lines.append(
+            f"audit        {len(r.audit.days)} days checked, {r.audit.days_differing} differed; "
+            f"repaired {sum(r.audit.repaired.values())} calls"
+            + (f" ({len(r.erased)} erased upstream, removed)" if r.erased else "")
+        )
     return "\n".join(lines)
 
 
@@ -242,6 +274,104 @@ def cmd_sync(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
     )
     return _run(options).exit_code
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+AUDIT_COLUMNS = ["day", "api", "warehouse", "missing", "changed", "erased"]
+
+
+def audit_window_of(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
+    """The UTC days an `audit` covers: --days N (default 7) or --from [--to]."""
+    today = dt.datetime.now(dt.UTC).date()
+    if args.days is not None and (args.audit_from or args.audit_to):
+        raise runner.SyncAborted("give either --days or --from/--to, not both")
+    if args.audit_to and not args.audit_from:
+        raise runner.SyncAborted("--to needs --from (or use --days N)")
+    if args.audit_from:
+        first = _utc_day("--from", args.audit_from)
+        last = _utc_day("--to", args.audit_to) if args.audit_to else today
+        if first > last:
+            raise runner.SyncAborted(f"--from {args.audit_from} is after --to {args.audit_to}")
+        return first, last
+    days = 7 if args.days is None else args.days
+    if days < 1:
+        raise runner.SyncAborted(f"--days must be at least 1, got {days}")
+    return today - dt.timedelta(days=days - 1), today
+
+
+def _utc_day(name: str, value: str) -> dt.date:
+    from .neuron.rows import to_utc
+
+    try:
+        return to_utc(value).date()
+    except ValueError:
+        raise runner.SyncAborted(
+            f"{name} {value!r} is not an ISO 8601 date or timestamp, e.g. 2026-11-01"
+        ) from None
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    first, last = audit_window_of(args)
+    if args.repair:
+        options = runner.SyncOptions(
+            **_target_options(args),
+            repair_from=first.isoformat(),
+            repair_to=last.isoformat(),
+            repair_transcripts=args.transcripts,
+        )
+        progress = Progress(sys.stderr)
+        try:
+            result = runner.run_sync(options, progress)
+        finally:
+            progress.close()
+    else:
+        result = runner.run_audit(
+            runner.SyncOptions(**_target_options(args)), first, last, args.transcripts
+        )
+    if result.error:
+        print(f"neuron-calls: {result.error}", file=sys.stderr)
+        return result.exit_code
+    print(audit_report(result, args.transcripts, args.repair))
+    return result.exit_code
+
+
+def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> str:
+    import io
+
+    audit = result.report.audit
+    columns = AUDIT_COLUMNS + (
+        ["transcripts_checked", "transcripts_changed"] if transcripts else []
+    )
+    rows = [tuple(getattr(day, c) for c in columns) for day in audit.days]
+    out = io.StringIO()
+    print_table(columns, rows, None, out)
+    found = {
+        kind: audit.found(kind) for kind in ("missing", "changed", "erased", "transcripts_changed")
+    }
+    detail = f"{found['missing']} missing, {found['changed']} changed, {found['erased']} erased" + (
+        f", {found['transcripts_changed']} transcripts changed" if transcripts else ""
+    )
+    s = result.report.stats
+    cost = f"({s.requests} requests, {result.seconds:.1f}s)"
+    if not audit.days_differing:
+        verdict = f"no drift: the {len(audit.days)} days match {cost}"
+    elif not repair:
+        verdict = (
+            f"drift in {audit.days_differing} of {len(audit.days)} days: {detail}; "
+            f"run with --repair to fix it {cost}"
+        )
+    elif result.exit_code == runner.EXIT_DRIFT:
+        verdict = (
+            f"drift in {audit.days_differing} of {len(audit.days)} days ({detail}); "
+            f"repaired {sum(audit.repaired.values())}, some is left: run again {cost}"
+        )
+    else:
+        verdict = (
+            f"repaired: {detail} in {audit.days_differing} of {len(audit.days)} days; "
+            f"the window now matches {cost}"
+        )
+    return out.getvalue() + verdict
 
 
 # -- demo ------------------------------------------------------------------------------------

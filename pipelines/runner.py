@@ -8,7 +8,9 @@ and an exit code in `explain`, the one place that maps error classes to what the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime as dt
 import fcntl
 import logging
 import os
@@ -29,7 +31,8 @@ from dlt.common.configuration.exceptions import (
 from dlt.common.destination.reference import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from .neuron import SyncReport, neuron_source
+from .neuron import SyncReport, neuron_client, neuron_source
+from .neuron.audit import audit_window
 from .neuron.client import AuthenticationError, ConfigError, NeuronError
 from .snapshot import Snapshot, SnapshotError
 from .views import apply_views, drop_views
@@ -38,6 +41,7 @@ from .warehouse import (
     DEFAULT_DUCKDB_PATH,
     DUCKDB_LOAD_CONFIG,
     PIPELINE_NAME,
+    DatasetReader,
     Warehouse,
     literal,
 )
@@ -91,6 +95,9 @@ class SyncOptions:
     backfill_to: str | None = None
     filters: dict[str, str] = field(default_factory=dict)
     full_refresh: bool = False
+    repair_from: str | None = None  # `audit --repair`: the UTC days to audit and repair
+    repair_to: str | None = None
+    repair_transcripts: bool = False
     pipelines_dir: str | None = None  # dlt's default (~/.dlt/pipelines) when None
     pipeline_name: str = PIPELINE_NAME
     source_args: dict[str, Any] = field(default_factory=dict)  # explicit settings (demo, tests)
@@ -100,6 +107,8 @@ class SyncOptions:
         """The one definition of a run's mode (run log, status, cursor rules)."""
         if self.full_refresh:
             return "full-refresh"
+        if self.repair_from or self.repair_to:
+            return "audit-repair"
         if self.backfill_from or self.backfill_to or self.filters:
             return "backfill"
         return "incremental"
@@ -291,10 +300,15 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     report = SyncReport()
     try:
         _check(options)
+        bound: list[Any] = []  # the pipeline, once made: the audit reads the warehouse through it
         source = neuron_source(
             backfill_from=options.backfill_from,
             backfill_to=options.backfill_to,
             filters=options.filters or None,
+            repair_from=options.repair_from,
+            repair_to=options.repair_to,
+            repair_transcripts=options.repair_transcripts,
+            warehouse=DatasetReader(lambda: Warehouse.of(bound[0])),
             report=report,
             on_progress=progress,
             **options.source_args,
@@ -304,10 +318,11 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
         with exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"):
             align_working_folder(pipelines_dir / options.pipeline_name, target)
             pipeline = make_pipeline(options, target, pipelines_dir)
+            bound.append(pipeline)
             with target.lock(pipeline):
                 return _locked_run(options, source, target, pipeline, report, clock)
     except BaseException as exc:  # noqa: BLE001 - refused or failed before the run began
-        return _failed(exc, options, report, clock)
+        return _failed(exc, options.mode, report, clock)
 
 
 def _check(options: SyncOptions) -> None:
@@ -338,7 +353,7 @@ def _locked_run(
                 apply_views(wh)
                 inserted = max(wh.count("calls") - before, 0)
                 result = SyncResult(
-                    EXIT_PARTIAL if report.deferred else EXIT_OK,
+                    _loaded_exit_code(options, report),
                     report,
                     time.monotonic() - clock,
                     mode=options.mode,
@@ -351,10 +366,16 @@ def _locked_run(
         mark_published(Path(pipeline.working_dir), target)
         return result
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a one-line message
-        result = _failed(exc, options, report, clock)
+        result = _failed(exc, options.mode, report, clock)
         if not isinstance(exc, RunRefused):
             _record_failure(target, pipeline, result)
         return result
+
+
+def _loaded_exit_code(options: SyncOptions, report: SyncReport) -> int:
+    if options.mode == "audit-repair" and drift_unrepaired(report):
+        return EXIT_DRIFT
+    return EXIT_PARTIAL if report.deferred else EXIT_OK
 
 
 def load(pipeline: Any, source: Any, options: SyncOptions) -> None:
@@ -366,7 +387,8 @@ def load(pipeline: Any, source: Any, options: SyncOptions) -> None:
 
 
 def _record_failure(target: Target, pipeline: Any, result: SyncResult) -> None:
-    """A failed or interrupted run still leaves its row in the run log (best effort)."""
+    """A run that loaded nothing (failed, interrupted, a read-only audit) still leaves its row
+    in the run log (best effort)."""
     try:
         with target.stage():
             with Warehouse.of(pipeline) as wh:
@@ -396,18 +418,88 @@ def run_row(result: SyncResult) -> dict[str, Any]:
         "rate_limited": stats.rate_limited,
         "seconds": round(result.seconds, 2),
         "error": result.error,
+        "audit_days": len(report.audit.days),
+        "drift_found": drift_found(report),
+        "drift_repaired": sum(report.audit.repaired.values()),
     }
+
+
+DRIFT_KINDS = {
+    "missing": "missing",
+    "changed": "changed",
+    "erased": "erased",
+    "transcripts_changed": "transcript",
+}  # found per day -> repaired counter key
+
+
+def drift_found(report: SyncReport) -> int:
+    return sum(report.audit.found(kind) for kind in DRIFT_KINDS)
+
+
+def drift_unrepaired(report: SyncReport) -> int:
+    audit = report.audit
+    return sum(max(audit.found(kind) - audit.repaired[key], 0) for kind, key in DRIFT_KINDS.items())
+
+
+# -- the audit that only compares ----------------------------------------------------------
+
+CLIENT_SETTINGS = (
+    "api_key",
+    "base_url",
+    "max_concurrency",
+    "max_attempts",
+    "timeout_seconds",
+    "max_requests_per_second",
+    "transport",
+)
+
+
+def run_audit(options: SyncOptions, first: dt.date, last: dt.date, transcripts: bool) -> SyncResult:
+    """`neuron-calls audit` without --repair: per UTC day, what differs between the API and the
+    warehouse; changes nothing but the run log. Exit 0 when the window matches, else 4."""
+    clock = time.monotonic()
+    report = SyncReport()
+    try:
+        settings = {k: v for k, v in options.source_args.items() if k in CLIENT_SETTINGS}
+        client = neuron_client(stats=report.stats, **settings)
+        target = target_of(options)
+        pipelines_dir = Path(options.pipelines_dir or default_pipelines_dir())
+        with exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"):
+            pipeline = make_pipeline(options, target, pipelines_dir)
+            with target.lock(pipeline):
+                reader = DatasetReader(lambda: _read_access(target, pipeline))
+                found = asyncio.run(_audit(client, reader, first, last, transcripts))
+                report.audit.days = found.days
+                code = EXIT_DRIFT if found.drift else EXIT_OK
+                result = SyncResult(code, report, time.monotonic() - clock, mode="audit")
+                _record_failure(target, pipeline, result)
+                return result
+    except BaseException as exc:  # noqa: BLE001
+        return _failed(exc, "audit", report, clock)
+
+
+async def _audit(
+    client: Any, reader: DatasetReader, first: dt.date, last: dt.date, transcripts: bool
+) -> Any:
+    async with client:
+        return await audit_window(client, reader, first, last, transcripts=transcripts)
+
+
+def _read_access(target: Target, pipeline: Any) -> Warehouse:
+    if isinstance(target, DuckDBTarget):
+        if not target.path.exists():
+            raise SyncAborted(f"{target.path} does not exist yet: run `neuron-calls sync` first")
+        return Warehouse.duckdb_file(target.path)
+    return Warehouse.of(pipeline)
 
 
 # -- errors -> exit codes and one line -------------------------------------------------------
 
 
-def _failed(
-    exc: BaseException, options: SyncOptions, report: SyncReport, clock: float
-) -> SyncResult:
+def _failed(exc: BaseException, mode: str, report: SyncReport, clock: float) -> SyncResult:
     log.debug("run failed", exc_info=exc)
     code, line = explain(exc)
-    return SyncResult(code, report, time.monotonic() - clock, mode=options.mode, error=line)
+    return SyncResult(code, report, time.monotonic() - clock, mode=mode, error=line)
 
 
 def cause_of(exc: BaseException) -> BaseException:

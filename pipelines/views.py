@@ -15,7 +15,6 @@ import logging
 import re
 from importlib import resources
 
-from .neuron import TABLES
 from .warehouse import Warehouse, literal
 
 log = logging.getLogger(__name__)
@@ -64,32 +63,10 @@ def _digest(statements: list[str]) -> str:
     return hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()[:16]
 
 
-_DUCKDB_TYPES = {
-    "text": "varchar",
-    "bigint": "bigint",
-    "double": "double",
-    "bool": "boolean",
-    "timestamp": "timestamptz",
-}
-
-
-def ensure_tables(wh: Warehouse, relations: dict[str, str]) -> None:
-    """Create a contract table dlt has not created yet (no row arrived for it so far)."""
-    for table, (_key, _merge_key, columns) in TABLES.items():
-        if table in relations:
-            continue
-        defs = ", ".join(
-            f"{name} {_DUCKDB_TYPES[str(c['data_type'])]}" for name, c in columns.items()
-        )
-        wh.execute(*wh.transpile(f"create table {wh.table(table)} ({defs})"))
-        relations[table] = "BASE TABLE"
-
-
 def apply_views(wh: Warehouse) -> list[str]:
     """Create the views that are missing or whose SQL changed; returns the ones (re)created."""
     wh.execute(f"create schema if not exists {wh.schema()}")
     relations = wh.relations()
-    ensure_tables(wh, relations)
     stored = _stored_digests(wh, relations)
     created: list[str] = []
     for name, sql in view_sql(wh.schema()):

@@ -7,19 +7,23 @@ One interface, two ways in:
   `audit` on the analysts' file, so they never block a sync and are never blocked by one.
 
 SQL is written once in DuckDB's dialect and transpiled with sqlglot to the destination's.
-This module depends on dlt, duckdb and sqlglot only, nothing of ours above it.
+This module depends on dlt, duckdb, sqlglot and the source's row shapes, nothing above it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import sqlglot
 from dlt.common.versioned_state import decompress_state
+
+from .neuron.audit import StoredTranscript
+from .neuron.rows import LIST_FIELDS
 
 PIPELINE_NAME = "neuron_calls"
 DATASET_NAME = "neuron"
@@ -237,3 +241,78 @@ def literal(value: Any) -> str:
     if isinstance(value, dt.date):
         return f"date '{value.isoformat()}'"
     return "'" + str(value).replace("'", "''") + "'"
+
+
+# -- what the audit reads (neuron.audit.WarehouseReader) ------------------------------------------
+
+_DAY = "(c.started_at at time zone 'UTC')::date"
+_HEAD_FIELDS = ("job_id", "language", "duration_seconds", "summary", "sentiment_overall")
+_SEGMENT_FIELDS = ("speaker", "text", "start_time", "end_time", "confidence")
+
+
+class DatasetReader:
+    """The audit's questions to the warehouse, on every destination; one short connection per
+    question, so nothing stays open while dlt loads."""
+
+    def __init__(self, open_warehouse: Callable[[], Warehouse]) -> None:
+        self._open = open_warehouse
+
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        with self._open() as wh:
+            if "calls" not in wh.relations():
+                return []
+            tables = {
+                t: wh.table(t)
+                for t in ("calls", "transcripts", "transcript_segments", "speaker_sentiment")
+            }
+            (statement,) = wh.transpile(sql.format(**tables))
+            return wh.query(statement)[1]
+
+    def day_counts(self, first: dt.date, last: dt.date) -> dict[tuple[dt.date, str | None], int]:
+        rows = self._rows(
+            f"select {_DAY} as day, c.disposition, count(*) from {{calls}} as c "
+            f"where {_DAY} between {literal(first)} and {literal(last)} "
+            f"group by {_DAY}, c.disposition"
+        )
+        return {(_date(day), disposition): int(n) for day, disposition, n in rows}
+
+    def day_calls(self, day: dt.date) -> dict[str, dict[str, Any]]:
+        columns = ", ".join(f"c.{name}" for name in LIST_FIELDS)
+        rows = self._rows(
+            f"select c.id, {columns} from {{calls}} as c where {_DAY} = {literal(day)}"
+        )
+        return {row[0]: dict(zip(LIST_FIELDS, row[1:], strict=True)) for row in rows}
+
+    def stored_transcripts(self, first: dt.date, last: dt.date) -> dict[str, StoredTranscript]:
+        window = (
+            f"join {{calls}} as c on c.id = t.call_id "
+            f"where {_DAY} between {literal(first)} and {literal(last)}"
+        )
+        heads = self._rows(
+            f"select t.call_id, {_DAY}, {', '.join('t.' + f for f in _HEAD_FIELDS)} "
+            f"from {{transcripts}} as t {window}"
+        )
+        out = {
+            call_id: StoredTranscript(
+                _date(day), dict(zip(_HEAD_FIELDS, head, strict=True)), [], {}
+            )
+            for call_id, day, *head in heads
+        }
+        segments = self._rows(
+            f"select t.call_id, {', '.join('t.' + f for f in _SEGMENT_FIELDS)} "
+            f"from {{transcript_segments}} as t {window} order by t.call_id, t.segment_index"
+        )
+        for call_id, *segment in segments:
+            if call_id in out:
+                out[call_id].segments.append(dict(zip(_SEGMENT_FIELDS, segment, strict=True)))
+        speakers = self._rows(
+            f"select t.call_id, t.speaker, t.sentiment from {{speaker_sentiment}} as t {window}"
+        )
+        for call_id, speaker, sentiment in speakers:
+            if call_id in out:
+                out[call_id].speakers[speaker] = sentiment
+        return out
+
+
+def _date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))

@@ -99,12 +99,12 @@ SPEAKER_SENTIMENT = [
 ]
 
 
-def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection) -> None:
+def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection, schema: str = "neuron") -> None:
     """The contract tables as dlt makes them: extra `_dlt_*` and vendor columns included."""
-    conn.execute("create schema neuron")
+    conn.execute(f"create schema {schema}")
     conn.execute(
-        """
-        create table neuron.calls (
+        f"""
+        create table {schema}.calls (
             id varchar, campaign_id varchar, contact_phone varchar, contact_name varchar,
             status varchar, disposition varchar, duration_seconds bigint, language varchar,
             started_at timestamptz, ended_at timestamptz, transcript_job_id varchar,
@@ -114,8 +114,8 @@ def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection) -> None:
         """
     )
     conn.execute(
-        """
-        create table neuron.transcripts (
+        f"""
+        create table {schema}.transcripts (
             call_id varchar, job_id varchar, language varchar, duration_seconds bigint,
             summary varchar, sentiment_overall double,
             _dlt_load_id varchar not null, _dlt_id varchar not null
@@ -123,8 +123,8 @@ def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection) -> None:
         """
     )
     conn.execute(
-        """
-        create table neuron.transcript_segments (
+        f"""
+        create table {schema}.transcript_segments (
             call_id varchar, segment_index bigint, speaker varchar, text varchar,
             start_time double, end_time double, confidence double,
             _dlt_load_id varchar not null, _dlt_id varchar not null
@@ -132,8 +132,8 @@ def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection) -> None:
         """
     )
     conn.execute(
-        """
-        create table neuron.speaker_sentiment (
+        f"""
+        create table {schema}.speaker_sentiment (
             call_id varchar, speaker varchar, sentiment double,
             _dlt_load_id varchar not null, _dlt_id varchar not null
         )
@@ -279,37 +279,16 @@ def test_apply_views_is_idempotent(conn: duckdb.DuckDBPyConnection) -> None:
 
 def test_apply_views_on_an_empty_database() -> None:
     conn = duckdb.connect()
+    create_dlt_like_tables(conn)
     apply_views(conn)
     apply_views(conn)
     for view in REPORT_VIEWS:
         assert rows(conn, view) == []
-
-
-def test_apply_views_when_tables_are_missing() -> None:
-    # dlt creates a table once its resource yields; the views need every table at once
-    conn = duckdb.connect()
-    conn.execute("create schema neuron")
-    conn.execute(
-        "create table neuron.calls (id varchar, campaign_id varchar, contact_phone varchar,"
-        " contact_name varchar, status varchar, disposition varchar, duration_seconds bigint,"
-        " language varchar, started_at timestamptz, ended_at timestamptz,"
-        " transcript_job_id varchar, has_recording boolean, _dlt_load_id varchar,"
-        " _dlt_id varchar)"
-    )
-    conn.execute(
-        "insert into neuron.calls values ('c1', 'cmp_a', 'p1', 'Asha', 'in_progress', null,"
-        " null, 'hi-IN', '2024-03-01 10:00Z', null, null, false, 'l', 'd1')"
-    )
-    apply_views(conn)
-    for view in REPORT_VIEWS:
-        assert rows(conn, view) == []
-    assert conn.execute(
-        "select call_id, disposition, is_final, is_connected from neuron.stg_calls"
-    ).fetchall() == [("c1", None, False, False)]
 
 
 def test_views_are_recreated_only_when_their_sql_changed() -> None:
     conn = duckdb.connect()
+    create_dlt_like_tables(conn)
     assert sorted(apply_views(conn)) == sorted(VIEWS)
     assert apply_views(conn) == []  # unchanged: not touched (an open reader is not stalled)
     conn.execute("update neuron._neuron_views set sha = 'old' where name = 'talk_time'")
@@ -336,6 +315,7 @@ def test_view_sql_uses_the_given_schema() -> None:
 
 def test_apply_views_in_another_schema() -> None:
     conn = duckdb.connect()
+    create_dlt_like_tables(conn, "staging_1")
     apply_views(conn, schema="staging_1")
     assert conn.execute("select count(*) from staging_1.campaign_funnel").fetchone() == (0,)
 

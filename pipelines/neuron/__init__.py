@@ -12,27 +12,15 @@ from typing import Any
 
 import dlt
 import pendulum
-from dlt.common.schema.typing import TColumnSchema
+from dlt.common.configuration.inject import with_config
 
 from . import settings, tables
 from .audit import DEFAULT_AUDIT_DAYS, DayAudit, WarehouseReader
 from .client import ConfigError, NeuronClient, check_settings
 from .extract import SyncPlan, SyncReport, extract_calls, plan_window
 from .rows import to_utc
-from .tables import CALLS, HARD_DELETE, SPEAKER_SENTIMENT, TRANSCRIPT_SEGMENTS, TRANSCRIPTS
 
-__all__ = ["neuron_source", "SyncPlan", "SyncReport", "WarehouseReader"]
-
-# The table hints in the shape `views.ensure_contract_tables` reads (primary key, merge key,
-# columns), until dlt alone creates the tables (`tables.py`, materialised by every run).
-TABLES: dict[str, tuple[list[str], str, dict[str, TColumnSchema]]] = {
-    table.name: (
-        list(table.primary_key),
-        table.merge_key,
-        {name: column for name, column in table.columns.items() if name != HARD_DELETE},
-    )
-    for table in (CALLS, TRANSCRIPTS, TRANSCRIPT_SEGMENTS, SPEAKER_SENTIMENT)
-}
+__all__ = ["neuron_client", "neuron_source", "SyncPlan", "SyncReport", "WarehouseReader"]
 
 
 def _parse_setting(name: str, value: Any) -> pendulum.DateTime | None:
@@ -115,6 +103,33 @@ def neuron_source(
 
     check_settings(api_key, base_url)  # fail now, before any extraction starts
     return calls_resource(client, plan, start, run_report, max_concurrency, on_progress, warehouse)
+
+
+@with_config(sections=("sources", "neuron"))
+def neuron_client(
+    api_key: str = dlt.secrets.value,
+    base_url: str = settings.DEFAULT_BASE_URL,
+    max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY,
+    max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS,
+    timeout_seconds: float = settings.DEFAULT_TIMEOUT_SECONDS,
+    max_requests_per_second: float | None = None,
+    transport: Any = None,
+    stats: Any = None,
+) -> NeuronClient:
+    """A client with the source's settings (SOURCES__NEURON__*), for work outside a load
+    (`neuron-calls audit` without --repair)."""
+    _check_client_settings(max_attempts, timeout_seconds, max_requests_per_second)
+    check_settings(api_key, base_url)
+    return NeuronClient(
+        api_key,
+        base_url,
+        max_concurrency=max_concurrency,
+        max_attempts=max_attempts,
+        timeout=timeout_seconds,
+        max_rps=max_requests_per_second,
+        transport=transport,
+        stats=stats,
+    )
 
 
 def _check_numbers(
