@@ -128,6 +128,27 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     audit.set_defaults(func=cmd_audit)
 
+    recordings = commands.add_parser(
+        "recordings", help="archive the recordings of calls already loaded (RECORDINGS_URL)"
+    )
+    _add_target(recordings)
+    recordings.add_argument(
+        "--from",
+        dest="backfill_from",
+        metavar="ISO8601",
+        required=True,
+        help="calls started from here",
+    )
+    recordings.add_argument(
+        "--to",
+        dest="backfill_to",
+        metavar="ISO8601",
+        required=True,
+        help="calls started up to here",
+    )
+    recordings.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    recordings.set_defaults(func=cmd_recordings)
+
     sql = commands.add_parser("sql", help="run one read-only SQL query on the warehouse")
     sql.add_argument("query", help='e.g. "select * from neuron.campaign_funnel"')
     _add_target(sql)
@@ -234,6 +255,11 @@ def summary(result: runner.SyncResult) -> str:
         lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
     if r.skipped_invalid:
         lines.append(f"skipped      {r.skipped_invalid} list items without an id")
+    if r.recordings or r.pending_recordings:
+        lines.append(
+            f"recordings   archived {r.recordings}, still pending {r.pending_recordings}"
+            " (their calls are retried next run)"
+        )
     if r.audit.days:
         lines.append(
             f"audit        {len(r.audit.days)} days checked, {r.audit.days_differing} differed; "
@@ -272,6 +298,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
         backfill_to=args.backfill_to,
         filters={key: value for key, value in named.items() if value},
         full_refresh=args.full_refresh,
+    )
+    return _run(options).exit_code
+
+
+def cmd_recordings(args: argparse.Namespace) -> int:
+    options = runner.SyncOptions(
+        **_target_options(args),
+        backfill_from=args.backfill_from,
+        backfill_to=args.backfill_to,
+        recordings_only=True,
     )
     return _run(options).exit_code
 

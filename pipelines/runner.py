@@ -98,6 +98,7 @@ class SyncOptions:
     repair_from: str | None = None  # `audit --repair`: the UTC days to audit and repair
     repair_to: str | None = None
     repair_transcripts: bool = False
+    recordings_only: bool = False  # `neuron-calls recordings`: archive the window's recordings
     pipelines_dir: str | None = None  # dlt's default (~/.dlt/pipelines) when None
     pipeline_name: str = PIPELINE_NAME
     source_args: dict[str, Any] = field(default_factory=dict)  # explicit settings (demo, tests)
@@ -109,6 +110,8 @@ class SyncOptions:
             return "full-refresh"
         if self.repair_from or self.repair_to:
             return "audit-repair"
+        if self.recordings_only:
+            return "recordings"
         if self.backfill_from or self.backfill_to or self.filters:
             return "backfill"
         return "incremental"
@@ -308,6 +311,7 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
             repair_from=options.repair_from,
             repair_to=options.repair_to,
             repair_transcripts=options.repair_transcripts,
+            recordings_only=options.recordings_only,
             warehouse=DatasetReader(lambda: Warehouse.of(bound[0])),
             report=report,
             on_progress=progress,
@@ -421,6 +425,7 @@ def run_row(result: SyncResult) -> dict[str, Any]:
         "audit_days": len(report.audit.days),
         "drift_found": drift_found(report),
         "drift_repaired": sum(report.audit.repaired.values()),
+        "recordings": report.recordings,
     }
 
 

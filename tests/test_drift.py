@@ -1,7 +1,7 @@
 """Drift in the API is found and repaired by the ordinary sync (issue 10), end to end.
 
 The sandbox relabels, erases, delays the listing of and re-transcribes calls at runtime; each
-test then runs the next scheduled `sync` (audit on, a DuckDB `WarehouseReader`) and ends equal
+test then runs the next scheduled `sync` (audit on, reading the warehouse) and ends equal
 to the sandbox's truth. The pipeline's clock follows the sandbox's (`pendulum.travel_to`), so
 "the last 7 days" are the sandbox's.
 """
@@ -18,7 +18,6 @@ import pytest
 from pipelines import runner
 from pipelines.sandbox import Sandbox
 from tests.helpers import assert_matches_truth, query, sync
-from tests.test_audit_reader import DuckDbReader
 
 Make = Callable[..., Sandbox]
 
@@ -32,8 +31,8 @@ def _travel_back() -> Iterator[None]:
 def scheduled(sb: Sandbox, tmp: Path, **source: Any) -> runner.SyncResult:
     """One scheduled sync at the sandbox's clock, audit on; fails the test unless it loads."""
     pendulum.travel_to(sb.now(), freeze=False)
-    args = {"warehouse": DuckDbReader(tmp / "calls.duckdb"), **source}
-    result = sync(sb, tmp, source_args=args)
+    repair = {key: source.pop(key) for key in list(source) if key.startswith("repair_")}
+    result = sync(sb, tmp, source_args=source, **repair)  # audits through the runner's reader
     assert result.exit_code == runner.EXIT_OK, result.error
     return result
 

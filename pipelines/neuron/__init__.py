@@ -18,6 +18,7 @@ from . import settings, tables
 from .audit import DEFAULT_AUDIT_DAYS, DayAudit, WarehouseReader
 from .client import ConfigError, NeuronClient, check_settings
 from .extract import SyncPlan, SyncReport, extract_calls, plan_window
+from .recordings import Archiver, RecordingStore
 from .rows import to_utc
 
 __all__ = ["neuron_client", "neuron_source", "SyncPlan", "SyncReport", "WarehouseReader"]
@@ -53,6 +54,8 @@ def neuron_source(
     repair_to: str | None = None,
     repair_transcripts: bool = False,
     warehouse: WarehouseReader | None = None,
+    recordings_url: str | None = None,
+    recordings_only: bool = False,
     report: Any = None,
     on_progress: Any = None,
     transport: Any = None,
@@ -87,6 +90,14 @@ def neuron_source(
         raise ConfigError(f"--from {backfill_from} is after --to {backfill_to}")
     if repair_from or repair_to:
         _plan_repair(plan, repair_from, repair_to, repair_transcripts, warehouse)
+    store = RecordingStore(recordings_url) if recordings_url else None
+    if recordings_only:
+        if store is None:
+            raise ConfigError(
+                "no recordings storage: set SOURCES__NEURON__RECORDINGS_URL to a folder or an "
+                "fsspec URL (s3://bucket/prefix)"
+            )
+        plan.recordings_only, plan.incremental, plan.audit_days = True, False, 0
     run_report: SyncReport = report if report is not None else SyncReport()
 
     def client() -> NeuronClient:
@@ -102,7 +113,12 @@ def neuron_source(
         )
 
     check_settings(api_key, base_url)  # fail now, before any extraction starts
-    return calls_resource(client, plan, start, run_report, max_concurrency, on_progress, warehouse)
+    if store is not None:
+        store.check_writable()
+    archiver = Archiver(store) if store is not None else None
+    return calls_resource(
+        client, plan, start, run_report, max_concurrency, on_progress, warehouse, archiver
+    )
 
 
 @with_config(sections=("sources", "neuron"))
@@ -186,6 +202,7 @@ def calls_resource(
     concurrency: int,
     on_progress: Callable[[SyncReport], None] | None,
     warehouse: WarehouseReader | None = None,
+    archiver: Archiver | None = None,
 ) -> Any:
     @dlt.resource(name="calls")
     async def calls() -> AsyncIterator[Any]:
@@ -205,7 +222,9 @@ def calls_resource(
                     report.audit,
                     transcripts=plan.audit_transcripts,
                 )
-            batches = extract_calls(client, state, plan, report, concurrency, on_progress, audit)
+            batches = extract_calls(
+                client, state, plan, report, concurrency, on_progress, audit, archiver
+            )
             async for batch in batches:
                 for name, rows in batch.rows.items():
                     yield tables.TABLES[name].rows(rows)

@@ -44,6 +44,7 @@ from .client import (
     ResponseError,
     ServerError,
 )
+from .recordings import Archiver, RecordingFailed
 from .rows import (
     Row,
     call_row,
@@ -54,7 +55,14 @@ from .rows import (
     transcript_is_ready,
     transcript_rows,
 )
-from .tables import CALLS, SPEAKER_SENTIMENT, TRANSCRIPT_SEGMENTS, TRANSCRIPTS, erased_rows
+from .tables import (
+    CALLS,
+    RECORDINGS,
+    SPEAKER_SENTIMENT,
+    TRANSCRIPT_SEGMENTS,
+    TRANSCRIPTS,
+    erased_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +90,9 @@ class SyncPlan:
     audit_from: dt.date | None = None  # the audited UTC days (None: no audit)
     audit_to: dt.date | None = None
     audit_transcripts: bool = False  # also re-check the stored transcripts of those days
+    recordings_only: bool = (
+        False  # `neuron-calls recordings`: archive recordings, load nothing else
+    )
 
     def list_params(self) -> dict[str, str]:
         params = dict(self.filters)
@@ -137,6 +148,8 @@ class SyncReport:
     transcripts: int = 0
     pending_transcripts: int = 0
     pending_calls: int = 0
+    recordings: int = 0  # archived (or found archived) this run
+    pending_recordings: int = 0  # could not be had: their calls stay pending
     deferred: dict[str, str] = field(default_factory=dict)  # call_id -> why it failed this run
     expired: list[str] = field(default_factory=list)
     erased: list[str] = field(default_factory=list)  # calls the API no longer has, removed
@@ -155,6 +168,7 @@ class PendingReason(Enum):
     DETAILS_NOT_FOUND = "details not found"  # listed, yet 404 on details
     DETAILS_FAILED = "details failed"
     DETAILS_MALFORMED = "details malformed"
+    RECORDING_FAILED = "recording failed"  # final, but its recording could not be archived
 
     def text(self, detail: str | None = None) -> str:
         return f"{self.value} {detail}" if detail else self.value
@@ -193,6 +207,8 @@ class Fetched:
     pending_detail: str | None = None
     failed: str | None = None  # an error after every retry
     erased: bool = False  # the API no longer has the call
+    recording: Row | None = None  # the recordings row, once archived
+    recording_failed: str | None = None  # why the recording could not be had this run
 
     @property
     def call_id(self) -> str:
@@ -252,9 +268,10 @@ async def extract_calls(
     concurrency: int,
     on_progress: Callable[[SyncReport], None] | None = None,
     audit: AuditStep | None = None,
+    archiver: Archiver | None = None,
 ) -> AsyncIterator[Batch]:
     sync = CallSync(state, plan, report, on_progress)
-    fan_out = FanOut(lambda job: fetch_call(client, job), concurrency)
+    fan_out = FanOut(lambda job: fetch_call(client, job, archiver, plan), concurrency)
     if plan.lists:
         sync.expire_pending()
         async for batch in fan_out.batches(sync.listed_jobs(client), sync.apply):
@@ -270,8 +287,11 @@ async def extract_calls(
 # -- fetching one call ---------------------------------------------------------------------------
 
 
-async def fetch_call(client: NeuronClient, job: Job) -> Fetched:
-    """Details, then the transcript of a final call that has a transcript job.
+async def fetch_call(
+    client: NeuronClient, job: Job, archiver: Archiver | None = None, plan: SyncPlan | None = None
+) -> Fetched:
+    """Details, then the transcript of a final call that has a transcript job, then its
+    recording (right after the details, while the signed URL is fresh) when archiving is on.
 
     When the details cannot be had, a call `new` to the warehouse is loaded from its list item
     meanwhile; a call that may be loaded already keeps its row (no downgrade to a list item).
@@ -293,9 +313,22 @@ async def fetch_call(client: NeuronClient, job: Job) -> Fetched:
     if not is_final(detail):
         fetched.pending = PendingReason.CALL_NOT_FINAL
         fetched.pending_detail = str(detail.get("status"))
-    elif detail.get("transcript_job_id"):
+        return fetched
+    if archiver is not None and detail.get("recording_url"):
+        await _archive(client, archiver, detail, fetched)
+    recordings_only = plan is not None and plan.recordings_only
+    if detail.get("transcript_job_id") and not recordings_only:
         await _fetch_transcript(client, fetched)
     return fetched
+
+
+async def _archive(client: NeuronClient, archiver: Archiver, detail: Row, fetched: Fetched) -> None:
+    try:
+        fetched.recording = await archiver.archive(client, detail)
+    except RecordingFailed as exc:
+        log.warning("call %s: %s; it stays pending for its recording", fetched.call_id, exc)
+        fetched.recording_failed = str(exc)
+        fetched.pending = PendingReason.RECORDING_FAILED
 
 
 def _from_list_item(job: Job, reason: PendingReason, failed: str | None = None) -> Fetched:
@@ -475,6 +508,15 @@ class CallSync:
         self._count_repair(fetched)
         if fetched.erased:
             self._erase(fetched.call_id, batch)
+            return
+        if fetched.recording is not None:
+            batch.add(RECORDINGS.name, [fetched.recording])
+            self.report.recordings += 1
+        if fetched.recording_failed:
+            self.report.pending_recordings += 1
+        if self.plan.recordings_only:  # only the recordings; the calls stay as loaded
+            if fetched.recording_failed:
+                self._keep_pending(fetched)
             return
         if fetched.call is not None:
             batch.add(CALLS.name, [fetched.call])
