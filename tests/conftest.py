@@ -48,3 +48,15 @@ def postgres() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[Any]:
+    """A real S3-compatible server (moto in server mode) on loopback for the session."""
+    from .servers import S3Server
+
+    server = S3Server()
+    try:
+        yield server
+    finally:
+        server.stop()

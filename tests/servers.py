@@ -1,4 +1,4 @@
-"""Real servers for tests, on loopback: a throwaway PostgreSQL cluster.
+"""Real servers for tests, on loopback: a throwaway PostgreSQL cluster, an S3-compatible server.
 
 Without the server binaries the tests that need one skip with the reason, except under
 `CI=true`, where a missing server is a failure (`.ci/run` installs it).
@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,44 @@ class Postgres:
         finally:
             time.sleep(0.1)
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class S3Server:
+    """moto's S3 in server mode on 127.0.0.1:<free port> (a real HTTP S3 API, in-process)."""
+
+    KEY, SECRET, REGION = "neuron-test-key", "neuron-test-secret", "us-east-1"
+
+    def __init__(self) -> None:
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError:
+            unavailable("moto[server] is not installed (the dev extra installs it)")
+        self.port = free_port()
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """What s3fs/botocore read: the key, and the endpoint (fsspec's and AWS's own names)."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET,
+            "AWS_DEFAULT_REGION": self.REGION,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "FSSPEC_S3_ENDPOINT_URL": self.endpoint,
+        }
+
+    def filesystem(self) -> Any:
+        import s3fs
+
+        return s3fs.S3FileSystem(
+            key=self.KEY, secret=self.SECRET, endpoint_url=self.endpoint, skip_instance_cache=True
+        )
+
+    def new_bucket(self, name: str) -> str:
+        bucket = f"{name}-{secrets.token_hex(4)}"
+        self.filesystem().mkdir(bucket)
+        return bucket
+
+    def stop(self) -> None:
+        self.server.stop()
