@@ -51,6 +51,7 @@ def child_ours(args: dict[str, Any]) -> dict[str, Any]:
     db = work / "sync.duckdb"
     options = SyncOptions(
         duckdb_path=db,
+        destination=args.get("destination"),
         pipelines_dir=str(work / "pipelines"),
         source_args={
             "base_url": args["base_url"],
@@ -61,8 +62,20 @@ def child_ours(args: dict[str, Any]) -> dict[str, Any]:
     result = run_sync(options)
     if result.exit_code not in (0, 3):
         raise SystemExit(f"our sync failed ({result.exit_code}): {result.error}")
-    with duckdb.connect(str(db), read_only=True) as conn:
-        rows = {t: conn.execute(f"select count(*) from neuron.{t}").fetchone()[0] for t in TABLES}
+    if args.get("destination") == "postgres":
+        import psycopg2
+
+        url = os.environ["DESTINATION__POSTGRES__CREDENTIALS"]
+        with psycopg2.connect(url) as pg, pg.cursor() as cursor:
+            rows = {}
+            for t in TABLES:
+                cursor.execute(f"select count(*) from neuron.{t}")
+                rows[t] = cursor.fetchone()[0]
+    else:
+        with duckdb.connect(str(db), read_only=True) as conn:
+            rows = {
+                t: conn.execute(f"select count(*) from neuron.{t}").fetchone()[0] for t in TABLES
+            }
     return {
         "seconds": result.seconds,
         "rows": rows,
@@ -149,12 +162,15 @@ def child_rest_api(args: dict[str, Any]) -> dict[str, Any]:
 
 def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     """Run one sync in a child process; its result, plus its own peak RSS in MB."""
+    env = {**os.environ, "HOME": args["dir"], "RUNTIME__LOG_LEVEL": "WARNING"}
+    if args.get("postgres_url"):
+        env["DESTINATION__POSTGRES__CREDENTIALS"] = args["postgres_url"]
     proc = subprocess.run(
         [sys.executable, __file__, "--child", kind, json.dumps(args)],
         capture_output=True,
         text=True,
         cwd=args["dir"],
-        env={**os.environ, "HOME": args["dir"], "RUNTIME__LOG_LEVEL": "WARNING"},
+        env=env,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} child failed:\n{proc.stderr[-3000:]}")
@@ -270,6 +286,11 @@ def main() -> None:
     )
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-views", action="store_true")
+    parser.add_argument(
+        "--skip-postgres",
+        action="store_true",
+        help="no full sync into a throwaway PostgreSQL server",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -289,6 +310,8 @@ def main() -> None:
         with sandbox(args.calls, args.latency_ms) as sb:
             work = fresh_dir(root, "ours")
             ours, _ = timed_run(sb, f"ours full sync (c={c})", "ours", work, latency, c)
+            if not args.skip_postgres:
+                postgres_run(sb, root, latency, c)
             sb.reset_stats()
             inc = run_child(
                 "ours",
@@ -407,6 +430,32 @@ def main() -> None:
     for name, ok, figure in targets:
         verdict = "PASS" if ok else "FAIL" if ok is not None else "n/a (run --calls 100000)"
         print(f"  {verdict:<5} {name:<48} {figure}")
+
+
+def postgres_run(sb: SandboxProc, root: Path, latency: float, c: int) -> None:
+    """The same full sync into a throwaway PostgreSQL server (tests/servers.py), if installed."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.servers import Postgres
+
+    try:
+        server = Postgres()
+    except BaseException as exc:  # noqa: BLE001 - pytest's skip when no server is installed
+        print(f"{'postgres full sync':<34}skipped: {exc}")
+        return
+    try:
+        url = server.new_database("bench")
+        timed_run(
+            sb,
+            f"postgres full sync (c={c})",
+            "ours",
+            fresh_dir(root, "pg"),
+            latency,
+            c,
+            destination="postgres",
+            postgres_url=url,
+        )
+    finally:
+        server.stop()
 
 
 @contextmanager
