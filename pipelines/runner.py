@@ -33,7 +33,15 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from .neuron import SyncReport, neuron_client, neuron_source
 from .neuron.audit import audit_window
-from .neuron.client import AuthenticationError, ConfigError, NeuronError
+from .neuron.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BaseURLError,
+    ConfigError,
+    MissingAPIKeyError,
+    NeuronError,
+)
+from .neuron.settings import DEFAULT_BASE_URL
 from .snapshot import Snapshot, SnapshotError
 from .views import apply_views, drop_views
 from .warehouse import (
@@ -566,10 +574,8 @@ def explain(exc: BaseException) -> tuple[int, str]:
             f"setting {cause.field_name} (SOURCES__NEURON__{cause.field_name.upper()}) must be "
             f"of type {hint}{value}"
         )
-    if isinstance(cause, AuthenticationError | ConfigError):
-        return EXIT_CONFIG, _first_line(cause)
     if isinstance(cause, NeuronError):
-        return EXIT_FAILED, _first_line(cause)
+        return _neuron_error(cause)
     line = _first_line(cause)
     if _is_connection_failure(cause):
         return EXIT_CONFIG, (
@@ -580,6 +586,32 @@ def explain(exc: BaseException) -> tuple[int, str]:
 
 
 _ENV_KEY = re.compile(r"\(Environment Variables, ((?:DESTINATION|SOURCES)__[A-Z0-9_]+)\)")
+
+
+def _neuron_error(exc: NeuronError) -> tuple[int, str]:
+    """The client says what happened; here is what to do about it."""
+    line = _first_line(exc)
+    if isinstance(exc, MissingAPIKeyError):
+        return (
+            EXIT_CONFIG,
+            f"{line}: set {API_KEY_SETTING}, or api_key under [sources.neuron] "
+            "in .dlt/secrets.toml",
+        )
+    if isinstance(exc, AuthenticationError):
+        return EXIT_CONFIG, f"{line}: check {API_KEY_SETTING}"
+    if isinstance(exc, BaseURLError):
+        return EXIT_CONFIG, (
+            f"{line}: {BASE_URL_SETTING} must be the API's /v1 URL (default {DEFAULT_BASE_URL})"
+        )
+    if isinstance(exc, APIConnectionError):
+        return EXIT_FAILED, f"{line}; check {BASE_URL_SETTING} and the network"
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG, line
+    return EXIT_FAILED, line
+
+
+API_KEY_SETTING = "SOURCES__NEURON__API_KEY"
+BASE_URL_SETTING = "SOURCES__NEURON__BASE_URL"
 
 
 def _missing_setting(exc: ConfigFieldMissingException) -> str:

@@ -28,6 +28,7 @@ from pipelines.neuron.client import (
     ServerError,
     sanitize_url,
 )
+from pipelines.runner import explain
 
 KEY = "sk_live_S3CRET_never_shown"
 BASE = "https://api.test/v1"
@@ -127,7 +128,9 @@ def test_refused_key_is_an_authentication_error_at_once(status: int) -> None:
     info = raises(AuthenticationError, handler, time=time)
     assert len(seen) == 1 and time.sleeps == []
     assert KEY not in str(info.value)
-    assert "SOURCES__NEURON__API_KEY" in str(info.value)
+    assert info.value.status_code == status and "SOURCES__" not in str(info.value)
+    code, line = explain(info.value)  # the application says how to fix it
+    assert code == 2 and "SOURCES__NEURON__API_KEY" in line
 
 
 def test_missing_call_is_not_found_and_missing_transcript_is_none() -> None:
@@ -249,7 +252,8 @@ def test_transport_errors_are_retried(exception: Exception) -> None:
     info = raises(APIConnectionError, handler, max_attempts=3)
     assert len(seen) == 3
     message = str(info.value)
-    assert "SOURCES__NEURON__BASE_URL" in message and type(exception).__name__ in message
+    assert type(exception).__name__ in message and "SOURCES__" not in message
+    assert "SOURCES__NEURON__BASE_URL" in explain(info.value)[1]
     assert KEY not in message
 
 
@@ -277,7 +281,8 @@ def test_html_page_is_a_config_error_at_once() -> None:
     info = raises(ConfigError, handler, time=time)
     assert len(seen) == 1 and time.sleeps == []
     assert not isinstance(info.value, AuthenticationError)
-    assert "SOURCES__NEURON__BASE_URL" in str(info.value) and "text/html" in str(info.value)
+    assert "text/html" in str(info.value) and "SOURCES__" not in str(info.value)
+    assert explain(info.value)[0] == 2 and "SOURCES__NEURON__BASE_URL" in explain(info.value)[1]
 
 
 @pytest.mark.parametrize(
@@ -432,8 +437,8 @@ def test_constructor_rejects_bad_settings(api_key: Any, base_url: str, hint: str
     handler, seen = replay(json_response(CALL))
     with pytest.raises(ConfigError) as info:
         NeuronClient(api_key, base_url, transport=httpx.MockTransport(handler))
-    assert hint in str(info.value)
-    assert KEY not in str(info.value)
+    assert hint in explain(info.value)[1] and "SOURCES__" not in str(info.value)
+    assert KEY not in explain(info.value)[1]
 
 
 @pytest.mark.parametrize(

@@ -486,16 +486,10 @@ def _per_second(rate: float | None) -> str:
 def check_settings(api_key: str | None, base_url: str) -> None:
     """Raise ConfigError, saying how to fix it, for a missing key or a base URL that is no URL."""
     if not api_key:
-        raise MissingAPIKeyError(
-            "no API key: set SOURCES__NEURON__API_KEY, or api_key under [sources.neuron] "
-            "in .dlt/secrets.toml"
-        )
+        raise MissingAPIKeyError("no API key")
     parts = urlsplit(base_url or "")
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BaseURLError(
-            f"base URL {base_url!r} is not an http(s) URL: set SOURCES__NEURON__BASE_URL "
-            f"(default {settings.DEFAULT_BASE_URL})"
-        )
+        raise BaseURLError(f"base URL {base_url!r} is not an http(s) URL")
 
 
 def _error_body(response: httpx.Response) -> tuple[str | None, str]:
@@ -566,10 +560,7 @@ class NeuronClient:
         try:
             page = await self._get_json(settings.CALLS_PATH, params)
         except NotFoundError:  # the list itself cannot be missing: the URL is wrong
-            raise BaseURLError(
-                f"GET /calls: not found at {sanitize_url(self.base_url)}: is SOURCES__NEURON__"
-                f"BASE_URL the API's /v1 URL (default {settings.DEFAULT_BASE_URL})?"
-            ) from None
+            raise BaseURLError(f"GET /calls: not found at {sanitize_url(self.base_url)}") from None
         data = page.get("data")
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
             raise ResponseError("malformed response from GET /calls: `data` is not a list of calls")
@@ -642,7 +633,7 @@ class NeuronClient:
         except httpx.TransportError as exc:  # refused, reset, dropped, timed out
             return APIConnectionError(
                 f"cannot reach the API at {sanitize_url(self.base_url + path)} "
-                f"({type(exc).__name__}); check SOURCES__NEURON__BASE_URL and the network",
+                f"({type(exc).__name__})",
                 path=path,
             )
         finally:
@@ -763,7 +754,7 @@ class NeuronClient:
         code, message = _error_body(response)
         if status in (401, 403):
             return AuthenticationError(
-                f"the API refused the key ({status} on {where}): check SOURCES__NEURON__API_KEY",
+                f"the API refused the key ({status} on {where})",
                 status_code=status,
                 path=path,
                 code=code,
@@ -807,8 +798,8 @@ class NeuronClient:
         content_type = response.headers.get("content-type", "")
         if "json" not in content_type:
             return BaseURLError(
-                f"{where} answered {content_type or 'no content type'}, not JSON: is "
-                f"SOURCES__NEURON__BASE_URL ({sanitize_url(self.base_url)}) the API's /v1 URL?"
+                f"{where} answered {content_type or 'no content type'}, not JSON, at "
+                f"{sanitize_url(self.base_url)}"
             )
         try:
             body = orjson.loads(response.content)
