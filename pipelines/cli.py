@@ -60,7 +60,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Sync Neuron (VInfer) calls, transcripts and sentiment into a warehouse.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_sync(commands)
+    _add_demo(commands)
+    status = commands.add_parser("status", help="cursor, pending calls and the last runs")
+    _add_target(status)
+    status.set_defaults(func=cmd_status)
+    _add_audit(commands)
+    _add_recordings(commands)
+    _add_sql(commands)
+    from .sandbox import add_arguments  # builds the sandbox's options, not its web server
 
+    sandbox = commands.add_parser("sandbox", help="serve the sandbox API until stopped")
+    add_arguments(sandbox)
+    sandbox.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def _add_sync(commands: Any) -> None:
     sync = commands.add_parser("sync", help="incremental sync of the API into the warehouse")
     _add_target(sync)
     sync.add_argument(
@@ -86,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sync.set_defaults(func=cmd_sync)
 
+
+def _add_demo(commands: Any) -> None:
     demo = commands.add_parser("demo", help="sync a local sandbox and print the campaign funnel")
     demo.add_argument(
         "--duckdb",
@@ -98,10 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--latency-ms", type=float, default=20, help="sandbox latency (default 20)")
     demo.set_defaults(func=cmd_demo)
 
-    status = commands.add_parser("status", help="cursor, pending calls and the last runs")
-    _add_target(status)
-    status.set_defaults(func=cmd_status)
 
+def _add_audit(commands: Any) -> None:
     audit = commands.add_parser("audit", help="compare the API with the warehouse per UTC day")
     _add_target(audit)
     audit.add_argument(
@@ -128,6 +144,8 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     audit.set_defaults(func=cmd_audit)
 
+
+def _add_recordings(commands: Any) -> None:
     recordings = commands.add_parser(
         "recordings", help="archive the recordings of calls already loaded (RECORDINGS_URL)"
     )
@@ -149,6 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     recordings.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     recordings.set_defaults(func=cmd_recordings)
 
+
+def _add_sql(commands: Any) -> None:
     sql = commands.add_parser("sql", help="run one read-only SQL query on the warehouse")
     sql.add_argument("query", help='e.g. "select * from neuron.campaign_funnel"')
     _add_target(sql)
@@ -159,13 +179,6 @@ def _parser() -> argparse.ArgumentParser:
         help="output format (default: table on a terminal, csv otherwise)",
     )
     sql.set_defaults(func=cmd_sql)
-
-    from .sandbox import add_arguments
-
-    sandbox = commands.add_parser("sandbox", help="serve the sandbox API until stopped")
-    add_arguments(sandbox)
-    sandbox.set_defaults(func=cmd_sandbox)
-    return parser
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
