@@ -60,3 +60,21 @@ def s3() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+# The unit layer (no server, no subprocess): `make test-unit` runs it alone in seconds.
+UNIT_MODULES = {
+    "test_rows",
+    "test_client",
+    "test_client_ratelimit",
+    "test_extract",
+    "test_audit",
+    "test_audit_reader",
+    "test_views",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in UNIT_MODULES:
+            item.add_marker(pytest.mark.unit)
