@@ -151,3 +151,58 @@ def test_missing_or_wrong_credentials_exit_2_naming_the_setting(
     wrong = run_cli(tmp_path, args, {**base, "DESTINATION__POSTGRES__CREDENTIALS": wrong_url})
     assert_one_line(wrong, runner.EXIT_CONFIG, "DESTINATION__POSTGRES__CREDENTIALS")
     assert "not-the-password-42" not in wrong.stderr + wrong.stdout
+
+
+def test_an_analysts_open_transaction_does_not_stall_a_run(
+    pg: str, make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    import psycopg2
+
+    sandbox = make_sandbox(calls=100)
+    assert pg_sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    analyst = psycopg2.connect(pg)  # a transaction left open on the views (a BI tool, psql)
+    try:
+        with analyst.cursor() as cursor:
+            for view in REPORT_VIEWS:
+                cursor.execute(f"select count(*) from neuron.{view}")
+        sandbox.advance(3600)
+        started = time.monotonic()
+        again = pg_sync(sandbox, tmp_path)
+        assert again.exit_code == runner.EXIT_OK, again.error
+        assert time.monotonic() - started < 60
+    finally:
+        analyst.rollback()
+        analyst.close()
+    assert_matches_truth(pg, sandbox.truth())
+
+
+def test_a_named_destination_from_dlt_config(
+    postgres: Any, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    url = postgres.new_database("named_destination")
+    env = cli_env(
+        tmp_path,
+        SOURCES__NEURON__API_KEY=sandbox.api_key,
+        SOURCES__NEURON__BASE_URL=sandbox.base_url,
+        DESTINATION__WAREHOUSE__DESTINATION_TYPE="postgres",
+        DESTINATION__WAREHOUSE__CREDENTIALS=url,
+    )
+    done = run_cli(
+        tmp_path, [sys.executable, "-m", "pipelines", "sync", "--destination", "warehouse"], env
+    )
+    assert done.returncode == 0, done.stderr
+    assert_matches_truth(url, sandbox.truth())
+    query = run_cli(
+        tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "sql",
+            "--destination",
+            "warehouse",
+            "select count(*) as n from neuron.calls",
+        ],
+        env,
+    )
+    assert query.returncode == 0 and query.stdout.splitlines() == ["n", "300"], query.stderr

@@ -47,7 +47,8 @@ def test_first_and_second_sync_match_truth_and_read_only_what_changed(make_sandb
     # two hours later: new calls, the pending ones final; only those are read
     sandbox.reset_stats()
     sandbox.advance(2 * 3600)
-    second = sync(sandbox, tmp_path)
+    no_audit = {"audit_days": 0}  # this test counts the incremental path's requests alone
+    second = sync(sandbox, tmp_path, source_args=no_audit)
     new_truth = sandbox.truth()
     assert second.exit_code == runner.EXIT_OK, second.error
     assert_matches_truth(db, new_truth)
@@ -61,7 +62,7 @@ def test_first_and_second_sync_match_truth_and_read_only_what_changed(make_sandb
     # unchanged re-run: one list page, no details, no transcripts, no new rows
     sandbox.reset_stats()
     pending_now = set(read_state(db)["pending"])
-    third = sync(sandbox, tmp_path)
+    third = sync(sandbox, tmp_path, source_args=no_audit)
     assert third.exit_code == runner.EXIT_OK
     assert third.inserted == 0
     assert requests_by_endpoint(sandbox)["detail"] == len(pending_now)
