@@ -39,7 +39,7 @@ SLOW_START_EXIT_REQUESTS_PER_SECOND = 12_800.0  # start-up pace past this: no li
 # After a 429: the limit is fitted to what got through (good answers since the last pause, over
 # that time plus the wait the API asked for), and the pace set to this share of it.
 RATE_DECREASE_FACTOR = 0.9
-RATE_FIT_MIN_ANSWERS = 2  # fewer good answers than this: no fit, halve the pace instead
+RATE_FIT_MIN_ANSWERS = 20  # fewer good answers than this: no fit, halve the pace instead
 RATE_FIT_WINDOW_SECONDS = 30.0  # the fit looks back at most this far
 RATE_FIT_IDLE_SECONDS = 0.25  # nothing in flight this long: the fit starts again after it
 RATE_MIN_REQUESTS_PER_SECOND = 0.5  # the pace never drops below this
