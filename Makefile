@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/neuron-calls demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2  # one worker per core: the end-to-end tests wait on I/O
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit
