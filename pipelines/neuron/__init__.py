@@ -101,13 +101,13 @@ def neuron_source(
     run_report: SyncReport = report if report is not None else SyncReport()
 
     def client() -> NeuronClient:
-        return NeuronClient(
+        return neuron_client(
             api_key,
             base_url,
-            max_concurrency=max_concurrency,
-            max_attempts=max_attempts,
-            timeout=timeout_seconds,
-            max_rps=max_requests_per_second,
+            max_concurrency,
+            max_attempts,
+            timeout_seconds,
+            max_requests_per_second,
             transport=transport,
             stats=run_report.stats,
         )
@@ -132,8 +132,8 @@ def neuron_client(
     transport: Any = None,
     stats: Any = None,
 ) -> NeuronClient:
-    """A client with the source's settings (SOURCES__NEURON__*), for work outside a load
-    (`neuron-calls audit` without --repair)."""
+    """A client with the source's settings (SOURCES__NEURON__*): the source's own, and for work
+    outside a load (`neuron-calls audit` without --repair). Makes no request."""
     _check_client_settings(max_attempts, timeout_seconds, max_requests_per_second)
     check_settings(api_key, base_url)
     return NeuronClient(
