@@ -32,6 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_sync.py
 	$(BIN)/python bench/bench_publish.py
+	$(BIN)/python bench/bench_recordings.py
 
 bench-views: $(STAMP)
 	$(BIN)/python bench/bench_views.py
