@@ -33,7 +33,7 @@ from .rows import Row, parse_timestamp
 log = logging.getLogger(__name__)
 
 SETTING = "SOURCES__NEURON__RECORDINGS_URL"
-RECORDINGS_CONCURRENCY = 16  # downloads at once (of the fan-out's workers): 4 made a sync 3.2x slower
+RECORDINGS_CONCURRENCY = 16  # downloads at once; 4 made a sync 3.2x slower
 READ_CHUNK = 1 << 20
 EXTENSIONS = {
     "audio/wav": "wav",
