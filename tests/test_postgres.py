@@ -206,3 +206,31 @@ def test_a_named_destination_from_dlt_config(
         env,
     )
     assert query.returncode == 0 and query.stdout.splitlines() == ["n", "300"], query.stderr
+
+
+def test_erasure_and_a_zero_segment_transcript_are_repaired_on_postgres(
+    pg: str, make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(calls=200)
+    assert pg_sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    truth = sandbox.truth()
+    final = [c for c in truth["calls"] if c["status"] == "completed"]
+    erased = final[-1]
+    silent = next(c for c in final if c["id"] in truth["transcripts"] and c is not erased)
+    sandbox.erase(erased["id"])
+    sandbox.retranscribe(silent["id"], segments=0)
+    days = sorted(c["started_at"][:10] for c in (erased, silent))
+    repaired = pg_sync(
+        sandbox, tmp_path, repair_from=days[0], repair_to=days[1], repair_transcripts=True
+    )
+    audit = repaired.report.audit
+    assert repaired.exit_code == runner.EXIT_OK, (
+        [d for d in audit.days if d.drift],
+        audit.repaired,
+    )
+    assert audit.repaired == {"erased": 1, "transcript": 1}
+    assert_matches_truth(pg, sandbox.truth())  # the erased call gone, the segments gone
+    on_pg = fetcher(pg)
+    assert on_pg("select call_id from neuron.deleted_calls") == [(erased["id"],)]
+    for table in ("calls", "transcripts", "transcript_segments", "speaker_sentiment"):
+        assert on_pg(f"select count(*) from neuron.{table} where _deleted") == [(0,)], table

@@ -295,6 +295,8 @@ async def changed_transcripts(
         async with gate:
             try:
                 api = await client.get_transcript(call_id)
+                if api is None and not await _exists(client, call_id):
+                    return True  # the call itself is gone: its erasure removes the transcript
             except CALL_ERRORS:
                 return True  # unknown: refetched (a repair defers it if it fails again)
         return same_transcript(call_id, api, transcript)
