@@ -2,6 +2,8 @@
 
     python bench/bench_sync.py [--calls 20000] [--latency-ms 50] [--concurrency 32]
                                [--baseline-calls 3000] [--skip-baseline] [--skip-views]
+                               [--efficiency 32:20000 128:10000] [--repeat 1]
+                               [--fixed-calls 3000] [--only-efficiency]
 
 The sandbox runs in its own process (it must not share the GIL with the pipeline). Every sync
 runs in a fresh child process, in a fresh temp folder (fresh DuckDB, fresh dlt pipelines dir),
@@ -15,6 +17,13 @@ sandbox too, so speedups compare equal N.
 
 Ideal time = requests x mean latency / concurrency: what a client that never waits on
 itself would take; efficiency = ideal / actual.
+
+Then the efficiency of issue 11: a bare aiohttp client (`bare_client.py`: the same list,
+details and transcript requests, nothing else) and our full sync, one after the other on the
+same sandbox, at each `--efficiency C:CALLS` (default 32:20000 and 128:10000); efficiency =
+bare time / our time. And the fixed cost of a run: a `--fixed-calls` (3,000) first sync at
+c=32 minus the bare client's time, and an unchanged incremental run after it.
+`--only-efficiency --repeat 3` runs only that section, three times each.
 """
 
 from __future__ import annotations
@@ -547,7 +556,7 @@ def efficiency_section(
     )
     print(
         f"{'c':>5}{'calls':>8}{'bare s':>9}{'ours s':>9}{'eff':>7}{'bare req':>10}"
-        f"{'our req':>9}{'our RSS':>9}{'process s':>11}"
+        f"{'our req':>9}{'our RSS':>9}{'process s':>11}{'bare CPU':>10}{'our CPU':>9}"
     )
     with tempfile.TemporaryDirectory(prefix="bench_eff_") as tmp:
         root = Path(tmp)
@@ -560,7 +569,8 @@ def efficiency_section(
                     print(
                         f"{c:>5}{calls:>8,}{bare['seconds']:>9.2f}{ours['seconds']:>9.2f}"
                         f"{eff:>7.2f}{bare['requests']:>10,}{ours['requests']:>9,}"
-                        f"{ours['rss_mb']:>9.0f}{ours['process_seconds']:>11.2f}",
+                        f"{ours['rss_mb']:>9.0f}{ours['process_seconds']:>11.2f}"
+                        f"{bare['cpu_seconds']:>10.1f}{ours['cpu_seconds']:>9.1f}",
                         flush=True,
                     )
             spread = f"{min(effs):.2f}-{max(effs):.2f}" if len(effs) > 1 else f"{effs[0]:.2f}"

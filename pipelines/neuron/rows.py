@@ -57,12 +57,16 @@ def to_utc(value: Any) -> pendulum.DateTime:
     return parsed.in_timezone("UTC")
 
 
+def _as_utc(moment: dt.datetime) -> dt.datetime:
+    """The same moment in UTC; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
 def _utc(moment: dt.datetime) -> pendulum.DateTime:
     """A datetime as a pendulum UTC datetime; a naive one is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    else:
-        moment = moment.astimezone(dt.UTC)
+    moment = _as_utc(moment)
     return pendulum.DateTime(
         moment.year,
         moment.month,
@@ -77,8 +81,7 @@ def _utc(moment: dt.datetime) -> pendulum.DateTime:
 
 def iso_utc(moment: dt.datetime, timespec: str = "seconds") -> str:
     """`2024-01-31T09:14:03Z` (or with `.ffffff` for timespec="microseconds"); naive is UTC."""
-    moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+    return _as_utc(moment).replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
 
 
 def parse_timestamp(value: Any) -> pendulum.DateTime | None:
