@@ -2,6 +2,8 @@
 
     python bench/bench_sync.py [--calls 20000] [--latency-ms 50] [--concurrency 32]
                                [--baseline-calls 3000] [--skip-baseline] [--skip-views]
+                               [--efficiency 32:20000 128:10000] [--repeat 1]
+                               [--fixed-calls 3000] [--only-efficiency]
 
 The sandbox runs in its own process (it must not share the GIL with the pipeline). Every sync
 runs in a fresh child process, in a fresh temp folder (fresh DuckDB, fresh dlt pipelines dir),
@@ -15,11 +17,19 @@ sandbox too, so speedups compare equal N.
 
 Ideal time = requests x mean latency / concurrency: what a client that never waits on
 itself would take; efficiency = ideal / actual.
+
+Then the efficiency of issue 11: a bare aiohttp client (`bare_client.py`: the same list,
+details and transcript requests, nothing else) and our full sync, one after the other on the
+same sandbox, at each `--efficiency C:CALLS` (default 32:20000 and 128:10000); efficiency =
+bare time / our time. And the fixed cost of a run: a `--fixed-calls` (3,000) first sync at
+c=32 minus the bare client's time, and an unchanged incremental run after it.
+`--only-efficiency --repeat 3` runs only that section, three times each.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -165,6 +175,7 @@ def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "HOME": args["dir"], "RUNTIME__LOG_LEVEL": "WARNING"}
     if args.get("postgres_url"):
         env["DESTINATION__POSTGRES__CREDENTIALS"] = args["postgres_url"]
+    started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, __file__, "--child", kind, json.dumps(args)],
         capture_output=True,
@@ -174,12 +185,24 @@ def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} child failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_seconds"] = time.monotonic() - started  # with the interpreter and imports
+    return result
+
+
+def child_bare(args: dict[str, Any]) -> dict[str, Any]:
+    from bare_client import bare_sync
+
+    result = asyncio.run(bare_sync(args["base_url"], args["api_key"], args["concurrency"]))
+    return {**result, "rows": {}, "calls": 0}
 
 
 def child_main(kind: str, raw: str) -> None:
     args = json.loads(raw)
-    result = child_ours(args) if kind == "ours" else child_rest_api(args)
+    children = {"ours": child_ours, "bare": child_bare, "rest_api": child_rest_api}
+    result = children[kind](args)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # with the imports
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps(result))
 
@@ -291,10 +314,34 @@ def main() -> None:
         action="store_true",
         help="no full sync into a throwaway PostgreSQL server",
     )
+    parser.add_argument(
+        "--efficiency",
+        nargs="*",
+        type=parse_pair,
+        default=[(32, 20_000), (128, 10_000)],
+        metavar="C:CALLS",
+        help="bare client against our sync at these concurrencies and sandbox sizes "
+        "(default 32:20000 128:10000; none: skip)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each efficiency pair")
+    parser.add_argument(
+        "--fixed-calls",
+        type=int,
+        default=3000,
+        help="calls of the sandbox for the fixed cost of a run (0: skip)",
+    )
+    parser.add_argument(
+        "--only-efficiency", action="store_true", help="only the efficiency and fixed cost"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child_main(*args.child)
+        return
+    if args.only_efficiency:
+        report_targets(
+            efficiency_section(args.efficiency, args.latency_ms, args.repeat, args.fixed_calls)
+        )
         return
 
     latency = args.latency_ms / 1000
@@ -426,6 +473,14 @@ def main() -> None:
                 f"slowest {slowest} {view_seconds[slowest]:.2f} s",
             )
         )
+    if args.efficiency or args.fixed_calls:
+        targets += efficiency_section(
+            args.efficiency, args.latency_ms, args.repeat, args.fixed_calls
+        )
+    report_targets(targets)
+
+
+def report_targets(targets: list[tuple[str, bool | None, str]]) -> None:
     print("\ntargets:")
     for name, ok, figure in targets:
         verdict = "PASS" if ok else "FAIL" if ok is not None else "n/a (run --calls 100000)"
@@ -456,6 +511,109 @@ def postgres_run(sb: SandboxProc, root: Path, latency: float, c: int) -> None:
         )
     finally:
         server.stop()
+
+
+# -- efficiency: a bare client against our sync, same sandbox, same run -------------------------
+
+EFFICIENCY_TARGETS = {32: 0.95, 128: 0.9}  # issue 11: c=32 on 20,000 calls, c=128 on 10,000
+FIXED_COST_LIMIT = 1.0
+
+
+def parse_pair(text: str) -> tuple[int, int]:
+    """`CONCURRENCY:CALLS`, e.g. `128:10000`."""
+    concurrency, _, calls = text.partition(":")
+    return int(concurrency), int(calls)
+
+
+def bare_vs_ours(sb: SandboxProc, root: Path, c: int, repeat: int) -> list[tuple[Any, Any]]:
+    """`repeat` pairs of (bare client, our full sync) on the same sandbox, one after the other:
+    each run's seconds, requests (the sandbox's count), peak RSS, process seconds."""
+    pairs = []
+    for i in range(repeat):
+        runs = []
+        for kind in ("bare", "ours"):
+            sb.reset_stats()
+            work = fresh_dir(root, f"eff_{kind}_{c}_{sb.calls}_{i}")
+            args = {"dir": str(work), "base_url": sb.base_url, "api_key": sb.api_key}
+            result = run_child(kind, {**args, "concurrency": c})
+            result["requests"] = sb.requests()
+            result["work"] = args
+            runs.append(result)
+        pairs.append((runs[0], runs[1]))
+    return pairs
+
+
+def efficiency_section(
+    pairs: list[tuple[int, int]], latency_ms: float, repeat: int, fixed_calls: int
+) -> list[tuple[str, bool | None, str]]:
+    """Efficiency = bare client's time / our sync's time (run_sync's own seconds, after the
+    imports), per concurrency; then the fixed cost of a run: a `fixed_calls` first sync's time
+    minus the bare client's, and an unchanged incremental run. Returns the target lines."""
+    targets: list[tuple[str, bool | None, str]] = []
+    print(
+        f"\nefficiency: a bare aiohttp client (bench/bare_client.py: list, details, transcripts, "
+        f"nothing else) then our full sync, same sandbox ({latency_ms:.0f} ms), {repeat}x each"
+    )
+    print(
+        f"{'c':>5}{'calls':>8}{'bare s':>9}{'ours s':>9}{'eff':>7}{'bare req':>10}"
+        f"{'our req':>9}{'our RSS':>9}{'process s':>11}{'bare CPU':>10}{'our CPU':>9}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench_eff_") as tmp:
+        root = Path(tmp)
+        for c, calls in pairs:
+            with sandbox(calls, latency_ms) as sb:
+                effs = []
+                for bare, ours in bare_vs_ours(sb, root, c, repeat):
+                    eff = bare["seconds"] / ours["seconds"]
+                    effs.append(eff)
+                    print(
+                        f"{c:>5}{calls:>8,}{bare['seconds']:>9.2f}{ours['seconds']:>9.2f}"
+                        f"{eff:>7.2f}{bare['requests']:>10,}{ours['requests']:>9,}"
+                        f"{ours['rss_mb']:>9.0f}{ours['process_seconds']:>11.2f}"
+                        f"{bare['cpu_seconds']:>10.1f}{ours['cpu_seconds']:>9.1f}",
+                        flush=True,
+                    )
+            spread = f"{min(effs):.2f}-{max(effs):.2f}" if len(effs) > 1 else f"{effs[0]:.2f}"
+            goal = EFFICIENCY_TARGETS.get(c)
+            if goal is not None:
+                targets.append(
+                    (
+                        f"efficiency >= {goal} at c={c} ({calls:,} calls)",
+                        max(effs) >= goal,
+                        f"best {max(effs):.2f}, runs {spread}",
+                    )
+                )
+        if fixed_calls:
+            with sandbox(fixed_calls, latency_ms) as sb:
+                costs, incs = [], []
+                for bare, ours in bare_vs_ours(sb, root, 32, repeat):
+                    sb.reset_stats()
+                    inc = run_child("ours", {**ours["work"], "concurrency": 32})
+                    costs.append(ours["seconds"] - bare["seconds"])
+                    incs.append(inc["seconds"])
+                    print(
+                        f"fixed cost, {fixed_calls:,}-call first sync at c=32: ours "
+                        f"{ours['seconds']:.2f} s - bare {bare['seconds']:.2f} s = "
+                        f"{costs[-1]:.2f} s (process {ours['process_seconds']:.2f} s); unchanged "
+                        f"incremental run {inc['seconds']:.2f} s ({sb.requests()} requests, "
+                        f"process {inc['process_seconds']:.2f} s)",
+                        flush=True,
+                    )
+            targets.append(
+                (
+                    f"fixed cost < {FIXED_COST_LIMIT:.0f} s ({fixed_calls:,}-call sync - bare)",
+                    min(costs) < FIXED_COST_LIMIT,
+                    f"best {min(costs):.2f} s, runs {min(costs):.2f}-{max(costs):.2f}",
+                )
+            )
+            targets.append(
+                (
+                    f"unchanged incremental run < {FIXED_COST_LIMIT:.0f} s",
+                    min(incs) < FIXED_COST_LIMIT,
+                    f"best {min(incs):.2f} s on {fixed_calls:,} history",
+                )
+            )
+    return targets
 
 
 @contextmanager

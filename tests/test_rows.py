@@ -7,7 +7,14 @@ from typing import Any
 import pendulum
 import pytest
 
-from pipelines.neuron.rows import call_row, is_final, parse_timestamp, transcript_rows
+from pipelines.neuron.rows import (
+    call_row,
+    is_final,
+    iso_utc,
+    parse_timestamp,
+    to_utc,
+    transcript_rows,
+)
 
 DETAIL: dict[str, Any] = {
     "id": "cal_9Hm3kP7qZ",
@@ -129,6 +136,42 @@ def test_in_progress_call_keeps_null_ended_at() -> None:
     row = call_row(detail(status="in_progress", disposition=None, ended_at=None))
     assert row["ended_at"] is None
     assert row["started_at"] == utc(9, 14, 3)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-02-01T09:14:03Z",
+        "2024-02-01T09:14:03.123456Z",
+        "2024-02-01T14:44:03+05:30",
+        "2024-02-01T09:14:03",
+        "2024-02-01 09:14:03Z",
+        "2024-02-01",
+        "20240201T091403Z",
+    ],
+)
+def test_the_fast_timestamp_reading_agrees_with_pendulum(value: str) -> None:
+    """`to_utc` reads ISO strings with the standard library, and falls back to pendulum."""
+    parsed = pendulum.parse(value, exact=True)
+    if not isinstance(parsed, pendulum.DateTime):
+        parsed = pendulum.datetime(parsed.year, parsed.month, parsed.day)
+    stamp = to_utc(value)
+    assert stamp == parsed
+    assert isinstance(stamp, pendulum.DateTime) and stamp.timezone_name == "UTC"
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        pendulum.datetime(2024, 2, 1, 9, 14, 3, 250000),
+        pendulum.datetime(2024, 2, 1, 14, 44, 3, tz="Asia/Kolkata"),
+        pendulum.naive(2024, 2, 1, 9, 14, 3),
+    ],
+)
+def test_iso_utc_writes_what_pendulum_wrote(moment: Any) -> None:
+    utc_moment = pendulum.instance(moment).in_timezone("UTC")
+    assert iso_utc(moment) == utc_moment.format("YYYY-MM-DDTHH:mm:ss[Z]")
+    assert iso_utc(moment, "microseconds") == utc_moment.format("YYYY-MM-DDTHH:mm:ss.SSSSSS[Z]")
 
 
 @pytest.mark.parametrize("value", ["now", "09:14:03"])

@@ -629,7 +629,8 @@ class NeuronClient:
         sent_at = await self.limiter.acquire()
         self.stats.requests += 1
         try:
-            response = await self._http.get(path, params=params)
+            # the whole URL: httpx parses it once (a path is parsed, then merged and parsed again)
+            response = await self._http.get(self.base_url + path, params=params)
         except httpx.TransportError as exc:  # refused, reset, dropped, timed out
             return APIConnectionError(
                 f"cannot reach the API at {sanitize_url(self.base_url + path)} "

@@ -50,6 +50,7 @@ from .rows import (
     call_row,
     fingerprint,
     is_final,
+    iso_utc,
     list_view,
     parse_timestamp,
     transcript_is_ready,
@@ -237,7 +238,7 @@ class AuditStep(Protocol):
 
 
 def iso(moment: pendulum.DateTime) -> str:
-    return moment.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss[Z]")
+    return iso_utc(moment)
 
 
 def plan_window(
@@ -431,6 +432,9 @@ class FanOut:
             batch.size += 1
             if len(batch) >= BATCH_ROWS:
                 return batch, False
+            if not results.empty():  # no timer for a result that is already there
+                item = results.get_nowait()
+                continue
             try:
                 item = await asyncio.wait_for(results.get(), max(flush_at - loop.time(), 0))
             except TimeoutError:

@@ -5,6 +5,7 @@ Fields the API adds later pass through as new columns; the signed `recording_url
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -39,6 +40,11 @@ def to_utc(value: Any) -> pendulum.DateTime:
     """An ISO 8601 timestamp (or date) as an aware UTC datetime; ValueError when it is not one."""
     if isinstance(value, pendulum.DateTime):
         return value.in_timezone("UTC")
+    if isinstance(value, str):
+        # the API's own form (`2024-01-31T09:14:03Z`): the standard library reads it ~10x
+        # faster than pendulum, which stays for every other form
+        with contextlib.suppress(ValueError):
+            return _utc(dt.datetime.fromisoformat(value))
     try:
         # exact: a bare date stays a Date, a time of day a Time, and neither is a timestamp
         parsed = pendulum.parse(str(value), exact=True)
@@ -49,6 +55,33 @@ def to_utc(value: Any) -> pendulum.DateTime:
     if not isinstance(parsed, pendulum.DateTime) or str(value).strip().lower() == "now":
         raise ValueError(f"{str(value)[:40]!r} is not an ISO 8601 timestamp")
     return parsed.in_timezone("UTC")
+
+
+def _as_utc(moment: dt.datetime) -> dt.datetime:
+    """The same moment in UTC; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+def _utc(moment: dt.datetime) -> pendulum.DateTime:
+    """A datetime as a pendulum UTC datetime; a naive one is taken as UTC."""
+    moment = _as_utc(moment)
+    return pendulum.DateTime(
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
+        tzinfo=pendulum.UTC,
+    )
+
+
+def iso_utc(moment: dt.datetime, timespec: str = "seconds") -> str:
+    """`2024-01-31T09:14:03Z` (or with `.ffffff` for timespec="microseconds"); naive is UTC."""
+    return _as_utc(moment).replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
 
 
 def parse_timestamp(value: Any) -> pendulum.DateTime | None:
@@ -123,8 +156,7 @@ def list_view(row: Row) -> Row:
 
 def _comparable(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        stamp = pendulum.instance(value).in_timezone("UTC")
-        return stamp.format("YYYY-MM-DDTHH:mm:ss.SSSSSS[Z]")
+        return iso_utc(value, "microseconds")
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
