@@ -15,7 +15,7 @@ import pendulum
 from dlt.common.configuration.inject import with_config
 
 from . import settings, tables
-from .audit import DEFAULT_AUDIT_DAYS, DayAudit, WarehouseReader
+from .audit import DayAudit, WarehouseReader
 from .client import ConfigError, NeuronClient, check_settings
 from .extract import SyncPlan, SyncReport, extract_calls, plan_window
 from .recordings import Archiver, RecordingStore
@@ -46,7 +46,7 @@ def neuron_source(
     max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS,
     timeout_seconds: float = settings.DEFAULT_TIMEOUT_SECONDS,
     max_requests_per_second: float | None = None,
-    audit_days: int = DEFAULT_AUDIT_DAYS,
+    audit_days: int = settings.DEFAULT_AUDIT_DAYS,
     backfill_from: str | None = None,
     backfill_to: str | None = None,
     filters: dict[str, str] | None = None,

@@ -47,16 +47,6 @@ __all__ = [
     "audit_window",
 ]
 
-DEFAULT_AUDIT_DAYS = 7  # days every incremental sync audits, today included; 0 turns it off
-# The dispositions the API documents as list filters; others only count in the total.
-DOCUMENTED_DISPOSITIONS = (
-    "interested",
-    "not_interested",
-    "callback",
-    "not_reachable",
-    "dnd",
-    "escalated",
-)
 TOTAL = "total"
 Counts = dict[str, int]  # TOTAL and each documented disposition -> calls
 
@@ -113,19 +103,22 @@ async def disposition_counts(
     """The day's calls per documented disposition: one `limit=1` list request each."""
     params: dict[str, Any] = {**day_window(day, until), "limit": 1}
     pages = await asyncio.gather(
-        *(client.list_calls({**params, "disposition": name}) for name in DOCUMENTED_DISPOSITIONS)
+        *(
+            client.list_calls({**params, "disposition": name})
+            for name in settings.DOCUMENTED_DISPOSITIONS
+        )
     )
     # no `total` in an answer: unknown, so the day counts as differing
     return {
         name: page.get("total", -1)
-        for name, page in zip(DOCUMENTED_DISPOSITIONS, pages, strict=True)
+        for name, page in zip(settings.DOCUMENTED_DISPOSITIONS, pages, strict=True)
     }
 
 
 def tally(views: Iterable[Row]) -> Counts:
     dispositions = Counter(view.get("disposition") for view in views)
     counts = {TOTAL: sum(dispositions.values())}
-    counts.update({name: dispositions[name] for name in DOCUMENTED_DISPOSITIONS})
+    counts.update({name: dispositions[name] for name in settings.DOCUMENTED_DISPOSITIONS})
     return counts
 
 
@@ -171,7 +164,7 @@ class StoredCalls:
 
 def _counts(found: Counter[str | None]) -> Counts:
     counts = {TOTAL: sum(found.values())}
-    counts.update({name: found[name] for name in DOCUMENTED_DISPOSITIONS})
+    counts.update({name: found[name] for name in settings.DOCUMENTED_DISPOSITIONS})
     return counts
 
 

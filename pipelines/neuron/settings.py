@@ -52,3 +52,14 @@ RATE_BINDING_SHARE = 0.8  # the pace holds requests back when answers reach this
 RATE_RELEASE_FACTOR = 4.0  # pace this far above the fitted limit and not binding: limit lifted
 
 RECORDING_CHUNK_BYTES = 64 * 1024  # a recording streams through memory in chunks of this size
+
+DEFAULT_AUDIT_DAYS = 7  # days every incremental sync audits, today included; 0 turns it off
+# The dispositions the API documents as list filters; others only count in the total.
+DOCUMENTED_DISPOSITIONS = (
+    "interested",
+    "not_interested",
+    "callback",
+    "not_reachable",
+    "dnd",
+    "escalated",
+)
