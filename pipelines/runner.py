@@ -170,17 +170,18 @@ class DuckDBTarget:
             with self.snapshot.staging():
                 yield
         except SnapshotError as exc:
-            raise (RunRefused if exc.code == EXIT_CONFIG else SyncAborted)(
-                str(exc), exc.code
-            ) from None
+            raise _run_error(exc) from None
 
     def publish(self) -> None:
         try:
             self.snapshot.publish()
         except SnapshotError as exc:
-            raise (RunRefused if exc.code == EXIT_CONFIG else SyncAborted)(
-                str(exc), exc.code
-            ) from None
+            raise _run_error(exc) from None
+
+
+def _run_error(exc: SnapshotError) -> SyncAborted:
+    """A file that cannot be staged or published: refused (a read-write holder) or failed."""
+    return (RunRefused if exc.code == EXIT_CONFIG else SyncAborted)(str(exc), exc.code)
 
 
 class DestinationTarget:
@@ -380,7 +381,7 @@ def _locked_run(
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a one-line message
         result = _failed(exc, options.mode, report, clock)
         if not isinstance(exc, RunRefused):
-            _record_failure(target, pipeline, result)
+            record_only(target, pipeline, result)
         return result
 
 
@@ -414,7 +415,7 @@ def load(pipeline: Any, source: Any, options: SyncOptions) -> None:
         pipeline.run(source, loader_file_format=file_format)
 
 
-def _record_failure(target: Target, pipeline: Any, result: SyncResult) -> None:
+def record_only(target: Target, pipeline: Any, result: SyncResult) -> None:
     """A run that loaded nothing (failed, interrupted, a read-only audit) still leaves its row
     in the run log (best effort)."""
     try:
@@ -501,7 +502,7 @@ def run_audit(options: SyncOptions, first: dt.date, last: dt.date, transcripts: 
                 report.audit.days = found.days
                 code = EXIT_DRIFT if found.drift else EXIT_OK
                 result = SyncResult(code, report, time.monotonic() - clock, mode="audit")
-                _record_failure(target, pipeline, result)
+                record_only(target, pipeline, result)
                 return result
     except BaseException as exc:  # noqa: BLE001
         return _failed(exc, "audit", report, clock)
