@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
+import io
 import json
 import logging
 import os
@@ -282,12 +283,16 @@ def summary(result: runner.SyncResult) -> str:
     return "\n".join(lines)
 
 
-def _run(options: runner.SyncOptions) -> runner.SyncResult:
+def _with_progress(options: runner.SyncOptions) -> runner.SyncResult:
     progress = Progress(sys.stderr)
     try:
-        result = runner.run_sync(options, progress)
+        return runner.run_sync(options, progress)
     finally:
         progress.close()
+
+
+def _run(options: runner.SyncOptions) -> runner.SyncResult:
+    result = _with_progress(options)
     if result.error:
         print(f"neuron-calls: {result.error}", file=sys.stderr)
     if result.exit_code not in (runner.EXIT_CONFIG, runner.EXIT_SIGINT, runner.EXIT_SIGTERM):
@@ -369,11 +374,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             repair_to=last.isoformat(),
             repair_transcripts=args.transcripts,
         )
-        progress = Progress(sys.stderr)
-        try:
-            result = runner.run_sync(options, progress)
-        finally:
-            progress.close()
+        result = _with_progress(options)
     else:
         result = runner.run_audit(
             runner.SyncOptions(**_target_options(args)), first, last, args.transcripts
@@ -386,8 +387,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> str:
-    import io
-
     audit = result.report.audit
     columns = AUDIT_COLUMNS + (
         ["transcripts_checked", "transcripts_changed"] if transcripts else []

@@ -337,15 +337,24 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
             **options.source_args,
         )
         target = target_of(options)
-        pipelines_dir = Path(options.pipelines_dir or default_pipelines_dir())
-        with exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"):
-            align_working_folder(pipelines_dir / options.pipeline_name, target)
-            pipeline = make_pipeline(options, target, pipelines_dir)
+        with locked(options, target, loads=True) as pipeline:
             bound.append(pipeline)
-            with target.lock(pipeline):
-                return _locked_run(options, source, target, pipeline, report, clock)
+            return _locked_run(options, source, target, pipeline, report, clock)
     except BaseException as exc:  # noqa: BLE001 - refused or failed before the run began
         return _failed(exc, options.mode, report, clock)
+
+
+@contextlib.contextmanager
+def locked(options: SyncOptions, target: Target, *, loads: bool) -> Iterator[Any]:
+    """The pipeline, under the pipeline's lock and the target's; a run that `loads` first
+    brings dlt's working folder in step with the target."""
+    pipelines_dir = Path(options.pipelines_dir or default_pipelines_dir())
+    with exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"):
+        if loads:
+            align_working_folder(pipelines_dir / options.pipeline_name, target)
+        pipeline = make_pipeline(options, target, pipelines_dir)
+        with target.lock(pipeline):
+            yield pipeline
 
 
 def _check(options: SyncOptions) -> None:
@@ -504,17 +513,14 @@ def run_audit(options: SyncOptions, first: dt.date, last: dt.date, transcripts: 
         settings = {k: v for k, v in options.source_args.items() if k in CLIENT_SETTINGS}
         client = neuron_client(stats=report.stats, **settings)
         target = target_of(options)
-        pipelines_dir = Path(options.pipelines_dir or default_pipelines_dir())
-        with exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"):
-            pipeline = make_pipeline(options, target, pipelines_dir)
-            with target.lock(pipeline):
-                reader = DatasetReader(lambda: _read_access(target, pipeline))
-                found = asyncio.run(_audit(client, reader, first, last, transcripts))
-                report.audit.days = found.days
-                code = EXIT_DRIFT if found.drift else EXIT_OK
-                result = SyncResult(code, report, time.monotonic() - clock, mode="audit")
-                record_only(target, pipeline, result)
-                return result
+        with locked(options, target, loads=False) as pipeline:
+            reader = DatasetReader(lambda: _read_access(target, pipeline))
+            found = asyncio.run(_audit(client, reader, first, last, transcripts))
+            report.audit.days = found.days
+            code = EXIT_DRIFT if found.drift else EXIT_OK
+            result = SyncResult(code, report, time.monotonic() - clock, mode="audit")
+            record_only(target, pipeline, result)
+            return result
     except BaseException as exc:  # noqa: BLE001
         return _failed(exc, "audit", report, clock)
 
