@@ -1,0 +1,89 @@
+"""`neuron-calls audit` as a user runs it: the per-day table, the verdict, the exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipelines import runner
+from pipelines.sandbox import Sandbox
+
+from .helpers import assert_matches_truth, query
+from .procs import assert_one_line, run_cli, sandbox_env, sync_args
+
+WINDOW = ["--from", "2026-10-01", "--to", "2026-11-01"]  # the test sandbox's 30 days
+
+
+def audit(home: Path, sb: Sandbox, db: Path, *args: str) -> tuple[int, str, str]:
+    proc = run_cli(
+        home,
+        [sys.executable, "-m", "pipelines", "audit", "--duckdb", str(db), *args],
+        sandbox_env(home, sb),
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_audit_finds_drift_exits_4_then_repairs_it(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sb = make_sandbox(calls=200)
+    db = tmp_path / "calls.duckdb"
+    assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sb)).returncode == 0
+    code, out, err = audit(tmp_path, sb, db, *WINDOW)
+    assert code == runner.EXIT_OK, err
+    assert out.strip().splitlines()[-1].startswith("no drift: the 32 days match")
+
+    final = [c for c in sb.truth()["calls"] if c["status"] == "completed"]
+    gone = final[-1]
+    relabelled = next(c for c in final if c["disposition"] == "interested" and c is not gone)
+    sb.erase(gone["id"])
+    sb.relabel(relabelled["id"], disposition="dnd")
+    code, out, err = audit(tmp_path, sb, db, *WINDOW)
+    assert code == runner.EXIT_DRIFT, err
+    verdict = out.strip().splitlines()[-1]
+    assert "0 missing, 1 changed, 1 erased" in verdict and "--repair" in verdict
+    assert gone["started_at"][:10] in out and "day" in out and "erased" in out
+    assert query(db, f"select count(*) from neuron.calls where id = '{gone['id']}'") == [(1,)]
+
+    code, out, err = audit(tmp_path, sb, db, *WINDOW, "--repair")
+    assert code == runner.EXIT_OK, err
+    assert out.strip().splitlines()[-1].startswith("repaired: 0 missing, 1 changed, 1 erased")
+    assert_matches_truth(db, sb.truth())
+    assert query(db, "select call_id from neuron.deleted_calls") == [(gone["id"],)]
+    code, out, _ = audit(tmp_path, sb, db, *WINDOW)
+    assert code == runner.EXIT_OK and "no drift" in out
+    runs = query(
+        db,
+        "select mode, exit_code, drift_found, drift_repaired from neuron._sync_runs "
+        "order by started_at",
+    )
+    assert runs[1:] == [
+        ("audit", 0, 0, 0),
+        ("audit", 4, 2, 0),
+        ("audit-repair", 0, 2, 2),
+        ("audit", 0, 0, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--days", "0"], ["--days", "at least 1"]),
+        (["--from", "yesterday-ish"], ["--from", "ISO 8601"]),
+        (["--from", "2026-11-02", "--to", "2026-11-01"], ["--from", "after"]),
+        (["--days", "3", "--from", "2026-11-01"], ["--days", "--from"]),
+    ],
+    ids=["days-0", "from-garbage", "from-after-to", "days-and-from"],
+)
+def test_audit_bad_input_is_one_line_exit_2(
+    sandbox: Sandbox, tmp_path: Path, args: list[str], words: list[str]
+) -> None:
+    proc = run_cli(
+        tmp_path,
+        [sys.executable, "-m", "pipelines", "audit", "--duckdb", str(tmp_path / "x.duckdb"), *args],
+        sandbox_env(tmp_path, sandbox),
+    )
+    assert_one_line(proc, runner.EXIT_CONFIG, *words)
