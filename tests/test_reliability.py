@@ -8,6 +8,7 @@ whole program are the point. Figures of the soak are printed (`pytest -s` shows 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -566,14 +567,18 @@ def test_key_and_recording_tokens_never_logged_or_stored(
     assert any(c["recording_url"] and "token=" in c["recording_url"] for c in truth["calls"])
     db = tmp_path / "calls.duckdb"
     env = sandbox_env(tmp_path, sandbox, RUNTIME__LOG_LEVEL="DEBUG")
+    env["SOURCES__NEURON__RECORDINGS_URL"] = str(tmp_path / "recordings")  # signed URLs fetched
     args = [sys.executable, "-c", DEBUG_EVERYTHING, "sync", "-v", "--duckdb", str(db)]
     proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == runner.EXIT_OK, proc.stderr[-3000:]
     logs = proc.stdout + proc.stderr
     assert len(logs.splitlines()) > 50, "debug logging should have said a lot"
-    assert "INFO httpx: HTTP Request: GET" in logs and "[DEBUG]|" in logs  # httpx and dlt
+    # httpx (recordings), the client, dlt: all of them talked
+    assert "INFO httpx: HTTP Request: GET" in logs and "[DEBUG]|" in logs
+    assert "DEBUG pipelines.neuron.client: start-up" in logs
     assert key not in logs
-    assert "token=" not in logs and "/recordings/" not in logs
+    assert "token=" not in logs
+    assert re.search(r"httpx: HTTP Request: GET \S+/recordings/\S+\.wav\?… ", logs)  # cut
     assert_matches_truth(db, truth)
     for schema, table, column in query(
         db,

@@ -1,9 +1,12 @@
 """Async HTTP client of the Neuron Calls API: auth, retries, a learned rate limit, typed errors.
 
-One `NeuronClient` owns one `httpx.AsyncClient`. It makes no request in its constructor, takes a
-`transport=` for tests, and an injectable `sleep`/`clock`/`random` so retry and rate tests run
-instantly. The API key goes only into the Authorization header of API requests (never to a
-signed recording URL); it is never logged or put in a message.
+One `NeuronClient` sends the API's GETs straight through one `aiohttp.ClientSession` (the hot
+path: two requests a call; httpx's layer over aiohttp cost more CPU than aiohttp itself), and
+streams signed recordings through httpx over aiohttp. A `transport=` (an httpx transport, for
+tests) routes every request through httpx instead. It makes no request in its constructor, and
+takes an injectable `sleep`/`clock`/`random` so retry and rate tests run instantly. The API key
+goes only into the Authorization header of API requests (never to a signed recording URL); it
+is never logged or put in a message.
 
 Every API request passes one `RateLimiter`: a shared pause after a 429 (`Retry-After`) or an
 exhausted quota (`RateLimit-*` headers), and a pace learned from the 429s themselves (see the
@@ -21,13 +24,16 @@ import math
 import random as _random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 import orjson
+import yarl
+from aiohttp.helpers import get_env_proxy_for_url
 
 from . import settings
 from .errors import (
@@ -49,6 +55,7 @@ from .errors import (
 
 __all__ = [
     "APIConnectionError",
+    "Answer",
     "APIStatusError",
     "AuthenticationError",
     "BaseURLError",
@@ -83,11 +90,35 @@ def sanitize_url(url: str | httpx.URL) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
 
 
+class _CutQueries(logging.Filter):
+    """httpx logs each request's whole URL (at INFO): a signed recording URL's query is its
+    token, so what httpx logs loses its query strings, whoever turned its logging on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                sanitize_url(arg) if isinstance(arg, httpx.URL) and arg.query else arg
+                for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_CutQueries())
+
+
 @dataclass
 class ClientStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0  # 429 answers seen, retried or not
+
+
+class Answer(NamedTuple):
+    """One answer of the API, read whole: from aiohttp or from an httpx transport alike."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive: aiohttp's CIMultiDictProxy, httpx.Headers
+    body: bytes
 
 
 # -- what the server says about its limit ---------------------------------------------------------
@@ -104,7 +135,7 @@ class RateLimitQuota(NamedTuple):
     reset: float
 
 
-def _server_now(headers: httpx.Headers) -> float:
+def _server_now(headers: Mapping[str, str]) -> float:
     """The server's clock from its `Date` header (so clock skew does not matter), else ours."""
     date = headers.get("Date")
     if date:
@@ -113,7 +144,7 @@ def _server_now(headers: httpx.Headers) -> float:
     return time.time()
 
 
-def parse_retry_after(headers: httpx.Headers) -> float | None:
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from `Retry-After` (delta seconds or an HTTP date), capped; None when absent."""
     value = headers.get("Retry-After")
     if value is None:
@@ -154,14 +185,13 @@ _DRAFT_KEYS = {
 }
 
 
-def _quota_fields(headers: httpx.Headers) -> dict[str, str]:
+def _quota_fields(headers: Mapping[str, str]) -> dict[str, str]:
     """limit/remaining/reset from `RateLimit-*`, `X-RateLimit-*` or the draft's `RateLimit`."""
     fields: dict[str, str] = {}
-    for raw_name, raw_value in headers.raw:
-        name = raw_name.decode("latin-1").lower()
+    for name, value in headers.items():
+        name = name.lower()
         if "ratelimit" not in name:
             continue
-        value = raw_value.decode("latin-1")
         if name == "ratelimit":
             for part in value.replace(",", ";").split(";"):
                 key, _, item = part.partition("=")
@@ -175,7 +205,7 @@ def _quota_fields(headers: httpx.Headers) -> dict[str, str]:
     return fields
 
 
-def parse_rate_limit_headers(headers: httpx.Headers) -> RateLimitQuota | None:
+def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitQuota | None:
     """The quota a response announces, or None when it announces none (most responses)."""
     fields = _quota_fields(headers)
     if not fields:
@@ -492,14 +522,14 @@ def check_settings(api_key: str | None, base_url: str) -> None:
         raise BaseURLError(f"base URL {base_url!r} is not an http(s) URL")
 
 
-def _error_body(response: httpx.Response) -> tuple[str | None, str]:
+def _error_body(body: bytes) -> tuple[str | None, str]:
     """The API's error `code` and a message for people, from `{"error": {...}}` when present."""
     try:
-        error = orjson.loads(response.content).get("error") or {}
+        error = orjson.loads(body).get("error") or {}
         code = error.get("code")
         code = str(code)[:80] if code is not None else None
         return code, str(error.get("message") or code or "")[:200]
-    except (orjson.JSONDecodeError, AttributeError, httpx.ResponseNotRead):
+    except (orjson.JSONDecodeError, AttributeError):
         return None, ""
 
 
@@ -527,8 +557,6 @@ class NeuronClient:
         limiter: RateLimiter | None = None,
     ) -> None:
         check_settings(api_key, base_url)
-        if transport is None:
-            transport = _default_transport(max_concurrency)
         self.base_url = base_url.rstrip("/")
         self.max_attempts = max(1, max_attempts)
         self.sleep = sleep
@@ -537,11 +565,13 @@ class NeuronClient:
             max_rps, clock=clock, sleep=sleep, max_concurrency=max_concurrency
         )
         self.stats = stats if stats is not None else ClientStats()
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        self._timeout = timeout
+        self._pool_size = max_concurrency + 4
+        self._direct = transport is None  # API GETs straight through aiohttp
+        self._session: aiohttp.ClientSession | None = None  # made in the event loop, on first use
         self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-            timeout=timeout,
-            transport=transport,
+            timeout=timeout, transport=transport or _default_transport(self._pool_size)
         )
 
     async def __aenter__(self) -> NeuronClient:
@@ -551,6 +581,8 @@ class NeuronClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
         await self._http.aclose()
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -626,28 +658,47 @@ class NeuronClient:
     async def _attempt_json(
         self, path: str, params: dict[str, Any] | None
     ) -> dict[str, Any] | NeuronError:
+        url = self.base_url + path
         sent_at = await self.limiter.acquire()
         self.stats.requests += 1
         try:
-            # the whole URL: httpx parses it once (a path is parsed, then merged and parsed again)
-            response = await self._http.get(self.base_url + path, params=params)
-        except httpx.TransportError as exc:  # refused, reset, dropped, timed out
+            answer = await self._get(url, params)
+        except (aiohttp.ClientError, httpx.TransportError, TimeoutError) as exc:
+            # refused, reset, dropped, cut off, timed out
             return APIConnectionError(
-                f"cannot reach the API at {sanitize_url(self.base_url + path)} "
-                f"({type(exc).__name__})",
-                path=path,
+                f"cannot reach the API at {sanitize_url(url)} ({type(exc).__name__})", path=path
             )
         finally:
             self.limiter.release()
-        error = self._status_error(response, path)
-        self._tell_limiter(response, sent_at, error)
-        return error if error is not None else self._parse_json(response, path)
+        error = self._status_error(answer, path)
+        self._tell_limiter(answer.headers, sent_at, error)
+        return error if error is not None else self._parse_json(answer, path)
+
+    async def _get(self, url: str, params: dict[str, Any] | None) -> Answer:
+        """One GET of the API, read whole: through aiohttp, or the injected httpx transport."""
+        if not self._direct:
+            response = await self._http.get(url, params=params, headers=self._headers)
+            return Answer(response.status_code, response.headers, response.content)
+        if self._session is None:
+            # Not `trust_env`: it reads ~/.netrc and the proxy settings in a thread per request.
+            # The proxy the environment names for the API (HTTPS_PROXY, NO_PROXY) is read once.
+            proxy, proxy_auth = _env_proxy(self.base_url)
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                connector=aiohttp.TCPConnector(limit=self._pool_size),
+                timeout=aiohttp.ClientTimeout(connect=self._timeout, sock_read=self._timeout),
+                cookie_jar=aiohttp.DummyCookieJar(),  # the API sets none; cookies cost per answer
+                proxy=proxy,
+                proxy_auth=proxy_auth,
+            )
+        async with self._session.get(url, params=params) as reply:
+            return Answer(reply.status, reply.headers, await reply.read())
 
     def _tell_limiter(
-        self, response: httpx.Response, sent_at: float, error: NeuronError | None
+        self, headers: Mapping[str, str], sent_at: float, error: NeuronError | None
     ) -> None:
         """Feed the limiter: the quota a response announces, a 429, or one more good answer."""
-        quota = parse_rate_limit_headers(response.headers)
+        quota = parse_rate_limit_headers(headers)
         if quota is not None:
             self.limiter.on_quota(quota)
         if isinstance(error, RateLimitError):
@@ -658,8 +709,8 @@ class NeuronClient:
 
     async def _open_recording(self, url: str) -> httpx.Response | NeuronError:
         """One GET of a signed URL without the API key, streamed: the response, or an error."""
+        # no Authorization header: the URL's token is the credential
         request = self._http.build_request("GET", url, headers={"Accept": "*/*"})
-        del request.headers["Authorization"]  # the URL's token is the credential
         path = urlsplit(url).path
         self.stats.requests += 1
         try:
@@ -672,13 +723,14 @@ class NeuronClient:
         if response.status_code < 300:
             return response
         try:
-            await response.aread()
+            body = await response.aread()
         except httpx.TransportError:
-            pass
+            body = b""
         finally:
             await response.aclose()
+        answer = Answer(response.status_code, response.headers, body)
         if response.status_code in (401, 403):
-            code, message = _error_body(response)
+            code, message = _error_body(answer.body)
             return RecordingURLRefused(
                 f"GET {sanitize_url(url)}: the recording URL was refused ({response.status_code}"
                 f"{': ' + message if message else ''}); fetch the call again for a fresh one",
@@ -686,7 +738,7 @@ class NeuronClient:
                 path=path,
                 code=code,
             )
-        error = self._status_error(response, path) or UnexpectedStatusError(
+        error = self._status_error(answer, path) or UnexpectedStatusError(
             f"GET {sanitize_url(url)}: answered {response.status_code}",
             status_code=response.status_code,
             path=path,
@@ -746,13 +798,13 @@ class NeuronClient:
 
     # -- reading answers ---------------------------------------------------------------------
 
-    def _status_error(self, response: httpx.Response, path: str) -> NeuronError | None:
+    def _status_error(self, answer: Answer, path: str) -> NeuronError | None:
         """The error an answer's status means, or None for a 2xx/3xx."""
-        status = response.status_code
+        status = answer.status
         if status < 400:
             return None
         where = f"GET {path}"
-        code, message = _error_body(response)
+        code, message = _error_body(answer.body)
         if status in (401, 403):
             return AuthenticationError(
                 f"the API refused the key ({status} on {where})",
@@ -767,7 +819,7 @@ class NeuronClient:
                 f"{where}: rate limited (429) after {self.max_attempts} attempts",
                 path=path,
                 code=code,
-                retry_after=self._rate_limit_wait(response),
+                retry_after=self._rate_limit_wait(answer.headers),
             )
         if status >= 500:
             return ServerError(
@@ -784,26 +836,26 @@ class NeuronClient:
         )
 
     @staticmethod
-    def _rate_limit_wait(response: httpx.Response) -> float | None:
+    def _rate_limit_wait(headers: Mapping[str, str]) -> float | None:
         """How long a 429 asks to wait: `Retry-After`, else an exhausted quota's reset."""
-        wait = parse_retry_after(response.headers)
+        wait = parse_retry_after(headers)
         if wait is None:
-            quota = parse_rate_limit_headers(response.headers)
+            quota = parse_rate_limit_headers(headers)
             if quota is not None and quota.remaining < 1 and quota.reset > 0:
                 wait = min(quota.reset, settings.RETRY_AFTER_MAX_SECONDS)
         return wait
 
-    def _parse_json(self, response: httpx.Response, path: str) -> dict[str, Any] | NeuronError:
+    def _parse_json(self, answer: Answer, path: str) -> dict[str, Any] | NeuronError:
         """The JSON object of a 2xx answer, or the error that it is not one."""
         where = f"GET {path}"
-        content_type = response.headers.get("content-type", "")
+        content_type = answer.headers.get("content-type", "")
         if "json" not in content_type:
             return BaseURLError(
                 f"{where} answered {content_type or 'no content type'}, not JSON, at "
                 f"{sanitize_url(self.base_url)}"
             )
         try:
-            body = orjson.loads(response.content)
+            body = orjson.loads(answer.body)
         except orjson.JSONDecodeError:
             return TruncatedBodyError(f"{where}: the API answered malformed JSON")
         if not isinstance(body, dict):
@@ -811,11 +863,17 @@ class NeuronClient:
         return body
 
 
-def _default_transport(max_concurrency: int) -> httpx.AsyncBaseTransport:
-    """aiohttp under httpx's API: ~9x the requests/s of httpx's own pool at 32 in flight."""
+def _env_proxy(url: str) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:
+    """The proxy (and its credentials) the environment names for `url`, or none."""
+    try:
+        return get_env_proxy_for_url(yarl.URL(url))
+    except LookupError:  # no proxy for its scheme, or its host is in NO_PROXY
+        return None, None
+
+
+def _default_transport(pool_size: int) -> httpx.AsyncBaseTransport:
+    """aiohttp under httpx's API (for recordings): ~9x the requests/s of httpx's own pool."""
     from httpx_aiohttp import AiohttpTransport
 
-    limits = httpx.Limits(
-        max_connections=max_concurrency + 4, max_keepalive_connections=max_concurrency + 4
-    )
+    limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
     return AiohttpTransport(limits=limits, trust_env=True)
