@@ -8,6 +8,7 @@ import pendulum
 import pytest
 
 from pipelines.neuron.rows import (
+    Row,
     call_row,
     is_final,
     iso_utc,
@@ -15,6 +16,7 @@ from pipelines.neuron.rows import (
     to_utc,
     transcript_rows,
 )
+from pipelines.neuron.tables import CALLS, DELETED_CALLS, TRANSCRIPT_SEGMENTS, Table
 
 DETAIL: dict[str, Any] = {
     "id": "cal_9Hm3kP7qZ",
@@ -258,3 +260,47 @@ def test_transcript_without_sentiment_key() -> None:
 def test_call_id_argument_wins_over_the_body() -> None:
     head, segments, speakers = transcript_rows("cal_other", TRANSCRIPT)
     assert {head["call_id"]} | {r["call_id"] for r in segments + speakers} == {"cal_other"}
+
+
+# -- how rows reach dlt: arrow tables for what fits, dicts for the rest ----------------------------
+
+
+def _items(table: Table, rows: list[Row]) -> list[Any]:
+    return [item.data for item in table.rows(rows)]
+
+
+def test_rows_that_fit_the_declared_columns_go_as_one_arrow_table() -> None:
+    import pyarrow as pa
+
+    head, segments, speakers = transcript_rows("cal_1", TRANSCRIPT)
+    segments.append(TRANSCRIPT_SEGMENTS.tombstone("cal_2"))
+    [table] = _items(TRANSCRIPT_SEGMENTS, segments)
+    assert isinstance(table, pa.Table) and table.num_rows == 4
+    assert table.schema.field("call_id").nullable is False  # as the hints say: no dlt warning
+    assert table.column("_deleted").to_pylist() == [None, None, None, True]
+    assert table.column("end_time").to_pylist() == [5.1, None, 13.0, None]  # a missing field
+    [call] = _items(CALLS, [call_row(DETAIL)])
+    assert call.schema.field("started_at").type == pa.timestamp("us", tz="UTC")
+    assert call.column("started_at").to_pylist() == [utc(9, 14, 3)]
+    assert call.column("has_recording").to_pylist() == [True]
+
+
+def test_rows_with_fields_the_api_added_go_as_dicts_beside_the_arrow_table() -> None:
+    import pyarrow as pa
+
+    _, segments, _ = transcript_rows("cal_1", TRANSCRIPT)
+    segments[1]["words"] = 3
+    table, dicts = _items(TRANSCRIPT_SEGMENTS, segments)
+    assert isinstance(table, pa.Table) and table.column("segment_index").to_pylist() == [0, 2]
+    assert dicts == [segments[1]]
+    [calls] = _items(CALLS, [call_row(detail(agent_version="v3.2"))])  # no arrow table at all
+    assert calls[0]["agent_version"] == "v3.2"
+
+
+def test_a_value_of_another_type_sends_the_batch_as_dicts() -> None:
+    _, segments, _ = transcript_rows("cal_1", TRANSCRIPT)
+    segments[0]["confidence"] = "high"  # dlt makes a variant column of it
+    assert _items(TRANSCRIPT_SEGMENTS, segments) == [segments]
+    assert _items(DELETED_CALLS, [{"call_id": "cal_1", "detected_at": None}]) == [
+        [{"call_id": "cal_1", "detected_at": None}]
+    ]  # not an arrow table

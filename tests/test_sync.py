@@ -98,6 +98,37 @@ def test_rerun_adds_no_rows_and_no_token_is_stored(sandbox, tmp_path):
         assert leaked == 0, f"{schema}.{table}.{column} holds a recording URL"
 
 
+def test_fields_the_api_added_beside_arrow_rows(sandbox, tmp_path):
+    """Most rows go to dlt as arrow tables; the few with undocumented fields go as dicts in the
+    same load: a segment's `words` lands in a new column (NULL on the others), a transcript's
+    `keywords` list in dlt's child table, and every row has dlt's row id and load id."""
+    db = tmp_path / "calls.duckdb"
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    truth = sandbox.truth()["transcripts"]
+    words = {
+        (call_id, index): segment.get("words")
+        for call_id, transcript in truth.items()
+        for index, segment in enumerate(transcript["transcript"])
+    }
+    assert 0 < sum(value is not None for value in words.values()) < len(words) / 10
+    stored = query(db, "select call_id, segment_index, words from neuron.transcript_segments")
+    assert {(call_id, index): value for call_id, index, value in stored} == words
+    keywords = {call_id: sorted(t["keywords"]) for call_id, t in truth.items() if t.get("keywords")}
+    assert keywords, "the sandbox should serve some transcripts with keywords"
+    stored = query(
+        db,
+        "select t.call_id, list_sort(list(k.value)) from neuron.transcripts t "
+        "join neuron.transcripts__keywords k on k._dlt_parent_id = t._dlt_id group by 1",
+    )
+    assert dict(stored) == keywords
+    for table in ("calls", "transcripts", "transcript_segments", "speaker_sentiment"):
+        rows, ids, load_ids = query(
+            db,
+            f"select count(*), count(distinct _dlt_id), count(_dlt_load_id) from neuron.{table}",
+        )[0]
+        assert rows == ids == load_ids > 0, table
+
+
 def test_types_extra_fields_and_non_ascii(sandbox, tmp_path):
     db = tmp_path / "calls.duckdb"
     assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK

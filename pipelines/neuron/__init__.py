@@ -227,6 +227,7 @@ def calls_resource(
             )
             async for batch in batches:
                 for name, rows in batch.rows.items():
-                    yield tables.TABLES[name].rows(rows)
+                    for item in tables.TABLES[name].rows(rows):
+                        yield item
 
     return calls
