@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit lint bench bench-views bench-sandbox clean
+.PHONY: install demo test test-unit lint bench bench-100k bench-views bench-sandbox clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_sync.py
 	$(BIN)/python bench/bench_publish.py
 	$(BIN)/python bench/bench_recordings.py
+
+# a 100,000-call history at 128 in flight: the full sync's peak RSS, then an unchanged run
+bench-100k: $(STAMP)
+	$(BIN)/python bench/bench_sync.py --calls 100000 --concurrency 128 --skip-baseline \
+		--skip-views --skip-postgres --efficiency --fixed-calls 0
 
 bench-views: $(STAMP)
 	$(BIN)/python bench/bench_views.py

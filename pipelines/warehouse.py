@@ -276,12 +276,18 @@ class DatasetReader:
         )
         return {(_date(day), disposition): int(n) for day, disposition, n in rows}
 
-    def day_calls(self, day: dt.date) -> dict[str, dict[str, Any]]:
+    def day_calls(self, days: list[dt.date]) -> dict[dt.date, dict[str, dict[str, Any]]]:
+        if not days:
+            return {}
         columns = ", ".join(f"c.{name}" for name in LIST_FIELDS)
         rows = self._rows(
-            f"select c.id, {columns} from {{calls}} as c where {_DAY} = {literal(day)}"
+            f"select {_DAY} as day, c.id, {columns} from {{calls}} as c "
+            f"where {_DAY} in ({', '.join(literal(day) for day in days)})"
         )
-        return {row[0]: dict(zip(LIST_FIELDS, row[1:], strict=True)) for row in rows}
+        by_day: dict[dt.date, dict[str, dict[str, Any]]] = {}
+        for day, call_id, *fields in rows:
+            by_day.setdefault(_date(day), {})[call_id] = dict(zip(LIST_FIELDS, fields, strict=True))
+        return by_day
 
     def stored_transcripts(self, first: dt.date, last: dt.date) -> dict[str, StoredTranscript]:
         window = (

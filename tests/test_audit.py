@@ -23,6 +23,7 @@ class MemoryReader:
 
     def __init__(self, calls: list[dict[str, Any]]) -> None:
         self.rows = {c["id"]: call_row(c) for c in calls}
+        self.questions = 0  # calls of day_calls
 
     def day_counts(self, first: dt.date, last: dt.date) -> dict[tuple[dt.date, str | None], int]:
         out: dict[tuple[dt.date, str | None], int] = {}
@@ -32,12 +33,15 @@ class MemoryReader:
                 out[key] = out.get(key, 0) + 1
         return out
 
-    def day_calls(self, day: dt.date) -> dict[str, dict[str, Any]]:
-        return {
-            call_id: {name: row[name] for name in LIST_FIELDS}
-            for call_id, row in self.rows.items()
-            if row["started_at"].date() == day
-        }
+    def day_calls(self, days: list[dt.date]) -> dict[dt.date, dict[str, dict[str, Any]]]:
+        self.questions += 1
+        by_day: dict[dt.date, dict[str, dict[str, Any]]] = {}
+        for call_id, row in self.rows.items():
+            if row["started_at"].date() in days:
+                by_day.setdefault(row["started_at"].date(), {})[call_id] = {
+                    name: row[name] for name in LIST_FIELDS
+                }
+        return by_day
 
     def stored_transcripts(self, first: dt.date, last: dt.date) -> dict[str, StoredTranscript]:
         return {}
@@ -66,6 +70,29 @@ def test_a_small_unchanged_day_costs_one_list_request() -> None:
     result = audit(api, MemoryReader(calls))
     assert [(d.day, d.api, d.warehouse, d.drift) for d in result.days] == [(DAY, 30, 30, False)]
     assert sum(api.hits.values()) == 1
+
+
+def test_small_days_are_read_from_the_warehouse_in_one_question() -> None:
+    """Each small day is compared call by call; their stored calls are read together (a read
+    per day blocked the event loop once a day, in turn)."""
+    calls = calls_of_day(30) + [
+        make_call(f"d{i}", f"2024-02-02T0{i}:00:00Z", job=False) for i in range(5)
+    ]
+    api, reader = FakeApi(calls, {}), MemoryReader(calls)
+
+    async def go() -> Any:
+        async with NeuronClient(
+            "key", "https://api.test/v1", transport=httpx.MockTransport(api.handler), sleep=no_wait
+        ) as client:
+            return await audit_window(client, reader, DAY, DAY.replace(day=3), until=UNTIL)
+
+    result = asyncio.run(go())
+    assert [(d.api, d.warehouse, d.drift) for d in result.days] == [
+        (30, 30, False),
+        (5, 5, False),
+        (0, 0, False),
+    ]
+    assert reader.questions == 1 and sum(api.hits.values()) == 3
 
 
 def test_a_big_unchanged_day_costs_seven_list_requests_and_no_detail() -> None:

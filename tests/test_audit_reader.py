@@ -43,10 +43,16 @@ class DuckDbReader:
         )
         return {(day, disposition): calls for day, disposition, calls in rows}
 
-    def day_calls(self, day: dt.date) -> dict[str, dict[str, Any]]:
+    def day_calls(self, days: list[dt.date]) -> dict[dt.date, dict[str, dict[str, Any]]]:
         columns = ", ".join(f"c.{name}" for name in LIST_FIELDS)
-        rows = self._query(f"select c.id, {columns} from {{schema}}.calls c where {DAY} = ?", [day])
-        return {row[0]: dict(zip(LIST_FIELDS, row[1:], strict=True)) for row in rows}
+        rows = self._query(
+            f"select {DAY}, c.id, {columns} from {{schema}}.calls c where list_contains(?, {DAY})",
+            [days],
+        )
+        by_day: dict[dt.date, dict[str, dict[str, Any]]] = {}
+        for day, call_id, *fields in rows:
+            by_day.setdefault(day, {})[call_id] = dict(zip(LIST_FIELDS, fields, strict=True))
+        return by_day
 
     def stored_transcripts(self, first: dt.date, last: dt.date) -> dict[str, StoredTranscript]:
         window = f"join {{schema}}.calls c on c.id = t.call_id where {DAY} between ? and ?"
@@ -83,7 +89,7 @@ def test_reader_satisfies_the_protocol_and_reads_an_empty_or_missing_file(tmp_pa
     reader: WarehouseReader = DuckDbReader(tmp_path / "none.duckdb")
     day = dt.date(2024, 2, 1)
     assert reader.day_counts(day, day) == {}
-    assert reader.day_calls(day) == {}
+    assert reader.day_calls([day]) == {}
     assert reader.stored_transcripts(day, day) == {}
 
 
@@ -110,5 +116,6 @@ def test_reader_groups_by_utc_day(tmp_path: Path) -> None:
         (day, "dnd"): 1,
         (day.replace(day=2), None): 1,
     }
-    assert set(reader.day_calls(day)) == {"a"}
-    assert reader.day_calls(day)["a"]["duration_seconds"] == 3
+    assert set(reader.day_calls([day])[day]) == {"a"}
+    assert reader.day_calls([day])[day]["a"]["duration_seconds"] == 3
+    assert set(reader.day_calls([day, day.replace(day=2)])) == {day, day.replace(day=2)}

@@ -118,3 +118,40 @@ def test_stream_recording_sends_no_key_retries_and_streams() -> None:
     assert len(seen) == 3 and len(sleeps) == 2
     assert all("Authorization" not in r.headers for r in seen)
     assert str(seen[0].url) == "https://rec.test/signed/cal_1.wav?token=abc&expires=1"
+
+
+def test_the_proxy_the_environment_names_is_used(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY carries the API's requests (read once per client), NO_PROXY exempts a
+    host: a stand-in proxy answers an empty list and notes the absolute URL it was asked for."""
+    from aiohttp import web
+
+    asked: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        asked.append(str(request.url))
+        return web.json_response({"data": [], "total": 0, "limit": 100, "offset": 0})
+
+    async def go(no_proxy: str) -> int:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", proxy)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.setenv(name, no_proxy)
+        try:
+            async with NeuronClient(sandbox.api_key, sandbox.base_url) as client:
+                page = await client.list_calls({"limit": 100})
+                return int(page["total"])
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(go("")) == 0
+    assert asyncio.run(go("127.0.0.1")) == len(sandbox.truth()["calls"])
+    assert len(asked) == 1 and asked[0].startswith(sandbox.base_url + "/calls?")

@@ -206,8 +206,11 @@ def calls_resource(
 ) -> Any:
     @dlt.resource(name="calls")
     async def calls() -> AsyncIterator[Any]:
+        schema = dlt.current.source_schema()
         for table in tables.TABLES.values():
-            yield table.materialize()  # every table exists, rows or not
+            if table.name not in schema.tables or not schema.get_table_columns(table.name):
+                # the first run, a full refresh, a table new in this version
+                yield table.materialize()  # every table exists, rows or not
         state = dlt.current.source_state()
         plan_window(state, plan, start_date)
         async with make_client() as client:

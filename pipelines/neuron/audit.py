@@ -67,10 +67,10 @@ class WarehouseReader(Protocol):
         """Calls in `calls` per UTC day of started_at (first..last inclusive) x disposition."""
         ...
 
-    def day_calls(self, day: dt.date) -> dict[str, dict[str, Any]]:
-        """The stored list-visible fields of every call started on that UTC day, by id
-        (`rows.LIST_FIELDS`: campaign_id, contact_phone, contact_name, status, disposition,
-        duration_seconds, language, started_at, ended_at)."""
+    def day_calls(self, days: list[dt.date]) -> dict[dt.date, dict[str, dict[str, Any]]]:
+        """The stored list-visible fields of every call started on those UTC days, by day, then
+        id (`rows.LIST_FIELDS`: campaign_id, contact_phone, contact_name, status, disposition,
+        duration_seconds, language, started_at, ended_at); one question for all the days."""
         ...
 
     def stored_transcripts(self, first: dt.date, last: dt.date) -> dict[str, StoredTranscript]:
@@ -135,6 +135,7 @@ class StoredCalls:
         self.reader = reader
         self.loaded = loaded
         self._days: dict[dt.date, dict[str, Row]] = {}
+        self._small: set[dt.date] = set()  # days that fit a list page: read together, once
 
     def counts(self, first: dt.date, last: dt.date) -> dict[dt.date, Counts]:
         by_day: dict[dt.date, Counter[str | None]] = {
@@ -144,6 +145,7 @@ class StoredCalls:
             if day in by_day:
                 by_day[day][disposition] += calls
         counts = {day: _counts(found) for day, found in by_day.items()}
+        self._small = {day for day, found in counts.items() if found[TOTAL] <= settings.PAGE_SIZE}
         touched = {_day_of(view) for view in self.loaded.values() if view is not None}
         for day in counts:
             if day in touched:  # counted again from the calls, with this run's overlaid
@@ -151,15 +153,23 @@ class StoredCalls:
         return counts
 
     def calls(self, day: dt.date) -> dict[str, Row]:
+        """The day's calls; the first call also reads every other small day, in one question
+        (the audit compares small days call by call)."""
         if day not in self._days:
-            calls = {key: list_view(row) for key, row in self.reader.day_calls(day).items()}
-            for call_id, view in self.loaded.items():
-                if view is not None and _day_of(view) == day:
-                    calls[call_id] = view
-                else:
-                    calls.pop(call_id, None)  # erased, or loaded under another day
-            self._days[day] = calls
+            days = sorted({day} | self._small - self._days.keys())
+            stored = self.reader.day_calls(days)
+            for each in days:
+                self._days[each] = self._overlaid(each, stored.get(each, {}))
         return self._days[day]
+
+    def _overlaid(self, day: dt.date, stored: dict[str, Row]) -> dict[str, Row]:
+        calls = {key: list_view(row) for key, row in stored.items()}
+        for call_id, view in self.loaded.items():
+            if view is not None and _day_of(view) == day:
+                calls[call_id] = view
+            else:
+                calls.pop(call_id, None)  # erased, or loaded under another day
+        return calls
 
 
 def _counts(found: Counter[str | None]) -> Counts:
