@@ -98,6 +98,39 @@ def test_rerun_adds_no_rows_and_no_token_is_stored(sandbox, tmp_path):
         assert leaked == 0, f"{schema}.{table}.{column} holds a recording URL"
 
 
+def test_the_source_in_a_users_own_pipeline(make_sandbox, tmp_path, monkeypatch):
+    """The README's Python use: `neuron_source()` in the user's own `dlt.pipeline`, no runner.
+    The arrow rows still get dlt's row id and load id (NOT NULL columns), run after run."""
+    import dlt
+
+    from pipelines.neuron import neuron_source
+    from pipelines.views import apply_views
+    from pipelines.warehouse import Warehouse
+
+    for name in ("ADD_DLT_ID", "ADD_DLT_LOAD_ID"):
+        monkeypatch.delenv(f"NORMALIZE__PARQUET_NORMALIZER__{name}", raising=False)
+    sb = make_sandbox(calls=200)
+    db = tmp_path / "own.duckdb"
+    pipeline = dlt.pipeline(
+        "own_pipeline",
+        pipelines_dir=str(tmp_path / "dlt"),
+        destination=dlt.destinations.duckdb(str(db)),
+        dataset_name="neuron",
+    )
+    for _ in range(2):
+        pipeline.run(neuron_source(api_key=sb.api_key, base_url=sb.base_url))
+        sb.advance(3 * 3600)
+    with Warehouse.of(pipeline) as wh:
+        apply_views(wh)
+    assert_matches_truth(db, sb.truth())
+    rows, ids, load_ids = query(
+        db,
+        "select count(*), count(distinct _dlt_id), count(_dlt_load_id) from neuron.transcript_segments",
+    )[0]
+    assert rows == ids == load_ids > 0
+    assert query(db, "select count(*) from neuron.campaign_funnel")[0][0] > 0
+
+
 def test_fields_the_api_added_beside_arrow_rows(sandbox, tmp_path):
     """Most rows go to dlt as arrow tables; the few with undocumented fields go as dicts in the
     same load: a segment's `words` lands in a new column (NULL on the others), a transcript's

@@ -73,6 +73,7 @@ def neuron_source(
     (UTC days) make a repair run instead: only the audit and repair of that window, the cursor
     left alone; `repair_transcripts` also re-checks the window's stored transcripts.
     """
+    tables.ask_dlt_for_row_ids()
     _check_numbers(max_concurrency, lookback_minutes, pending_max_days, audit_days)
     _check_client_settings(max_attempts, timeout_seconds, max_requests_per_second)
     start = _parse_setting("start_date (SOURCES__NEURON__START_DATE)", start_date)

@@ -19,6 +19,7 @@ with a value of another type goes as dicts whole, so dlt makes its variant colum
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 
 import dlt
@@ -99,6 +100,14 @@ class Table(NamedTuple):
         row[self.merge_key] = call_id
         row[HARD_DELETE] = True
         return row
+
+
+def ask_dlt_for_row_ids() -> None:
+    """dlt gives arrow tables no `_dlt_id` / `_dlt_load_id` unless asked, and those columns are
+    NOT NULL in our tables (dict rows have them): ask, in any pipeline that runs the source
+    (a setting the user made stays)."""
+    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
+    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 
 
 def _arrow_type(data_type: str) -> Any:
