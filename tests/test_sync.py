@@ -125,7 +125,8 @@ def test_the_source_in_a_users_own_pipeline(make_sandbox, tmp_path, monkeypatch)
     assert_matches_truth(db, sb.truth())
     rows, ids, load_ids = query(
         db,
-        "select count(*), count(distinct _dlt_id), count(_dlt_load_id) from neuron.transcript_segments",
+        "select count(*), count(distinct _dlt_id), count(_dlt_load_id) "
+        "from neuron.transcript_segments",
     )[0]
     assert rows == ids == load_ids > 0
     assert query(db, "select count(*) from neuron.campaign_funnel")[0][0] > 0
