@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from pipelines.neuron.client import NeuronClient, RecordingURLRefused
+from pipelines.neuron.client import BaseURLError, NeuronClient, RecordingURLRefused
 from pipelines.sandbox import Sandbox
 
 
@@ -120,6 +121,22 @@ def test_stream_recording_sends_no_key_retries_and_streams() -> None:
     assert str(seen[0].url) == "https://rec.test/signed/cal_1.wav?token=abc&expires=1"
 
 
+@contextlib.asynccontextmanager
+async def stand_in(handler: Callable[[Any], Awaitable[Any]]) -> AsyncIterator[str]:
+    """A throwaway aiohttp server on loopback answering every request with `handler`: its URL."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
 def test_the_proxy_the_environment_names_is_used(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,24 +151,37 @@ def test_the_proxy_the_environment_names_is_used(
         return web.json_response({"data": [], "total": 0, "limit": 100, "offset": 0})
 
     async def go(no_proxy: str) -> int:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", proxy)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
-            monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
-        for name in ("NO_PROXY", "no_proxy"):
-            monkeypatch.setenv(name, no_proxy)
-        try:
+        async with stand_in(proxy) as proxy_url:
+            for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+                monkeypatch.setenv(name, proxy_url)
+            for name in ("NO_PROXY", "no_proxy"):
+                monkeypatch.setenv(name, no_proxy)
             async with NeuronClient(sandbox.api_key, sandbox.base_url) as client:
                 page = await client.list_calls({"limit": 100})
                 return int(page["total"])
-        finally:
-            await runner.cleanup()
 
     assert asyncio.run(go("")) == 0
     assert asyncio.run(go("127.0.0.1")) == len(sandbox.truth()["calls"])
     assert len(asked) == 1 and asked[0].startswith(sandbox.base_url + "/calls?")
+
+
+def test_a_redirect_is_not_followed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A base URL that redirects (a web page, a moved API) is one clear error, and the key is
+    sent nowhere else: the client does not follow it."""
+    from aiohttp import web
+
+    hosts: list[str] = []
+
+    async def site(request: web.Request) -> web.Response:
+        hosts.append(request.path)
+        raise web.HTTPFound("/login")
+
+    async def go() -> None:
+        async with stand_in(site) as url, NeuronClient("sk_key", url + "/v1") as client:
+            await client.list_calls({"limit": 1})
+
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(BaseURLError, match="not JSON"):
+        asyncio.run(go())
+    assert hosts == ["/v1/calls"]

@@ -16,7 +16,14 @@ from pipelines.neuron.rows import (
     to_utc,
     transcript_rows,
 )
-from pipelines.neuron.tables import CALLS, DELETED_CALLS, TRANSCRIPT_SEGMENTS, Table
+from pipelines.neuron.tables import (
+    CALLS,
+    DELETED_CALLS,
+    SPEAKER_SENTIMENT,
+    TRANSCRIPT_SEGMENTS,
+    TRANSCRIPTS,
+    Table,
+)
 
 DETAIL: dict[str, Any] = {
     "id": "cal_9Hm3kP7qZ",
@@ -301,6 +308,13 @@ def test_a_value_of_another_type_sends_the_batch_as_dicts() -> None:
     _, segments, _ = transcript_rows("cal_1", TRANSCRIPT)
     segments[0]["confidence"] = "high"  # dlt makes a variant column of it
     assert _items(TRANSCRIPT_SEGMENTS, segments) == [segments]
+    # values pyarrow would change without a word: 12.7 cut to 12, True made 1.0
+    head, _, speakers = transcript_rows("cal_1", transcript(duration_seconds=12.7))
+    assert _items(TRANSCRIPTS, [head]) == [[head]]
+    speakers[0]["sentiment"] = True
+    assert _items(SPEAKER_SENTIMENT, speakers) == [speakers]
+    [calls] = _items(CALLS, [call_row(detail(duration_seconds=False))])
+    assert calls[0]["duration_seconds"] is False
     assert _items(DELETED_CALLS, [{"call_id": "cal_1", "detected_at": None}]) == [
         [{"call_id": "cal_1", "detected_at": None}]
     ]  # not an arrow table

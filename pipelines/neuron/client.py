@@ -691,7 +691,8 @@ class NeuronClient:
                 proxy=proxy,
                 proxy_auth=proxy_auth,
             )
-        async with self._session.get(url, params=params) as reply:
+        # no redirects, as with httpx: a 3xx is no JSON answer (BaseURLError), not another host
+        async with self._session.get(url, params=params, allow_redirects=False) as reply:
             return Answer(reply.status, reply.headers, await reply.read())
 
     def _tell_limiter(

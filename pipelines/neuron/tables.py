@@ -19,10 +19,12 @@ with a value of another type goes as dicts whole, so dlt makes its variant colum
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import Any, NamedTuple
 
 import dlt
+import pendulum
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.items import DataItemWithMeta
 
@@ -73,10 +75,16 @@ class Table(NamedTuple):
         ]
 
     def as_arrow(self, rows: list[Row]) -> Any:
-        """The rows as one arrow table of the declared columns, or None when a value does not
-        fit its column's type."""
+        """The rows as one arrow table of the declared columns, or None when a value is not of
+        its column's Python type: pyarrow would cut 12.7 to 12 in a bigint column or make True
+        1.0 in a double one, where dlt keeps the value in a variant column."""
         import pyarrow as pa
 
+        accepts = {name: _PY_TYPES[str(c["data_type"])] for name, c in self.columns.items()}
+        for row in rows:
+            for name, value in row.items():
+                if value is not None and type(value) not in accepts[name]:
+                    return None
         schema = pa.schema(
             [
                 pa.field(name, _arrow_type(str(c["data_type"])), nullable=c.get("nullable", True))
@@ -108,6 +116,17 @@ def ask_dlt_for_row_ids() -> None:
     (a setting the user made stays)."""
     os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
     os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+
+
+# the Python types a column of each dlt data type takes as is in an arrow table (exact types:
+# a bool is no bigint or double here)
+_PY_TYPES: dict[str, frozenset[type]] = {
+    "text": frozenset({str}),
+    "bigint": frozenset({int}),
+    "double": frozenset({int, float}),
+    "bool": frozenset({bool}),
+    "timestamp": frozenset({dt.datetime, pendulum.DateTime}),
+}
 
 
 def _arrow_type(data_type: str) -> Any:
