@@ -16,7 +16,7 @@ from pipelines import runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, query, read_state, sync
-from .procs import run_cli, sandbox_env
+from .procs import run_cli, sandbox_env, sync_args
 
 
 def recorded(sb: Sandbox) -> dict[str, dict[str, Any]]:
@@ -107,12 +107,7 @@ def test_the_recordings_command_archives_calls_already_loaded(
     sb = make_sandbox(calls=100)
     db = tmp_path / "calls.duckdb"
     env = sandbox_env(tmp_path, sb)
-    assert (
-        run_cli(
-            tmp_path, [sys.executable, "-m", "pipelines", "sync", "--duckdb", str(db)], env
-        ).returncode
-        == 0
-    )
+    assert run_cli(tmp_path, sync_args(db), env).returncode == 0
     calls_before = query(db, "select * exclude (_dlt_load_id) from neuron.calls order by id")
     folder = tmp_path / "archive"
     args = [

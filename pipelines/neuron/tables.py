@@ -61,18 +61,22 @@ class Table(NamedTuple):
         """`rows` routed to this table with its own hints (a routed table would otherwise
         inherit the resource's): one arrow table of the rows that fit the declared columns
         (see the module's docstring), and a list of the others."""
-        items = []
+        items: list[Any] = []
         if self.arrow:
-            plain = [row for row in rows if row.keys() <= self.columns.keys()]
+            plain: list[Row] = []
+            others: list[Row] = []
+            for row in rows:
+                (plain if row.keys() <= self.columns.keys() else others).append(row)
             table = self.as_arrow(plain) if plain else None
             if table is not None:
                 items.append(table)
-                rows = [row for row in rows if not row.keys() <= self.columns.keys()]
+                rows = others
         if rows:
             items.append(rows)
-        return [
-            dlt.mark.with_hints(item, self.hints(), create_table_variant=True) for item in items
-        ]
+        return [self._routed(item) for item in items]
+
+    def _routed(self, item: Any) -> DataItemWithMeta:
+        return dlt.mark.with_hints(item, self.hints(), create_table_variant=True)
 
     def as_arrow(self, rows: list[Row]) -> Any:
         """The rows as one arrow table of the declared columns, or None when a value is not of
@@ -98,9 +102,7 @@ class Table(NamedTuple):
 
     def materialize(self) -> DataItemWithMeta:
         """An empty item that makes dlt create the table, rows or not."""
-        return dlt.mark.with_hints(
-            dlt.mark.materialize_table_schema(), self.hints(), create_table_variant=True
-        )
+        return self._routed(dlt.mark.materialize_table_schema())
 
     def tombstone(self, call_id: str) -> Row:
         """A row that deletes every row of `call_id` in this table and is not kept itself."""
