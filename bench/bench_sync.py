@@ -273,7 +273,11 @@ def timed_run(
 
 
 def fresh_dir(root: Path, name: str) -> Path:
-    path = root / name
+    """A new folder under `root`: `name`, or `name_2`, `name_3`... when taken."""
+    path, n = root / name, 1
+    while path.exists():
+        n += 1
+        path = root / f"{name}_{n}"
     path.mkdir()
     return path
 

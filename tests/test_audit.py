@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 import pendulum
 
-from pipelines.neuron.audit import StoredTranscript, audit_window
+from pipelines.neuron.audit import DayAudit, StoredTranscript, audit_window
 from pipelines.neuron.client import NeuronClient
-from pipelines.neuron.rows import LIST_FIELDS, call_row
+from pipelines.neuron.extract import AuditReport, Job, Purpose
+from pipelines.neuron.rows import LIST_FIELDS, call_row, list_view
 from tests.test_extract import FakeApi, make_call, no_wait
 
 DAY = dt.date(2024, 2, 1)
@@ -47,9 +48,12 @@ class MemoryReader:
         return {}
 
 
-def calls_of_day(n: int) -> list[dict[str, Any]]:
+def calls_of_day(n: int, day: int = 1) -> list[dict[str, Any]]:
+    prefix = "c" if day == 1 else f"d{day}_"
     return [
-        make_call(f"c{i:03d}", f"2024-02-01T{8 + i // 60:02d}:{i % 60:02d}:00Z", job=False)
+        make_call(
+            f"{prefix}{i:03d}", f"2024-02-{day:02d}T{8 + i // 60:02d}:{i % 60:02d}:00Z", job=False
+        )
         for i in range(n)
     ]
 
@@ -115,3 +119,83 @@ def test_drift_on_a_big_day_is_found_without_changing_anything() -> None:
     assert (day.counts_differ, day.missing, day.changed, day.erased) == (True, 1, 1, 1)
     assert api.fetched() == {"c002"}  # only the stored call the list no longer shows
     assert reader.rows == before
+
+
+# -- a sync's audit: the look ahead, taken while the run fetches its new calls ------------------
+
+
+def sync_audit(
+    api: FakeApi, reader: MemoryReader, between: Any, loaded: dict[str, Any]
+) -> tuple[AuditReport, list[Job], int]:
+    """`DayAudit` as a sync runs it: the look ahead, then `between()` (the run's own fetches),
+    then the jobs given the calls the run `loaded`. Also the list requests of the look."""
+
+    async def go() -> tuple[AuditReport, list[Job], int]:
+        async with NeuronClient(
+            "key", "https://api.test/v1", transport=httpx.MockTransport(api.handler), sleep=no_wait
+        ) as client:
+            report = AuditReport()
+            day_audit = DayAudit(client, reader, DAY, DAY.replace(day=2), UNTIL, report)
+            await day_audit.look_ahead()
+            looked = api.hits["/v1/calls"]
+            between()
+            return report, [job async for job in day_audit.jobs(loaded)], looked
+
+    return asyncio.run(go())
+
+
+def test_an_unchanged_window_costs_only_its_look_ahead() -> None:
+    calls = calls_of_day(30) + calls_of_day(150, day=2)
+    api, reader = FakeApi(calls, {}), MemoryReader(calls)
+    report, jobs, looked = sync_audit(api, reader, lambda: None, {})
+    assert looked == 1 + 7  # a small day, a big day
+    assert api.hits == {"/v1/calls": looked}  # nothing asked after the run's own fetches
+    assert [(d.api, d.warehouse, d.drift) for d in report.days] == [
+        (30, 30, False),
+        (150, 150, False),
+    ]
+    assert jobs == [] and reader.questions == 1
+
+
+def test_a_day_the_run_changed_is_inspected_again_after_its_fetches() -> None:
+    calls = calls_of_day(30)
+    api, reader = FakeApi(calls, {}), MemoryReader(calls)
+
+    def relabel() -> None:  # between the look and the run's fetch of it, c003 is relabelled
+        api.calls["c003"]["disposition"] = "dnd"
+
+    loaded = {"c003": list_view(call_row(api.calls["c003"] | {"disposition": "dnd"}))}
+    report, jobs, looked = sync_audit(api, reader, relabel, loaded)
+    assert api.hits["/v1/calls"] == looked + 1  # the day the run changed, listed again
+    assert [(d.day, d.drift) for d in report.days] == [(DAY, False), (DAY.replace(day=2), False)]
+    assert jobs == []  # the warehouse after this run equals the API: nothing to refetch
+
+
+def test_drift_seen_in_the_look_ahead_is_inspected_as_before() -> None:
+    calls = calls_of_day(30)
+    api, reader = FakeApi(calls, {}), MemoryReader(calls)
+    del api.calls["c004"]
+    report, jobs, looked = sync_audit(api, reader, lambda: None, {})
+    assert report.days[0].erased == 1
+    assert [(job.call_id, job.purpose) for job in jobs] == [("c004", Purpose.ERASED)]
+
+
+def test_a_failed_look_ahead_only_means_the_day_is_inspected_after() -> None:
+    calls = calls_of_day(30)
+    api, reader = FakeApi(calls, {}), MemoryReader(calls)
+    api.fail["offset=0"] = 500
+
+    report, jobs, looked = sync_audit(api, reader, lambda: api.fail.clear(), {})
+    assert looked > 2  # every attempt of the look failed
+    assert api.hits["/v1/calls"] == looked + 2
+    assert [(d.api, d.drift) for d in report.days] == [(30, False), (0, False)]
+    assert jobs == []
+
+
+def test_a_big_day_whose_look_ahead_counts_differ_is_listed_in_full() -> None:
+    calls = calls_of_day(150)
+    api, reader = FakeApi(calls_of_day(150), {}), MemoryReader(calls)
+    api.calls["c001"]["disposition"] = "dnd"
+    report, jobs, looked = sync_audit(api, reader, lambda: None, {})
+    assert (report.days[0].counts_differ, report.days[0].changed) == (True, 1)
+    assert [(job.call_id, job.purpose) for job in jobs] == [("c001", Purpose.CHANGED)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,7 +17,17 @@ import pendulum
 import pytest
 
 from pipelines.neuron.client import AuthenticationError, NeuronClient, ServerError
-from pipelines.neuron.extract import Batch, SyncPlan, SyncReport, extract_calls, iso, plan_window
+from pipelines.neuron.extract import (
+    Batch,
+    Job,
+    Purpose,
+    SyncPlan,
+    SyncReport,
+    extract_calls,
+    iso,
+    plan_window,
+)
+from pipelines.neuron.rows import DETAIL_ONLY_FIELDS
 from pipelines.neuron.tables import HARD_DELETE
 
 NOW = pendulum.datetime(2024, 2, 1, 12, 0, tz="UTC")
@@ -159,7 +170,12 @@ def incremental(state: dict[str, Any], now: pendulum.DateTime = NOW, **kw: Any) 
 
 
 def extract(
-    api: FakeApi, state: dict[str, Any], plan: SyncPlan, concurrency: int = 4, timeout: float = 5
+    api: FakeApi,
+    state: dict[str, Any],
+    plan: SyncPlan,
+    concurrency: int = 4,
+    timeout: float = 5,
+    audit: Any = None,
 ) -> tuple[list[Batch], SyncReport]:
     """One run over `api`; a hang fails within `timeout` seconds instead of stalling pytest."""
 
@@ -173,7 +189,7 @@ def extract(
             sleep=no_wait,
             stats=report.stats,
         ) as client:
-            batches = extract_calls(client, state, plan, report, concurrency)
+            batches = extract_calls(client, state, plan, report, concurrency, audit=audit)
             return [batch async for batch in batches], report
 
     return asyncio.run(asyncio.wait_for(go(), timeout))
@@ -222,9 +238,9 @@ def test_transcripts_are_requested_only_for_final_calls_with_a_job() -> None:
 
 def test_unfinished_calls_and_transcripts_go_pending() -> None:
     _, state, _, report = first_run()
-    assert state["pending"] == {
-        "c_live": {"since": iso(NOW), "reason": "call in_progress"},
-        "c_processing": {"since": iso(NOW), "reason": "transcript processing"},
+    assert {key: {**entry, "loaded": "-"} for key, entry in state["pending"].items()} == {
+        "c_live": {"since": iso(NOW), "reason": "call in_progress", "loaded": "-"},
+        "c_processing": {"since": iso(NOW), "reason": "transcript processing", "loaded": "-"},
     }
     assert (report.pending_calls, report.pending_transcripts) == (1, 1)
 
@@ -265,7 +281,8 @@ def test_second_run_fetches_only_pending_calls() -> None:
     }
     assert api.fetched() == {"c_live", "c_processing"}  # not c_recent, listed but final
     assert api.fetched("transcript") == {"c_processing"}
-    assert set(rows(batches)) == {"c_live", "c_processing"}
+    assert rows(batches) == {}  # both as loaded last run: not loaded again
+    assert report.calls == set()
     # still pending: the first sighting's time is kept
     assert {k: v["since"] for k, v in state["pending"].items()} == {
         "c_live": iso(NOW),
@@ -273,6 +290,43 @@ def test_second_run_fetches_only_pending_calls() -> None:
     }
     assert state["cursor"] == at(11, 50)
     assert report.listed == 3
+
+
+def test_a_pending_call_is_loaded_again_once_it_changes() -> None:
+    api, state, _, _ = first_run()
+    api.calls["c_live"]["duration_seconds"] = 95  # still in progress, longer
+    api.calls["c_processing"]["recording_url"] = "https://rec.example/c_processing?sig=new"
+    batches, report = extract(api, state, incremental(state, now=NOW.add(hours=1)))
+    assert set(rows(batches)) == {"c_live"}  # a new signed URL alone changes no row
+    assert rows(batches)["c_live"]["duration_seconds"] == 95
+    assert report.calls == {"c_live"}
+    api.calls["c_processing"]["transcript_job_id"] = "job_p2"
+    batches, _ = extract(api, state, incremental(state, now=NOW.add(hours=2)))
+    assert set(rows(batches)) == {"c_processing"}  # a field only the details have
+    assert rows(batches)["c_processing"]["transcript_job_id"] == "job_p2"
+
+
+class FindsMissing:
+    """An audit step that finds the call of `item` missing from the warehouse."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        self.item = item
+
+    async def look_ahead(self) -> None:
+        return None
+
+    async def jobs(self, loaded: Any) -> AsyncIterator[Job]:
+        yield Job(self.item["id"], Purpose.MISSING, self.item, new=True)
+
+
+def test_an_audit_refetch_loads_a_pending_call_even_when_unchanged() -> None:
+    api, state, _, _ = first_run()
+    item = {k: v for k, v in api.calls["c_live"].items() if k not in DETAIL_ONLY_FIELDS}
+    plan = incremental(state, now=NOW.add(hours=1))
+    batches, report = extract(api, state, plan, audit=FindsMissing(item))
+    assert api.hits["/v1/calls/c_live"] == 3  # first run, polled again, refetched by the audit
+    assert set(rows(batches)) == {"c_live"}  # the warehouse lacks it: loaded again
+    assert report.audit.repaired["missing"] == 1
 
 
 def test_pending_calls_leave_pending_once_final() -> None:

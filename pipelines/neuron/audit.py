@@ -19,12 +19,16 @@ the list fingerprints of `extract` catch it, and a backfill of the day always do
 Two entry points, one set of checks:
 - `audit_window`: read-only, for the `audit` command (plus transcript re-checks).
 - `DayAudit`: the checks as fetch jobs (`extract.AuditStep`), for a sync's built-in audit and
-  for a repair run; the fetched rows and erasures are loaded through dlt like any others.
+  for a repair run; the fetched rows and erasures are loaded through dlt like any others. In a
+  sync it looks at every day first (`look_ahead`), beside the run's own fetches; once those are
+  done, a day whose look agrees with the warehouse as the run leaves it is done, any other is
+  inspected again from the start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -128,24 +132,41 @@ def _day_of(view: Row) -> dt.date | None:
 
 
 class StoredCalls:
-    """The warehouse's calls as they will be after this run: the reader's, overlaid with the
-    list-visible fields of the calls this run loads (`loaded`; None for an erased call)."""
+    """The warehouse's calls as they will be after this run: as read (`read`, before this run
+    loads anything), overlaid with the list-visible fields of the calls this run loads
+    (`loaded`, final once the run's new calls are fetched; None for an erased call)."""
 
     def __init__(self, reader: WarehouseReader, loaded: Mapping[str, Row | None] = {}) -> None:
         self.reader = reader
         self.loaded = loaded
-        self._days: dict[dt.date, dict[str, Row]] = {}
-        self._small: set[dt.date] = set()  # days that fit a list page: read together, once
+        self._counts: dict[tuple[dt.date, str | None], int] | None = None
+        self._stored: dict[dt.date, dict[str, Row]] = {}  # as read
+        self._days: dict[dt.date, dict[str, Row]] = {}  # overlaid
+
+    def read(self, first: dt.date, last: dt.date) -> None:
+        """The window's calls per day and disposition, then the calls of every day that fits a
+        list page (the audit compares those call by call): one question each, once."""
+        if self._counts is not None:
+            return
+        self._counts = self.reader.day_counts(first, last)
+        per_day: Counter[dt.date] = Counter()
+        for (day, _), calls in self._counts.items():
+            per_day[day] += calls
+        small = [day for day in days_between(first, last) if per_day[day] <= settings.PAGE_SIZE]
+        stored = self.reader.day_calls(small) if small else {}
+        for day in small:
+            self._stored[day] = stored.get(day, {})
 
     def counts(self, first: dt.date, last: dt.date) -> dict[dt.date, Counts]:
+        self.read(first, last)
+        assert self._counts is not None
         by_day: dict[dt.date, Counter[str | None]] = {
             day: Counter() for day in days_between(first, last)
         }
-        for (day, disposition), calls in self.reader.day_counts(first, last).items():
+        for (day, disposition), calls in self._counts.items():
             if day in by_day:
                 by_day[day][disposition] += calls
         counts = {day: _counts(found) for day, found in by_day.items()}
-        self._small = {day for day, found in counts.items() if found[TOTAL] <= settings.PAGE_SIZE}
         touched = {_day_of(view) for view in self.loaded.values() if view is not None}
         for day in counts:
             if day in touched:  # counted again from the calls, with this run's overlaid
@@ -153,13 +174,10 @@ class StoredCalls:
         return counts
 
     def calls(self, day: dt.date) -> dict[str, Row]:
-        """The day's calls; the first call also reads every other small day, in one question
-        (the audit compares small days call by call)."""
         if day not in self._days:
-            days = sorted({day} | self._small - self._days.keys())
-            stored = self.reader.day_calls(days)
-            for each in days:
-                self._days[each] = self._overlaid(each, stored.get(each, {}))
+            if day not in self._stored:  # a day bigger than a page
+                self._stored[day] = self.reader.day_calls([day]).get(day, {})
+            self._days[day] = self._overlaid(day, self._stored[day])
         return self._days[day]
 
     def _overlaid(self, day: dt.date, stored: dict[str, Row]) -> dict[str, Row]:
@@ -213,6 +231,40 @@ class DayDrift:
         ]
 
 
+@dataclass
+class DayLook:
+    """The API's side of one day: its calls by id when one list page holds them, and its
+    counts (TOTAL and per documented disposition)."""
+
+    listed: dict[str, Row] | None
+    counts: Counts
+
+    def agrees(self, warehouse: Counts, stored: StoredCalls, day: dt.date) -> bool:
+        """Nothing differs from the warehouse as this look shows the day: no request needed."""
+        if self.counts != warehouse:
+            return False
+        if self.listed is None:
+            return True  # a day bigger than a page compares by counts
+        calls = stored.calls(day)
+        return calls.keys() == self.listed.keys() and all(
+            list_view(call_row(item, detailed=False)) == calls[call_id]
+            for call_id, item in self.listed.items()
+        )
+
+
+async def look_at_day(client: NeuronClient, day: dt.date, until: pendulum.DateTime) -> DayLook:
+    """The day's first list page; for a day bigger than a page, its disposition counts too."""
+    page = await client.list_calls({**day_window(day, until), "limit": settings.PAGE_SIZE})
+    total = page.get("total")
+    if total is not None and total <= len(page["data"]):  # the whole day in one page
+        listed = _by_id(page["data"])
+        views = (list_view(call_row(item, detailed=False)) for item in listed.values())
+        return DayLook(listed, tally(views))
+    counts = {TOTAL: -1 if total is None else total}
+    counts.update(await disposition_counts(client, day, until))
+    return DayLook(None, counts)
+
+
 async def inspect_day(
     client: NeuronClient,
     day: dt.date,
@@ -223,17 +275,11 @@ async def inspect_day(
 ) -> DayDrift:
     """Compare one day (see the module's docstring for what it costs). Ids in `keep` are
     never taken for erased (calls this run has just loaded)."""
-    window = day_window(day, until)
-    page = await client.list_calls({**window, "limit": settings.PAGE_SIZE})
-    total = page.get("total")
-    listed: dict[str, Row] | None = None
-    if total is not None and total <= len(page["data"]):  # the whole day in one page
-        listed = _by_id(page["data"])
-        api = tally(list_view(call_row(item, detailed=False)) for item in listed.values())
-    else:
-        api = {TOTAL: -1 if total is None else total}
-        api.update(await disposition_counts(client, day, until))
-    drift = DayDrift(AuditDay(day, api[TOTAL], warehouse[TOTAL], counts_differ=api != warehouse))
+    look = await look_at_day(client, day, until)
+    drift = DayDrift(
+        AuditDay(day, look.counts[TOTAL], warehouse[TOTAL], counts_differ=look.counts != warehouse)
+    )
+    listed = look.listed
     if listed is None and drift.row.counts_differ:
         listed = await list_day(client, day, until)
     if listed is not None:
@@ -323,14 +369,19 @@ async def inspect_days(
     last: dt.date,
     until: pendulum.DateTime,
     keep: Iterable[str] = (),
+    looks: Mapping[dt.date, DayLook] = {},
 ) -> list[DayDrift]:
+    """Every day compared; a day whose look taken earlier in the run (`looks`) agrees with the
+    warehouse is done without a request, any other is inspected now."""
     warehouse = stored.counts(first, last)
-    days = days_between(first, last)
-    return list(
-        await asyncio.gather(
-            *(inspect_day(client, day, until, warehouse[day], stored, keep) for day in days)
-        )
-    )
+
+    async def inspect(day: dt.date) -> DayDrift:
+        look = looks.get(day)
+        if look is not None and look.agrees(warehouse[day], stored, day):
+            return DayDrift(AuditDay(day, look.counts[TOTAL], warehouse[day][TOTAL]))
+        return await inspect_day(client, day, until, warehouse[day], stored, keep)
+
+    return list(await asyncio.gather(*(inspect(day) for day in days_between(first, last))))
 
 
 async def audit_window(
@@ -374,14 +425,35 @@ class DayAudit:
         self.client, self.reader, self.until, self.report = client, reader, until, report
         self.first, self.last = first, min(last, until.date())
         self.transcripts = transcripts
+        self.stored = StoredCalls(reader)
+        self.looks: dict[dt.date, DayLook] = {}
+
+    async def look_ahead(self) -> None:
+        """Both sides of the window as they are when the run starts, while it fetches its new
+        calls: the API's days, then the warehouse's calls. A day that still agrees once those
+        calls are fetched costs nothing more (an unchanged run waits on no audit request); a
+        look that fails only means the day is inspected afterwards."""
+        if self.first > self.last:
+            return
+        days = days_between(self.first, self.last)
+        looks = await asyncio.gather(
+            *(look_at_day(self.client, day, self.until) for day in days), return_exceptions=True
+        )
+        self.looks = {
+            day: look for day, look in zip(days, looks, strict=True) if isinstance(look, DayLook)
+        }
+        with contextlib.suppress(Exception):  # read again by `jobs`, which reports a failure
+            self.stored.read(self.first, self.last)
 
     async def jobs(self, loaded: Mapping[str, Row | None]) -> AsyncIterator[Job]:
         if self.first > self.last:
             return
-        stored = StoredCalls(self.reader, loaded)
+        stored, self.stored.loaded = self.stored, loaded
         keep = {call_id for call_id, view in loaded.items() if view is not None}
         queued: set[str] = set()
-        drifts = await inspect_days(self.client, stored, self.first, self.last, self.until, keep)
+        drifts = await inspect_days(
+            self.client, stored, self.first, self.last, self.until, keep, self.looks
+        )
         for drift in drifts:
             self.report.days.append(drift.row)
             for job in drift.jobs():

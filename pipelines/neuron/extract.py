@@ -203,6 +203,7 @@ class Fetched:
     job: Job
     call: Row | None = None  # the calls row to load, if any
     seen_as: str | None = None  # fingerprint of the details, as the list would show them
+    loaded_as: str | None = None  # fingerprint of the details, as the `calls` row loads them
     transcript: tuple[Row, list[Row], list[Row]] | None = None
     pending: PendingReason | None = None  # why the call stays pending
     pending_detail: str | None = None
@@ -233,6 +234,9 @@ class Batch:
 class AuditStep(Protocol):
     """More jobs after the list's, given the list-visible fields of the calls this run loaded
     (None: erased); implemented by `audit.DayAudit`."""
+
+    async def look_ahead(self) -> None:
+        """What can be looked at before the list's jobs are done (run beside them)."""
 
     def jobs(self, loaded: Mapping[str, Row | None]) -> AsyncIterator[Job]: ...
 
@@ -273,16 +277,31 @@ async def extract_calls(
 ) -> AsyncIterator[Batch]:
     sync = CallSync(state, plan, report, on_progress)
     fan_out = FanOut(lambda job: fetch_call(client, job, archiver, plan), concurrency)
-    if plan.lists:
-        sync.expire_pending()
-        async for batch in fan_out.batches(sync.listed_jobs(client), sync.apply):
-            yield batch
-            sync.progress()
-    if audit is not None:
-        async for batch in fan_out.batches(audit.jobs(sync.loaded), sync.apply):
-            yield batch
-            sync.progress()
+    ahead = None
+    if audit is not None and plan.lists:
+        ahead = asyncio.create_task(_look_ahead(audit, sync.answered))
+    try:
+        if plan.lists:
+            sync.expire_pending()
+            async for batch in fan_out.batches(sync.listed_jobs(client), sync.apply):
+                yield batch
+                sync.progress()
+        if audit is not None:
+            if ahead is not None:
+                await ahead
+            async for batch in fan_out.batches(audit.jobs(sync.loaded), sync.apply):
+                yield batch
+                sync.progress()
+    finally:
+        if ahead is not None and not ahead.done():
+            ahead.cancel()
     sync.advance_cursor()
+
+
+async def _look_ahead(audit: AuditStep, answered: asyncio.Event) -> None:
+    """The audit looks ahead once the API has answered a list page: not while it refuses."""
+    await answered.wait()
+    await audit.look_ahead()
 
 
 # -- fetching one call ---------------------------------------------------------------------------
@@ -310,7 +329,12 @@ async def fetch_call(
         return _from_list_item(job, PendingReason.DETAILS_FAILED, failed=str(exc))
     if detail.get("id") != job.call_id:
         return Fetched(job, pending=PendingReason.DETAILS_MALFORMED, failed="detail has another id")
-    fetched = Fetched(job, call=call_row(detail), seen_as=fingerprint(detail))
+    fetched = Fetched(
+        job,
+        call=call_row(detail),
+        seen_as=fingerprint(detail),
+        loaded_as=fingerprint(detail, detailed=True),
+    )
     if not is_final(detail):
         fetched.pending = PendingReason.CALL_NOT_FINAL
         fetched.pending_detail = str(detail.get("status"))
@@ -465,6 +489,7 @@ class CallSync:
         self.newest: pendulum.DateTime | None = None
         # list-visible fields of the calls loaded this run in the audit window; None: erased
         self.loaded: dict[str, Row | None] = {}
+        self.answered = asyncio.Event()  # set once the list has answered
 
     def progress(self) -> None:
         if self.on_progress:
@@ -473,12 +498,14 @@ class CallSync:
     async def listed_jobs(self, client: NeuronClient) -> AsyncIterator[Job]:
         seen: set[str] = set()
         async for page in client.iter_calls(self.plan.list_params()):
+            self.answered.set()
             self.report.pages += 1
             for item in page:
                 job = self._listed(item, seen)
                 if job is not None:
                     yield job
             self.progress()
+        self.answered.set()
         for call_id in list(self.pending):
             if call_id not in seen:
                 yield Job(call_id, Purpose.PENDING)
@@ -523,8 +550,9 @@ class CallSync:
                 self._keep_pending(fetched)
             return
         if fetched.call is not None:
-            batch.add(CALLS.name, [fetched.call])
-            self.report.calls.add(fetched.call_id)
+            if not self._loaded_already(fetched):
+                batch.add(CALLS.name, [fetched.call])
+                self.report.calls.add(fetched.call_id)
             self._remember(fetched.call_id, fetched.call)
         if fetched.transcript is not None:
             self._add_transcript(fetched.call_id, fetched.transcript, batch)
@@ -555,6 +583,18 @@ class CallSync:
         self.loaded[call_id] = None
         self.report.erased.append(call_id)
 
+    def _loaded_already(self, fetched: Fetched) -> bool:
+        """A pending call polled again and found as its row was last loaded: not loaded again
+        (a call waiting for its transcript is polled at every run). An audit's refetch always
+        loads: the warehouse may lack the row."""
+        entry = self.pending.get(fetched.call_id)
+        return (
+            fetched.job.purpose in (Purpose.LISTED, Purpose.PENDING)
+            and entry is not None
+            and fetched.loaded_as is not None
+            and entry.get("loaded") == fetched.loaded_as
+        )
+
     def _remember(self, call_id: str, row: Row) -> None:
         """Keep what was loaded of calls in the audit window: the audit compares the API with
         the warehouse as it will be after this run."""
@@ -569,6 +609,11 @@ class CallSync:
         assert fetched.pending is not None
         entry = self.pending.setdefault(fetched.call_id, {"since": iso(self.plan.now)})
         entry["reason"] = fetched.pending.text(fetched.pending_detail)
+        if fetched.call is not None and not self.plan.recordings_only:  # its row, as loaded
+            if fetched.loaded_as is None:
+                entry.pop("loaded", None)
+            else:
+                entry["loaded"] = fetched.loaded_as
         if fetched.failed:
             return  # counted in `deferred`
         if fetched.pending is PendingReason.CALL_NOT_FINAL:

@@ -162,9 +162,15 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def fingerprint(call: Row) -> str:
+def fingerprint(call: Row, *, detailed: bool = False) -> str:
     """A short digest of a call as the list shows it (a list item, or a `GET /calls/{id}` body
-    without its detail-only fields): equal digests, same list-visible state."""
-    item = {key: value for key, value in call.items() if key not in DETAIL_ONLY_FIELDS}
+    without its detail-only fields): equal digests, same list-visible state. `detailed`: of a
+    `GET /calls/{id}` body as its `calls` row is loaded (the signed recording URL, new at every
+    request, counts only as there or not): equal digests, the same row."""
+    if detailed:
+        item = {key: value for key, value in call.items() if key != "recording_url"}
+        item["recording_url"] = bool(call.get("recording_url"))
+    else:
+        item = {key: value for key, value in call.items() if key not in DETAIL_ONLY_FIELDS}
     body = orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     return hashlib.blake2b(body, digest_size=8).hexdigest()
