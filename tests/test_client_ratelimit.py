@@ -263,6 +263,56 @@ def test_without_a_limit_the_start_up_ramp_costs_little() -> None:
     assert elapsed <= 2000 / 640 + 0.75
 
 
+# -- what one run tells the next ----------------------------------------------------------------
+
+
+def one_round_trip(memory: dict[str, Any] | None) -> tuple[float, dict[str, Any] | None]:
+    """128 requests at 128 in flight, 50 ms, no limit, by a client recalling `memory`: the
+    time they take, and what the client then remembers."""
+
+    async def main(loop: VirtualTimeLoop) -> tuple[float, dict[str, Any] | None]:
+        server = BucketServer(loop, None, 0.05)
+        async with client_on(loop, server, max_concurrency=128) as client:
+            client.limiter.recall(memory)
+            await fetch(client, 128, concurrency=128)
+            return loop.time(), client.limiter.memory(memory)
+
+    return run_virtual(main)
+
+
+def learned_by(rate: float | None) -> dict[str, Any] | None:
+    """What a run of 2000 requests (32 in flight, 50 ms) learns against `rate` per second."""
+
+    async def main(loop: VirtualTimeLoop) -> dict[str, Any] | None:
+        server = BucketServer(loop, rate, 0.05)
+        async with client_on(loop, server) as client:
+            await fetch(client, 2000 if rate is None else 200, concurrency=32)
+            return client.limiter.memory(None)
+
+    return run_virtual(main)
+
+
+def test_after_a_run_that_met_no_limit_the_next_starts_at_full_speed() -> None:
+    assert learned_by(None) == {"limit_met": False}
+    elapsed, memory = one_round_trip({"limit_met": False})
+    assert elapsed < 0.06  # every request in the first round trip
+    assert memory == {"limit_met": False}
+
+
+def test_after_a_limit_or_with_nothing_known_the_next_run_ramps_up() -> None:
+    assert learned_by(60.0) == {"limit_met": True}
+    for memory in ({"limit_met": True}, None):
+        elapsed, _ = one_round_trip(memory)
+        assert elapsed > 0.2  # 4 in flight at first, twice as many each round trip
+
+
+def test_a_run_too_short_to_tell_keeps_what_the_last_one_knew() -> None:
+    _, memory = one_round_trip(None)  # 128 answers: still ramping up
+    assert memory is None
+    _, memory = one_round_trip({"limit_met": True})
+    assert memory == {"limit_met": True}
+
+
 # -- a limit the server announces ----------------------------------------------------------------
 
 

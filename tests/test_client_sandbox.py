@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ import pytest
 
 from pipelines.neuron.client import BaseURLError, NeuronClient, RecordingURLRefused
 from pipelines.sandbox import Sandbox
+from tests.helpers import read_state, sync
 
 
 async def _details(sb: Sandbox, count: int, concurrency: int) -> float:
@@ -42,6 +45,25 @@ def test_a_60_per_second_limit_is_met_with_few_429s(make_sandbox: Callable[..., 
     limited = by_status.get("429", 0)
     assert limited / (300 + limited) <= 0.05, by_status
     assert elapsed <= 1.25 * 300 / 60 + 1.0
+
+
+def test_a_sync_tells_the_next_whether_it_met_a_limit(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through dlt's state: after a sync that met no limit the next one starts at full speed;
+    after one that met a limit it ramps up again, and keeps to few 429s."""
+    free, limited = make_sandbox(calls=100), make_sandbox(calls=100, rate_limit=50)
+    caplog.set_level(logging.DEBUG, logger="pipelines.neuron.client")
+    for sb, met in ((free, False), (limited, True)):
+        work = tmp_path / str(met)
+        assert sync(sb, work).exit_code == 0
+        assert read_state(work / "calls.duckdb")["rate_limit"] == {"limit_met": met}
+        caplog.clear()
+        sb.reset_stats()
+        assert sync(sb, work).exit_code == 0
+        assert ("starting at full speed" in caplog.text) is not met
+    statuses = limited.stats()["by_status"]
+    assert statuses.get("429", 0) <= 0.05 * sum(statuses.values()), statuses
 
 
 async def _fresh_recording_url(sb: Sandbox) -> tuple[NeuronClient, str]:

@@ -215,6 +215,7 @@ def calls_resource(
         state = dlt.current.source_state()
         plan_window(state, plan, start_date)
         async with make_client() as client:
+            client.limiter.recall(state.get("rate_limit"))
             audit = None
             if warehouse is not None and plan.audit_from and plan.audit_to:
                 audit = DayAudit(
@@ -233,5 +234,8 @@ def calls_resource(
                 for name, rows in batch.rows.items():
                     for item in tables.TABLES[name].rows(rows):
                         yield item
+            learned = client.limiter.memory(state.get("rate_limit"))
+            if learned is not None:
+                state["rate_limit"] = learned  # for the next run: ramp up or not
 
     return calls

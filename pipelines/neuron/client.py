@@ -245,6 +245,8 @@ class RateLimiter:
     - A quota from `RateLimit-*` / `X-RateLimit-*` headers sets the pace directly: what remains,
       spread evenly until the reset.
     - `max_rps` is a hard cap over all of it.
+    - Across runs (`recall` / `memory`): a run that met no limit lets the next one start at full
+      speed, without the ramp; after a limit, or with nothing known, the next one ramps again.
     """
 
     def __init__(
@@ -280,6 +282,24 @@ class RateLimiter:
         self._room = asyncio.Event()  # set when a seat in the window may have come free
         self.adjusted_at = 0.0
         self.interval_answers = 0  # good answers since the last adjustment
+        self.limit_met = False  # a 429, or a quota announced, this run
+
+    # -- what one run tells the next -----------------------------------------------------------
+
+    def recall(self, memory: dict[str, Any] | None) -> None:
+        """Start from what the previous run learned (`memory()`): if it met no limit, no ramp."""
+        if memory and memory.get("limit_met") is False and self.starting:
+            log.debug("the last run met no rate limit: starting at full speed")
+            self.starting, self.rate, self.window = False, None, None
+
+    def memory(self, previous: dict[str, Any] | None) -> dict[str, Any] | None:
+        """What this run learned for the next: a limit met, none met at full speed, or (a run
+        too short to tell) what the previous run knew."""
+        if self.limit_met:
+            return {"limit_met": True}
+        if not self.starting and self.window is None:
+            return {"limit_met": False}
+        return previous
 
     # -- waiting -----------------------------------------------------------------------------
 
@@ -364,6 +384,7 @@ class RateLimiter:
 
     def on_rate_limited(self, sent_at: float, wait: float | None) -> None:
         """A 429 to a request sent at `sent_at`; the server asked to wait `wait` seconds."""
+        self.limit_met = True
         if wait is not None:
             self.pause(wait)
         if sent_at <= self.limited_at:
@@ -373,6 +394,7 @@ class RateLimiter:
 
     def on_quota(self, quota: RateLimitQuota) -> None:
         """Pace by the quota the server announces: what remains, spread until the reset."""
+        self.limit_met = True
         if quota.remaining < 1:
             if quota.reset > 0:
                 log.debug("quota used up: waiting %.2fs for its reset", quota.reset)
