@@ -592,9 +592,17 @@ class NeuronClient:
         self._pool_size = max_concurrency + 4
         self._direct = transport is None  # API GETs straight through aiohttp
         self._session: aiohttp.ClientSession | None = None  # made in the event loop, on first use
-        self._http = httpx.AsyncClient(
-            timeout=timeout, transport=transport or _default_transport(self._pool_size)
-        )
+        self._transport = transport
+        self._httpx: httpx.AsyncClient | None = None  # made on first use
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """httpx, for recordings, and for every request with an injected `transport`; made on
+        first use (the default transport's TLS context took ~40 ms of every run)."""
+        if self._httpx is None:
+            transport = self._transport or _default_transport(self._pool_size)
+            self._httpx = httpx.AsyncClient(timeout=self._timeout, transport=transport)
+        return self._httpx
 
     async def __aenter__(self) -> NeuronClient:
         return self
@@ -605,7 +613,8 @@ class NeuronClient:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-        await self._http.aclose()
+        if self._httpx is not None:
+            await self._httpx.aclose()
 
     # -- endpoints ---------------------------------------------------------------------------
 
