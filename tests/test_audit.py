@@ -11,9 +11,18 @@ import pendulum
 
 from pipelines.neuron.audit import DayAudit, StoredTranscript, audit_window
 from pipelines.neuron.client import NeuronClient
-from pipelines.neuron.extract import AuditReport, Job, Purpose
+from pipelines.neuron.extract import AuditReport, Batch, Job, Purpose, SyncReport, extract_calls
 from pipelines.neuron.rows import LIST_FIELDS, call_row, list_view
-from tests.test_extract import FakeApi, make_call, no_wait
+from tests.test_extract import (
+    NOW,
+    FakeApi,
+    extract,
+    fixture_calls,
+    incremental,
+    make_call,
+    no_wait,
+    rows,
+)
 
 DAY = dt.date(2024, 2, 1)
 UNTIL = pendulum.datetime(2024, 2, 3, tz="UTC")
@@ -199,3 +208,30 @@ def test_a_big_day_whose_look_ahead_counts_differ_is_listed_in_full() -> None:
     report, jobs, looked = sync_audit(api, reader, lambda: None, {})
     assert (report.days[0].counts_differ, report.days[0].changed) == (True, 1)
     assert [(job.call_id, job.purpose) for job in jobs] == [("c001", Purpose.CHANGED)]
+
+
+def test_a_sync_audit_restores_a_pending_call_the_warehouse_lacks() -> None:
+    """The audit through a real run: its look runs beside the run's own fetches, and a pending
+    call polled unchanged (so not loaded again) but missing from the warehouse is found
+    missing and loaded."""
+    api = FakeApi(*fixture_calls())
+    state: dict[str, Any] = {}
+    extract(api, state, incremental(state))  # the first run: c_live pending, loaded
+    reader = MemoryReader([c for c in api.calls.values() if c["id"] != "c_live"])
+    plan = incremental(state, now=NOW.add(hours=1), audit_days=1)
+
+    async def go() -> tuple[list[Batch], SyncReport]:
+        report = SyncReport()
+        async with NeuronClient(
+            "key", "https://api.test/v1", transport=httpx.MockTransport(api.handler), sleep=no_wait
+        ) as client:
+            assert plan.audit_from is not None and plan.audit_to is not None
+            audit = DayAudit(client, reader, plan.audit_from, plan.audit_to, plan.now, report.audit)
+            batches = extract_calls(client, state, plan, report, 4, audit=audit)
+            return [batch async for batch in batches], report
+
+    batches, report = asyncio.run(go())
+    (day,) = report.audit.days
+    assert (day.missing, day.changed, day.erased) == (1, 0, 0)
+    assert set(rows(batches)) == {"c_live"}
+    assert api.hits["/v1/calls/c_live"] == 3  # first run, polled again, refetched as missing

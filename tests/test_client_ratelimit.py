@@ -280,14 +280,15 @@ def one_round_trip(memory: dict[str, Any] | None) -> tuple[float, dict[str, Any]
     return run_virtual(main)
 
 
-def learned_by(rate: float | None) -> dict[str, Any] | None:
+def learned_by(rate: float | None, previous: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """What a run of 2000 requests (32 in flight, 50 ms) learns against `rate` per second."""
 
     async def main(loop: VirtualTimeLoop) -> dict[str, Any] | None:
         server = BucketServer(loop, rate, 0.05)
         async with client_on(loop, server) as client:
+            client.limiter.recall(previous)
             await fetch(client, 2000 if rate is None else 200, concurrency=32)
-            return client.limiter.memory(None)
+            return client.limiter.memory(previous)
 
     return run_virtual(main)
 
@@ -301,6 +302,8 @@ def test_after_a_run_that_met_no_limit_the_next_starts_at_full_speed() -> None:
 
 def test_after_a_limit_or_with_nothing_known_the_next_run_ramps_up() -> None:
     assert learned_by(60.0) == {"limit_met": True}
+    # a limit once met keeps the ramp on: no burst into it from a run that found none
+    assert learned_by(None, {"limit_met": True}) == {"limit_met": True}
     for memory in ({"limit_met": True}, None):
         elapsed, _ = one_round_trip(memory)
         assert elapsed > 0.2  # 4 in flight at first, twice as many each round trip

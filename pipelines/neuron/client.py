@@ -245,8 +245,9 @@ class RateLimiter:
     - A quota from `RateLimit-*` / `X-RateLimit-*` headers sets the pace directly: what remains,
       spread evenly until the reset.
     - `max_rps` is a hard cap over all of it.
-    - Across runs (`recall` / `memory`): a run that met no limit lets the next one start at full
-      speed, without the ramp; after a limit, or with nothing known, the next one ramps again.
+    - Across runs (`recall` / `memory`): while no run has met a limit, a run that reached full
+      speed lets the next one start there, without the ramp; once a limit was met (a 429, or a
+      quota announced), every later run ramps up again.
     """
 
     def __init__(
@@ -293,9 +294,10 @@ class RateLimiter:
             self.starting, self.rate, self.window = False, None, None
 
     def memory(self, previous: dict[str, Any] | None) -> dict[str, Any] | None:
-        """What this run learned for the next: a limit met, none met at full speed, or (a run
-        too short to tell) what the previous run knew."""
-        if self.limit_met:
+        """What this run learned for the next: a limit met (now or in an earlier run: a limit
+        once met keeps the ramp on, rather than the next run bursting into it), none met at
+        full speed, or (a run too short to tell) what the previous run knew."""
+        if self.limit_met or (previous or {}).get("limit_met") is True:
             return {"limit_met": True}
         if not self.starting and self.window is None:
             return {"limit_met": False}

@@ -295,6 +295,7 @@ async def extract_calls(
     finally:
         if ahead is not None and not ahead.done():
             ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
     sync.advance_cursor()
 
 
@@ -549,10 +550,9 @@ class CallSync:
             if fetched.recording_failed:
                 self._keep_pending(fetched)
             return
-        if fetched.call is not None:
-            if not self._loaded_already(fetched):
-                batch.add(CALLS.name, [fetched.call])
-                self.report.calls.add(fetched.call_id)
+        if fetched.call is not None and not self._loaded_already(fetched):
+            batch.add(CALLS.name, [fetched.call])
+            self.report.calls.add(fetched.call_id)
             self._remember(fetched.call_id, fetched.call)
         if fetched.transcript is not None:
             self._add_transcript(fetched.call_id, fetched.transcript, batch)
@@ -585,8 +585,8 @@ class CallSync:
 
     def _loaded_already(self, fetched: Fetched) -> bool:
         """A pending call polled again and found as its row was last loaded: not loaded again
-        (a call waiting for its transcript is polled at every run). An audit's refetch always
-        loads: the warehouse may lack the row."""
+        (a call waiting for its transcript is polled at every run), nor overlaid for the audit,
+        which then checks that the warehouse holds it. An audit's refetch always loads."""
         entry = self.pending.get(fetched.call_id)
         return (
             fetched.job.purpose in (Purpose.LISTED, Purpose.PENDING)
