@@ -208,10 +208,12 @@ def calls_resource(
     @dlt.resource(name="calls")
     async def calls() -> AsyncIterator[Any]:
         schema = dlt.current.source_schema()
+        hinted: set[str] = set()  # tables dlt has had the hints of, this run
         for table in tables.TABLES.values():
             if table.name not in schema.tables or not schema.get_table_columns(table.name):
                 # the first run, a full refresh, a table new in this version
                 yield table.materialize()  # every table exists, rows or not
+                hinted.add(table.name)
         state = dlt.current.source_state()
         plan_window(state, plan, start_date)
         async with make_client() as client:
@@ -232,8 +234,9 @@ def calls_resource(
             )
             async for batch in batches:
                 for name, rows in batch.rows.items():
-                    for item in tables.TABLES[name].rows(rows):
+                    for item in tables.TABLES[name].rows(rows, hinted=name in hinted):
                         yield item
+                    hinted.add(name)
             learned = client.limiter.memory(state.get("rate_limit"))
             if learned is not None:
                 state["rate_limit"] = learned  # for the next run: ramp up or not

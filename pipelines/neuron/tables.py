@@ -57,10 +57,12 @@ class Table(NamedTuple):
             columns=self.columns,
         )
 
-    def rows(self, rows: list[Row]) -> list[DataItemWithMeta]:
+    def rows(self, rows: list[Row], hinted: bool = False) -> list[DataItemWithMeta]:
         """`rows` routed to this table with its own hints (a routed table would otherwise
         inherit the resource's): one arrow table of the rows that fit the declared columns
-        (see the module's docstring), and a list of the others."""
+        (see the module's docstring), and a list of the others. `hinted`: dlt has had the
+        hints this run, so the rows go by table name only (new hints on an item make dlt
+        recompute and validate the table's schema: ~2 ms an item)."""
         items: list[Any] = []
         if self.arrow:
             plain: list[Row] = []
@@ -73,9 +75,11 @@ class Table(NamedTuple):
                 rows = others
         if rows:
             items.append(rows)
-        return [self._routed(item) for item in items]
+        return [self._routed(item, hinted) for item in items]
 
-    def _routed(self, item: Any) -> DataItemWithMeta:
+    def _routed(self, item: Any, hinted: bool = False) -> DataItemWithMeta:
+        if hinted:
+            return dlt.mark.with_table_name(item, self.name)
         return dlt.mark.with_hints(item, self.hints(), create_table_variant=True)
 
     def as_arrow(self, rows: list[Row]) -> Any:
