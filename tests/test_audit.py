@@ -67,11 +67,16 @@ def calls_of_day(n: int, day: int = 1) -> list[dict[str, Any]]:
     ]
 
 
+def client_of(api: FakeApi) -> NeuronClient:
+    """A client of `api` over an in-memory transport, retries without waiting."""
+    return NeuronClient(
+        "key", "https://api.test/v1", transport=httpx.MockTransport(api.handler), sleep=no_wait
+    )
+
+
 def audit(api: FakeApi, reader: MemoryReader) -> Any:
     async def go() -> Any:
-        async with NeuronClient(
-            "key", "https://api.test/v1", transport=httpx.MockTransport(api.handler), sleep=no_wait
-        ) as client:
+        async with client_of(api) as client:
             return await audit_window(client, reader, DAY, DAY, until=UNTIL)
 
     return asyncio.run(go())
@@ -94,9 +99,7 @@ def test_small_days_are_read_from_the_warehouse_in_one_question() -> None:
     api, reader = FakeApi(calls, {}), MemoryReader(calls)
 
     async def go() -> Any:
-        async with NeuronClient(
-            "key", "https://api.test/v1", transport=httpx.MockTransport(api.handler), sleep=no_wait
-        ) as client:
+        async with client_of(api) as client:
             return await audit_window(client, reader, DAY, DAY.replace(day=3), until=UNTIL)
 
     result = asyncio.run(go())
@@ -140,9 +143,7 @@ def sync_audit(
     then the jobs given the calls the run `loaded`. Also the list requests of the look."""
 
     async def go() -> tuple[AuditReport, list[Job], int]:
-        async with NeuronClient(
-            "key", "https://api.test/v1", transport=httpx.MockTransport(api.handler), sleep=no_wait
-        ) as client:
+        async with client_of(api) as client:
             report = AuditReport()
             day_audit = DayAudit(client, reader, DAY, DAY.replace(day=2), UNTIL, report)
             await day_audit.look_ahead()
@@ -222,9 +223,7 @@ def test_a_sync_audit_restores_a_pending_call_the_warehouse_lacks() -> None:
 
     async def go() -> tuple[list[Batch], SyncReport]:
         report = SyncReport()
-        async with NeuronClient(
-            "key", "https://api.test/v1", transport=httpx.MockTransport(api.handler), sleep=no_wait
-        ) as client:
+        async with client_of(api) as client:
             assert plan.audit_from is not None and plan.audit_to is not None
             audit = DayAudit(client, reader, plan.audit_from, plan.audit_to, plan.now, report.audit)
             batches = extract_calls(client, state, plan, report, 4, audit=audit)
@@ -235,3 +234,13 @@ def test_a_sync_audit_restores_a_pending_call_the_warehouse_lacks() -> None:
     assert (day.missing, day.changed, day.erased) == (1, 0, 0)
     assert set(rows(batches)) == {"c_live"}
     assert api.hits["/v1/calls/c_live"] == 3  # first run, polled again, refetched as missing
+
+
+def test_a_small_day_differing_in_a_field_no_count_shows_is_inspected() -> None:
+    calls = calls_of_day(30)
+    api, reader = FakeApi(calls_of_day(30), {}), MemoryReader(calls)
+    api.calls["c007"]["duration_seconds"] = 61  # same counts, another duration
+    report, jobs, looked = sync_audit(api, reader, lambda: None, {})
+    assert api.hits["/v1/calls"] == looked + 1  # the day, listed again after the look
+    assert (report.days[0].counts_differ, report.days[0].changed) == (False, 1)
+    assert [(job.call_id, job.purpose) for job in jobs] == [("c007", Purpose.CHANGED)]

@@ -233,23 +233,19 @@ class DayDrift:
 
 @dataclass
 class DayLook:
-    """The API's side of one day: its calls by id when one list page holds them, and its
-    counts (TOTAL and per documented disposition)."""
+    """The API's side of one day: its counts (TOTAL and per documented disposition) and, when
+    one list page holds the day, its calls by id, as listed and as list-visible fields."""
 
-    listed: dict[str, Row] | None
     counts: Counts
+    listed: dict[str, Row] | None = None
+    views: dict[str, Row] | None = None
 
     def agrees(self, warehouse: Counts, stored: StoredCalls, day: dt.date) -> bool:
         """Nothing differs from the warehouse as this look shows the day: no request needed."""
         if self.counts != warehouse:
             return False
-        if self.listed is None:
-            return True  # a day bigger than a page compares by counts
-        calls = stored.calls(day)
-        return calls.keys() == self.listed.keys() and all(
-            list_view(call_row(item, detailed=False)) == calls[call_id]
-            for call_id, item in self.listed.items()
-        )
+        # a day bigger than a page compares by counts; a smaller one call by call
+        return self.views is None or stored.calls(day) == self.views
 
 
 async def look_at_day(client: NeuronClient, day: dt.date, until: pendulum.DateTime) -> DayLook:
@@ -258,11 +254,11 @@ async def look_at_day(client: NeuronClient, day: dt.date, until: pendulum.DateTi
     total = page.get("total")
     if total is not None and total <= len(page["data"]):  # the whole day in one page
         listed = _by_id(page["data"])
-        views = (list_view(call_row(item, detailed=False)) for item in listed.values())
-        return DayLook(listed, tally(views))
+        views = {key: list_view(call_row(item, detailed=False)) for key, item in listed.items()}
+        return DayLook(tally(views.values()), listed, views)
     counts = {TOTAL: -1 if total is None else total}
     counts.update(await disposition_counts(client, day, until))
-    return DayLook(None, counts)
+    return DayLook(counts)
 
 
 async def inspect_day(
