@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import math
+import random
 import selectors
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -236,6 +237,42 @@ def test_the_limit_coming_back_lower_is_learned_again() -> None:
     server, second = run_virtual(main)
     assert server.limited <= 0.05 * len(server.ok)
     assert second <= 1.25 * 600 / 30.0
+
+
+class NoisyServer(BucketServer):
+    """A `BucketServer` that also answers a random `share` of requests (seeded) 429 with
+    `Retry-After: 1` at any pace: a busy gateway, say, or a quota another client used a moment."""
+
+    def __init__(self, loop: VirtualTimeLoop, rate: float | None, share: float) -> None:
+        super().__init__(loop, rate, 0.05)
+        self.share, self.random, self.noise = share, random.Random(7), 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.random.random() >= self.share:
+            return await super().__call__(request)
+        await asyncio.sleep(self.latency)
+        self.noise += 1
+        return answer(429, {"Retry-After": "1"})
+
+
+@pytest.mark.parametrize("rate", [None, 60.0], ids=["no-limit", "60-per-s"])
+def test_rare_429s_at_any_pace_only_pause(rate: float | None) -> None:
+    """1% of requests refused at random, 32 in flight at 50 ms, with no limit or under one: each
+    429 pauses every request for its second, and the pace does not sink (bringing it down for
+    each such 429 took the run without a limit from ~25 s to 230-350 s)."""
+    useful = 2000
+
+    async def main(loop: VirtualTimeLoop) -> tuple[float, NoisyServer]:
+        server = NoisyServer(loop, rate, 0.01)
+        async with client_on(loop, server) as client:
+            await fetch(client, useful, concurrency=32)
+        return loop.time(), server
+
+    elapsed, server = run_virtual(main)
+    assert len(server.ok) == useful and server.noise > 10
+    bound = useful / (rate or 32 / 0.05) + server.noise  # at full speed, plus a second a 429
+    assert elapsed <= 1.25 * bound, f"{elapsed:.1f}s against {bound:.1f}s"
+    assert server.limited <= 0.05 * useful  # the limit's own 429s stay few
 
 
 def test_the_hard_cap_holds_above_a_looser_learned_limit() -> None:

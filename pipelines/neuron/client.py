@@ -232,16 +232,19 @@ class RateLimiter:
     - A shared pause: when one request is told to wait (`Retry-After`, or a quota at 0 until its
       reset), every request waits, instead of each retrying on its own into a limiter that
       already said no.
-    - A start-up ramp: until the first 429, requests in flight start at a few and grow by one
+    - A start-up ramp: until a limit shows up, requests in flight start at a few and grow by one
       every few good answers, and the pace starts moderate and doubles every few good answers,
       so that few requests are in flight when a limit shows up (each of them gets a 429).
-    - A learned pace, AIMD style. On a 429 the limit
-      is fitted to what got through since the last pause (good answers over that time plus the
-      wait asked for) and the pace set just under it. After each quiet interval in which the
-      pace held requests back it goes back to the fitted limit, then probes above it by a step
-      that doubles each quiet interval; far above the fitted limit and no longer binding, the
-      limit counts as lifted and pacing stops. A 429 to a request sent before the pace came down
-      is old news: no second decrease.
+    - A learned pace, AIMD style. On a 429 the limit is fitted to what got through since the last
+      pause (good answers over that time plus the wait asked for) and the pace set just under it.
+      After each quiet interval in which the pace held requests back it goes back to the fitted
+      limit, then probes above it by a step that doubles each quiet interval; far above the fitted
+      limit and no longer binding, the limit counts as lifted and pacing stops. A 429 to a request
+      sent before the pace came down is old news: no second decrease.
+    - Rare 429s only pause: the pace comes down only once 429s reach a share of the answers since it
+      last came down (a rare one in start-up stops the pace doubling). A 429 now and then at any
+      pace (a busy gateway, a quota another client used for a moment) is no limit a slower pace
+      avoids: bringing the pace down for each sank a run with 1% of 429s to a few requests a second.
     - A quota from `RateLimit-*` / `X-RateLimit-*` headers sets the pace directly: what remains,
       spread evenly until the reset.
     - `max_rps` is a hard cap over all of it.
@@ -284,6 +287,8 @@ class RateLimiter:
         self.adjusted_at = 0.0
         self.interval_answers = 0  # good answers since the last adjustment
         self.limit_met = False  # a 429, or a quota announced, this run
+        self.since_decrease = 0  # answers (good or 429) since the pace last came down
+        self.limited_since_decrease = 0  # the 429s among them
 
     # -- what one run tells the next -----------------------------------------------------------
 
@@ -375,6 +380,7 @@ class RateLimiter:
         """A good (not 429) answer: it counts for the fit, and speeds up the start-up ramp."""
         self.answers.append(self.clock())
         self.interval_answers += 1
+        self.since_decrease += 1
         if self.starting or self.window is not None:
             self.start_answers += 1
             if self.window is not None and (
@@ -391,6 +397,15 @@ class RateLimiter:
             self.pause(wait)
         if sent_at <= self.limited_at:
             log.debug("429 to a request sent before the pace came down: no new decrease")
+            return
+        self.since_decrease += 1
+        self.limited_since_decrease += 1
+        if self._rare():
+            self.starting = False  # the start-up pace stops doubling
+            log.debug(
+                "a rare 429 (%d since the pace came down): pausing only",
+                self.limited_since_decrease,
+            )
             return
         self._decrease(self.clock(), wait or 0.0)
 
@@ -450,6 +465,11 @@ class RateLimiter:
         else:
             log.debug("start-up: pacing at %.0f/s", self.rate)
 
+    def _rare(self) -> bool:
+        """429s are still under their share of the answers since the pace last came down."""
+        answers = max(self.since_decrease, settings.RATE_RARE_MIN_ANSWERS)
+        return self.limited_since_decrease < settings.RATE_RARE_SHARE * answers
+
     def _fit_limit(self, now: float, wait: float) -> float | None:
         """The server's rate: good answers since the last pause over that time plus `wait`.
 
@@ -492,6 +512,7 @@ class RateLimiter:
         self.ceiling = fitted if fitted is not None else rate
         self.probe_step = settings.RATE_PROBE_STEP
         self.limited_at = now
+        self.since_decrease = self.limited_since_decrease = 0
         self.epoch_start = max(now, self.resume_at)
         self.next_slot = max(now, self.resume_at)
         self.generation += 1
