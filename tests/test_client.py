@@ -199,28 +199,37 @@ def test_retry_after_is_capped() -> None:
 
 
 def test_a_429_pauses_every_request_through_the_shared_gate() -> None:
-    """After one 429 with Retry-After: 3, two other concurrent requests both wait 3 s."""
+    """After one 429 with Retry-After: 3, two other concurrent requests both wait 3 s. One 429
+    is rare and leaves the pace as it was; a second one soon after brings it down."""
     time = FakeTime()
     sent_at: dict[str, float] = {}
 
     def handler(request: httpx.Request) -> httpx.Response:
         call_id = request.url.path.rsplit("/", 1)[-1]
         sent_at[call_id] = time.now
-        if call_id == "limited":
+        if call_id.startswith("limited"):
             return json_response({}, 429, **{"Retry-After": "3"})
         return json_response({"id": call_id})
 
     async def go(client: NeuronClient) -> list[dict[str, Any]]:
-        with pytest.raises(RateLimitError):
-            await client.get_call("limited")
-        return list(await asyncio.gather(client.get_call("a"), client.get_call("b")))
+        bodies = []
+        for pair in (("a", "b"), ("c", "d")):
+            with pytest.raises(RateLimitError):
+                await client.get_call(f"limited_{pair[0]}")
+            bodies += await asyncio.gather(*(client.get_call(id) for id in pair))
+        return bodies
 
     bodies, _ = run(handler, go, time=time, max_attempts=1)
-    assert bodies == [{"id": "a"}, {"id": "b"}]
+    assert bodies == [{"id": "a"}, {"id": "b"}, {"id": "c"}, {"id": "d"}]
     assert time.sleeps[:2] == [3.0, 3.0]
-    # after the pause, the pace came down: half the start-up pace (one 429, nothing to fit)
-    spacing = 2 / settings.SLOW_START_REQUESTS_PER_SECOND
-    assert sent_at == pytest.approx({"limited": 0.0, "a": 3.0, "b": 3.0 + spacing})
+    # the first 429 is rare (`RATE_RARE_SHARE`): after the pause, the start-up pace goes on
+    spacing = 1 / settings.SLOW_START_REQUESTS_PER_SECOND
+    assert sent_at["a"] == pytest.approx(3.0) and sent_at["b"] - sent_at["a"] == pytest.approx(
+        spacing
+    )
+    # the second, within 100 answers, halves it (too few answers to fit a rate)
+    assert sent_at["d"] - sent_at["c"] == pytest.approx(2 * spacing)
+    assert sent_at["c"] >= sent_at["limited_c"] + 3.0
 
 
 @pytest.mark.parametrize("jitter", [0.0, 0.5, 1.0])
