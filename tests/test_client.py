@@ -199,8 +199,8 @@ def test_retry_after_is_capped() -> None:
 
 
 def test_a_429_pauses_every_request_through_the_shared_gate() -> None:
-    """After one 429 with Retry-After: 3, two other concurrent requests both wait 3 s. One 429
-    is rare and leaves the pace as it was; a second one soon after brings it down."""
+    """After one 429 with Retry-After: 3, two other concurrent requests both wait 3 s. The first
+    429 brings the pace down; a second one soon after is rare, and leaves it as it was."""
     time = FakeTime()
     sent_at: dict[str, float] = {}
 
@@ -222,14 +222,13 @@ def test_a_429_pauses_every_request_through_the_shared_gate() -> None:
     bodies, _ = run(handler, go, time=time, max_attempts=1)
     assert bodies == [{"id": "a"}, {"id": "b"}, {"id": "c"}, {"id": "d"}]
     assert time.sleeps[:2] == [3.0, 3.0]
-    # the first 429 is rare (`RATE_RARE_SHARE`): after the pause, the start-up pace goes on
-    spacing = 1 / settings.SLOW_START_REQUESTS_PER_SECOND
-    assert sent_at["a"] == pytest.approx(3.0) and sent_at["b"] - sent_at["a"] == pytest.approx(
-        spacing
-    )
-    # the second, within 100 answers, halves it (too few answers to fit a rate)
-    assert sent_at["d"] - sent_at["c"] == pytest.approx(2 * spacing)
+    # the first 429 ends the start-up ramp: half the start-up pace (one 429, nothing to fit)
+    spacing = 2 / settings.SLOW_START_REQUESTS_PER_SECOND
+    assert sent_at["a"] == pytest.approx(3.0)
+    assert sent_at["b"] - sent_at["a"] == pytest.approx(spacing)
+    # the second, after start-up, is rare (`RATE_RARE_SHARE`): it pauses, the pace stays
     assert sent_at["c"] >= sent_at["limited_c"] + 3.0
+    assert sent_at["d"] - sent_at["c"] == pytest.approx(spacing)
 
 
 @pytest.mark.parametrize("jitter", [0.0, 0.5, 1.0])

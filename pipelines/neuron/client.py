@@ -241,10 +241,11 @@ class RateLimiter:
       limit, then probes above it by a step that doubles each quiet interval; far above the fitted
       limit and no longer binding, the limit counts as lifted and pacing stops. A 429 to a request
       sent before the pace came down is old news: no second decrease.
-    - Rare 429s only pause: the pace comes down only once 429s reach a share of the answers since it
-      last came down (a rare one in start-up stops the pace doubling). A 429 now and then at any
-      pace (a busy gateway, a quota another client used for a moment) is no limit a slower pace
-      avoids: bringing the pace down for each sank a run with 1% of 429s to a few requests a second.
+    - Rare 429s only pause: after start-up the pace comes down only once 429s reach a share of the
+      answers since it last came down. A 429 now and then at any pace (a busy gateway, a quota
+      another client used for a moment) is no limit a slower pace avoids: bringing the pace down for
+      each sank a run with 1% of 429s to a few requests a second. In start-up, the first 429 still
+      ends the ramp: a limit met there is met with few requests in flight.
     - A quota from `RateLimit-*` / `X-RateLimit-*` headers sets the pace directly: what remains,
       spread evenly until the reset.
     - `max_rps` is a hard cap over all of it.
@@ -400,8 +401,7 @@ class RateLimiter:
             return
         self.since_decrease += 1
         self.limited_since_decrease += 1
-        if self._rare():
-            self.starting = False  # the start-up pace stops doubling
+        if not self.starting and self._rare():
             log.debug(
                 "a rare 429 (%d since the pace came down): pausing only",
                 self.limited_since_decrease,

@@ -43,9 +43,9 @@ RATE_FIT_MIN_ANSWERS = 20  # fewer good answers than this: no fit, halve the pac
 RATE_FIT_WINDOW_SECONDS = 30.0  # the fit looks back at most this far
 RATE_FIT_IDLE_SECONDS = 0.25  # nothing in flight this long: the fit starts again after it
 RATE_MIN_REQUESTS_PER_SECOND = 0.5  # the pace never drops below this
-# A 429 brings the pace down only once 429s reach this share of the answers since it last came
-# down (counting at least RATE_RARE_MIN_ANSWERS: the second 429 within 100 answers does); rarer
-# ones only pause every request for their Retry-After.
+# After start-up a 429 brings the pace down only once 429s reach this share of the answers
+# since it last came down (counting at least RATE_RARE_MIN_ANSWERS: the second 429 within 100
+# answers does); rarer ones only pause every request for their Retry-After.
 RATE_RARE_SHARE = 0.02
 RATE_RARE_MIN_ANSWERS = 100
 # Growth: once per interval without a 429 in which the pace held requests back: back to the
