@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/neuron-calls demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2  # one worker per core: the end-to-end tests wait on I/O
+	$(BIN)/python -m pytest -q -n 3 --dist worksteal  # 3 workers on 2 cores: the end-to-end tests mostly wait on processes and servers
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit
