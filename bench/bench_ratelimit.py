@@ -3,9 +3,11 @@
     python bench/bench_ratelimit.py [--details 600] [--concurrency 32] [--rate 60] [--old]
 
 The sandbox runs in its own process with `--rate-limit RATE` (a token bucket, 429 with
-Retry-After). Two cases: the limit held throughout, and the limit lifted halfway through the
-bound time. `--old` also runs the client as it was before the learned limiter (the shared
-429 gate of commit af1ca9f), loaded from git.
+Retry-After). Three cases: the limit held throughout; the limit lifted halfway through the
+bound time; and no limit but 5% of requests failing at random (`--fault-rate`: a fifth of them
+429 with `Retry-After: 1`, the rest 5xx, dropped or cut off), at 50 ms, against the same run
+without faults plus a second per 429. `--old` also runs the client as it was before the
+learned limiter (the shared 429 gate of commit af1ca9f), loaded from git.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from pipelines.neuron import client as new_client
 OLD_COMMIT = "af1ca9f"
 
 
-def old_client() -> ModuleType:
+def old_client(commit: str = OLD_COMMIT) -> ModuleType:
     source = subprocess.run(
-        ["git", "show", f"{OLD_COMMIT}:pipelines/neuron/client.py"],
+        ["git", "show", f"{commit}:pipelines/neuron/client.py"],
         cwd=Path(__file__).resolve().parent.parent,
         capture_output=True,
         text=True,
@@ -45,8 +47,11 @@ def old_client() -> ModuleType:
     return module
 
 
-def configure(sb: SandboxProc, rate: float | None) -> None:
-    httpx.post(f"{sb.admin}/config", json={"rate_limit": rate or 0}, timeout=10).raise_for_status()
+def configure(
+    sb: SandboxProc, rate: float | None, fault_rate: float = 0.0, latency_ms: float = 0.0
+) -> None:
+    settings = {"rate_limit": rate or 0, "fault_rate": fault_rate, "latency_ms": latency_ms}
+    httpx.post(f"{sb.admin}/config", json=settings, timeout=10).raise_for_status()
 
 
 async def run(
@@ -101,12 +106,29 @@ def main() -> None:
             for name, module in clients.items():
                 configure(sb, args.rate)
                 wall = asyncio.run(run(module, sb, args.details, args.concurrency, lift_at))
-                stats = httpx.get(f"{sb.admin}/stats", timeout=10).json()
-                limited = stats["by_status"].get("429", 0)
+                limited, total = counts(sb)
                 print(
-                    f"{case:<16}{name:<20}{stats['total']:>9}{limited:>6}"
-                    f"{limited / stats['total']:>10.1%}{wall:>8.2f}{wall / bound:>8.2f}"
+                    f"{case:<16}{name:<20}{total:>9}{limited:>6}"
+                    f"{limited / total:>10.1%}{wall:>8.2f}{wall / bound:>8.2f}"
                 )
+        # rare 429s: the bound is the same run without faults, plus a second per 429
+        configure(sb, None, latency_ms=50)
+        clean = asyncio.run(run(new_client, sb, args.details, args.concurrency, None))
+        for name, module in clients.items():
+            configure(sb, None, fault_rate=0.05, latency_ms=50)
+            wall = asyncio.run(run(module, sb, args.details, args.concurrency, None))
+            limited, total = counts(sb)
+            print(
+                f"{'rare 429s':<16}{name:<20}{total:>9}{limited:>6}{limited / total:>10.1%}"
+                f"{wall:>8.2f}{wall / (clean + limited):>8.2f}"
+            )
+        print(f"(rare 429s: x bound = wall / (the run without faults, {clean:.2f}s, + 1 s a 429))")
+
+
+def counts(sb: SandboxProc) -> tuple[int, int]:
+    """429s and all requests since the last reset."""
+    stats = httpx.get(f"{sb.admin}/stats", timeout=10).json()
+    return stats["by_status"].get("429", 0), stats["total"]
 
 
 if __name__ == "__main__":
