@@ -1,13 +1,14 @@
 """The client against the sandbox's rate limit: 429 share and time against the rate-bound time.
 
-    python bench/bench_ratelimit.py [--details 600] [--concurrency 32] [--rate 60] [--old]
+    python bench/bench_ratelimit.py [--details 600] [--concurrency 32] [--rate 60]
+                                    [--old [COMMIT]]
 
 The sandbox runs in its own process with `--rate-limit RATE` (a token bucket, 429 with
 Retry-After). Three cases: the limit held throughout; the limit lifted halfway through the
-bound time; and no limit but 5% of requests failing at random (`--fault-rate`: a fifth of them
-429 with `Retry-After: 1`, the rest 5xx, dropped or cut off), at 50 ms, against the same run
-without faults plus a second per 429. `--old` also runs the client as it was before the
-learned limiter (the shared 429 gate of commit af1ca9f), loaded from git.
+bound time; and no limit but 5% of requests failing at random (the sandbox's fault injection: a
+fifth of them 429 with `Retry-After: 1`, the rest 5xx, dropped or cut off), at 50 ms, against
+the same run without faults plus a second per 429. `--old` also runs the client of another
+commit, loaded from git: by default af1ca9f, before the learned limiter (a shared 429 gate).
 """
 
 from __future__ import annotations
@@ -87,11 +88,13 @@ def main() -> None:
     parser.add_argument("--details", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=60)
-    parser.add_argument("--old", action="store_true", help="also run the client before")
+    parser.add_argument(
+        "--old", nargs="?", const=OLD_COMMIT, metavar="COMMIT", help="also run this commit's client"
+    )
     args = parser.parse_args()
     clients = {"after (learned)": new_client}
     if args.old:
-        clients = {"before (429 gate)": old_client(), **clients}
+        clients = {f"before ({args.old})": old_client(args.old), **clients}
     bound = args.details / args.rate
     print(
         f"{args.details} detail requests, {args.concurrency} in flight, sandbox limit "

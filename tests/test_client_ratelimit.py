@@ -271,9 +271,29 @@ def test_rare_429s_at_any_pace_only_pause(rate: float | None) -> None:
     elapsed, server = run_virtual(main)
     assert len(server.ok) == useful and server.noise > 10
     bound = useful / (rate or 32 / 0.05) + server.noise  # at full speed, plus a second a 429
-    # a 429 in start-up still brings the pace down for a while (1.35x here; it was 11x)
-    assert elapsed <= 1.5 * bound, f"{elapsed:.1f}s against {bound:.1f}s"
+    # 3.6x and 1.8x here (it was 11x and 5.6x): where two 429s come within 100 answers, the
+    # pace still comes down, as it must for a limit
+    assert elapsed <= 4 * bound, f"{elapsed:.1f}s against {bound:.1f}s"
     assert server.limited <= 0.05 * useful  # the limit's own 429s stay few
+
+
+@pytest.mark.parametrize("unlimited", [0, 5000], ids=["from-the-start", "after-5000-unlimited"])
+def test_a_long_run_under_a_limit_keeps_its_429s_few(unlimited: int) -> None:
+    """6,000 requests at 60/s, 32 in flight at 50 ms, the limit there from the start or only
+    after 5,000 requests without one: at most 1.5% of them get a 429 (1.2% and 1.1%, as before
+    rare 429s only paused; judging a 429 rare against every answer since the pace last came down
+    let 2.7% and 3.8% through)."""
+
+    async def main(loop: VirtualTimeLoop) -> BucketServer:
+        server = BucketServer(loop, None, 0.05)
+        async with client_on(loop, server) as client:
+            await fetch(client, unlimited, concurrency=32)
+            server.set_rate(60.0)
+            await fetch(client, 6000, concurrency=32)
+        return server
+
+    server = run_virtual(main)
+    assert server.limited <= 0.015 * 6000, server.limited
 
 
 def test_the_hard_cap_holds_above_a_looser_learned_limit() -> None:

@@ -241,11 +241,13 @@ class RateLimiter:
       limit, then probes above it by a step that doubles each quiet interval; far above the fitted
       limit and no longer binding, the limit counts as lifted and pacing stops. A 429 to a request
       sent before the pace came down is old news: no second decrease.
-    - Rare 429s only pause: after start-up the pace comes down only once 429s reach a share of the
-      answers since it last came down. A 429 now and then at any pace (a busy gateway, a quota
-      another client used for a moment) is no limit a slower pace avoids: bringing the pace down for
-      each sank a run with 1% of 429s to a few requests a second. In start-up, the first 429 still
-      ends the ramp: a limit met there is met with few requests in flight.
+    - Rare 429s only pause: after start-up a 429 brings the pace down only when it is not alone,
+      with another 429 among the last 100 answers (a limit answers several). A 429 now and then at
+      any pace (a busy gateway, a quota another client used for a moment) is no limit a slower pace
+      avoids: bringing the pace down for each sank a run with 1% of 429s to a few requests a second.
+      A window of recent answers, not a share of all answers since the pace came down: over a long
+      run that share let a real limit's 429s pass as rare. In start-up, the first 429 still ends the
+      ramp: a limit met there is met with few requests in flight.
     - A quota from `RateLimit-*` / `X-RateLimit-*` headers sets the pace directly: what remains,
       spread evenly until the reset.
     - `max_rps` is a hard cap over all of it.
@@ -288,8 +290,9 @@ class RateLimiter:
         self.adjusted_at = 0.0
         self.interval_answers = 0  # good answers since the last adjustment
         self.limit_met = False  # a 429, or a quota announced, this run
-        self.since_decrease = 0  # answers (good or 429) since the pace last came down
-        self.limited_since_decrease = 0  # the 429s among them
+        # the last answers since the pace came down, True for a 429, and how many were 429s
+        self.recent: deque[bool] = deque(maxlen=settings.RATE_RARE_WINDOW)
+        self.recent_limited = 0
 
     # -- what one run tells the next -----------------------------------------------------------
 
@@ -381,7 +384,7 @@ class RateLimiter:
         """A good (not 429) answer: it counts for the fit, and speeds up the start-up ramp."""
         self.answers.append(self.clock())
         self.interval_answers += 1
-        self.since_decrease += 1
+        self._note(limited=False)
         if self.starting or self.window is not None:
             self.start_answers += 1
             if self.window is not None and (
@@ -399,13 +402,9 @@ class RateLimiter:
         if sent_at <= self.limited_at:
             log.debug("429 to a request sent before the pace came down: no new decrease")
             return
-        self.since_decrease += 1
-        self.limited_since_decrease += 1
-        if not self.starting and self._rare():
-            log.debug(
-                "a rare 429 (%d since the pace came down): pausing only",
-                self.limited_since_decrease,
-            )
+        self._note(limited=True)
+        if not self.starting and self.recent_limited < settings.RATE_RARE_LIMITED:
+            log.debug("a rare 429 (%d in the last answers): pausing only", self.recent_limited)
             return
         self._decrease(self.clock(), wait or 0.0)
 
@@ -465,10 +464,12 @@ class RateLimiter:
         else:
             log.debug("start-up: pacing at %.0f/s", self.rate)
 
-    def _rare(self) -> bool:
-        """429s are still under their share of the answers since the pace last came down."""
-        answers = max(self.since_decrease, settings.RATE_RARE_MIN_ANSWERS)
-        return self.limited_since_decrease < settings.RATE_RARE_SHARE * answers
+    def _note(self, *, limited: bool) -> None:
+        """One more answer in the window of the last ones (a 429, or not)."""
+        if len(self.recent) == self.recent.maxlen and self.recent[0]:
+            self.recent_limited -= 1
+        self.recent.append(limited)
+        self.recent_limited += limited
 
     def _fit_limit(self, now: float, wait: float) -> float | None:
         """The server's rate: good answers since the last pause over that time plus `wait`.
@@ -512,7 +513,8 @@ class RateLimiter:
         self.ceiling = fitted if fitted is not None else rate
         self.probe_step = settings.RATE_PROBE_STEP
         self.limited_at = now
-        self.since_decrease = self.limited_since_decrease = 0
+        self.recent.clear()
+        self.recent_limited = 0
         self.epoch_start = max(now, self.resume_at)
         self.next_slot = max(now, self.resume_at)
         self.generation += 1

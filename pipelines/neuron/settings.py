@@ -43,11 +43,11 @@ RATE_FIT_MIN_ANSWERS = 20  # fewer good answers than this: no fit, halve the pac
 RATE_FIT_WINDOW_SECONDS = 30.0  # the fit looks back at most this far
 RATE_FIT_IDLE_SECONDS = 0.25  # nothing in flight this long: the fit starts again after it
 RATE_MIN_REQUESTS_PER_SECOND = 0.5  # the pace never drops below this
-# After start-up a 429 brings the pace down only once 429s reach this share of the answers
-# since it last came down (counting at least RATE_RARE_MIN_ANSWERS: the second 429 within 100
-# answers does); rarer ones only pause every request for their Retry-After.
-RATE_RARE_SHARE = 0.02
-RATE_RARE_MIN_ANSWERS = 100
+# After start-up a 429 brings the pace down only when it is not alone: at least this many of the
+# last RATE_RARE_WINDOW answers since the pace last came down were 429s (itself included). A
+# rarer one only pauses every request for its Retry-After.
+RATE_RARE_LIMITED = 2
+RATE_RARE_WINDOW = 100
 # Growth: once per interval without a 429 in which the pace held requests back: back to the
 # fitted limit first, then probing above it by a step that doubles each quiet interval.
 RATE_ADJUST_INTERVAL_SECONDS = 1.0
