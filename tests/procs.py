@@ -44,6 +44,11 @@ def sandbox_env(home: Path, sandbox: Any, **extra: str) -> dict[str, str]:
     )
 
 
+# A sync kept running while a test starts another: 4 in flight at the sandbox's 300 ms is ~12 s of
+# requests for 100 calls, whatever the machine's load; the test then sets the latency to 0
+SLOW_FIRST = {"SOURCES__NEURON__MAX_CONCURRENCY": "4"}
+
+
 def sync_args(db: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pipelines", "sync", "--duckdb", str(db), *args]
 

@@ -22,6 +22,7 @@ from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth
 from .procs import (
+    SLOW_FIRST,
     FakeAPI,
     Route,
     assert_one_line,
@@ -208,7 +209,7 @@ def test_second_sync_on_the_same_pipeline_exits_2_and_changes_nothing(
     first = subprocess.Popen(
         sync_args(db),
         cwd=tmp_path,
-        env=env,
+        env={**env, **SLOW_FIRST},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -238,6 +239,7 @@ def test_second_sync_on_the_same_pipeline_exits_2_and_changes_nothing(
         assert first.poll() is None, "the first sync should still be running"
         assert not (tmp_path / "other.duckdb").exists()
     finally:
+        sandbox.configure(latency_ms=0)  # the first one may finish now
         out, err = first.communicate(timeout=60)
     assert first.returncode == runner.EXIT_OK, err
     assert_matches_truth(db, sandbox.truth())

@@ -17,7 +17,7 @@ from pipelines.sandbox import Sandbox
 from pipelines.views import VIEW_NAMES
 
 from .helpers import assert_matches_truth, fetcher, sync
-from .procs import assert_one_line, cli_env, run_cli
+from .procs import SLOW_FIRST, assert_one_line, cli_env, run_cli
 
 REPORT_VIEWS = [name for name in VIEW_NAMES if not name.startswith("stg_")]
 
@@ -119,7 +119,12 @@ def test_a_second_run_on_the_same_warehouse_is_refused_across_hosts(
     )
     args = [sys.executable, "-m", "pipelines", "sync", "--destination", "postgres"]
     first = subprocess.Popen(
-        args, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        args,
+        cwd=tmp_path,
+        env={**env, **SLOW_FIRST},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 30
@@ -131,6 +136,7 @@ def test_a_second_run_on_the_same_warehouse_is_refused_across_hosts(
         second = run_cli(other_home, args, {**env, "HOME": str(other_home)})
         assert_one_line(second, runner.EXIT_CONFIG, "another sync is running", "postgres")
     finally:
+        sandbox.configure(latency_ms=0)  # the first one may finish now
         _, err = first.communicate(timeout=120)
     assert first.returncode == runner.EXIT_OK, err
     assert_matches_truth(pg, sandbox.truth())
