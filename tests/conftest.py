@@ -74,7 +74,19 @@ UNIT_MODULES = {
 }
 
 
+# the longest tests (20-30 s each at 3 workers), started first so that none is left running alone
+# at the end of `make test`
+LONGEST = ("test_soak_", "test_sigterm_")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in UNIT_MODULES:
             item.add_marker(pytest.mark.unit)
+    # end-to-end tests before unit tests (which fill the gaps), the longest of all first
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("unit") is not None,
+            not item.name.startswith(LONGEST),
+        )
+    )
