@@ -290,9 +290,8 @@ class RateLimiter:
         self.adjusted_at = 0.0
         self.interval_answers = 0  # good answers since the last adjustment
         self.limit_met = False  # a 429, or a quota announced, this run
-        # the last answers since the pace came down, True for a 429, and how many were 429s
+        # the last answers since the pace came down: True for a 429
         self.recent: deque[bool] = deque(maxlen=settings.RATE_RARE_WINDOW)
-        self.recent_limited = 0
 
     # -- what one run tells the next -----------------------------------------------------------
 
@@ -384,7 +383,7 @@ class RateLimiter:
         """A good (not 429) answer: it counts for the fit, and speeds up the start-up ramp."""
         self.answers.append(self.clock())
         self.interval_answers += 1
-        self._note(limited=False)
+        self.recent.append(False)
         if self.starting or self.window is not None:
             self.start_answers += 1
             if self.window is not None and (
@@ -402,9 +401,10 @@ class RateLimiter:
         if sent_at <= self.limited_at:
             log.debug("429 to a request sent before the pace came down: no new decrease")
             return
-        self._note(limited=True)
-        if not self.starting and self.recent_limited < settings.RATE_RARE_LIMITED:
-            log.debug("a rare 429 (%d in the last answers): pausing only", self.recent_limited)
+        self.recent.append(True)
+        limited = sum(self.recent)  # counted only on a 429, over the window (100 answers)
+        if not self.starting and limited < settings.RATE_RARE_LIMITED:
+            log.debug("a rare 429 (%d in the last answers): pausing only", limited)
             return
         self._decrease(self.clock(), wait or 0.0)
 
@@ -464,13 +464,6 @@ class RateLimiter:
         else:
             log.debug("start-up: pacing at %.0f/s", self.rate)
 
-    def _note(self, *, limited: bool) -> None:
-        """One more answer in the window of the last ones (a 429, or not)."""
-        if len(self.recent) == self.recent.maxlen and self.recent[0]:
-            self.recent_limited -= 1
-        self.recent.append(limited)
-        self.recent_limited += limited
-
     def _fit_limit(self, now: float, wait: float) -> float | None:
         """The server's rate: good answers since the last pause over that time plus `wait`.
 
@@ -514,7 +507,6 @@ class RateLimiter:
         self.probe_step = settings.RATE_PROBE_STEP
         self.limited_at = now
         self.recent.clear()
-        self.recent_limited = 0
         self.epoch_start = max(now, self.resume_at)
         self.next_slot = max(now, self.resume_at)
         self.generation += 1
