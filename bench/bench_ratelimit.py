@@ -109,23 +109,23 @@ def main() -> None:
             for name, module in clients.items():
                 configure(sb, args.rate)
                 wall = asyncio.run(run(module, sb, args.details, args.concurrency, lift_at))
-                limited, total = counts(sb)
-                print(
-                    f"{case:<16}{name:<20}{total:>9}{limited:>6}"
-                    f"{limited / total:>10.1%}{wall:>8.2f}{wall / bound:>8.2f}"
-                )
+                print_row(sb, case, name, wall, bound)
         # rare 429s: the bound is the same run without faults, plus a second per 429
         configure(sb, None, latency_ms=50)
         clean = asyncio.run(run(new_client, sb, args.details, args.concurrency, None))
         for name, module in clients.items():
             configure(sb, None, fault_rate=0.05, latency_ms=50)
             wall = asyncio.run(run(module, sb, args.details, args.concurrency, None))
-            limited, total = counts(sb)
-            print(
-                f"{'rare 429s':<16}{name:<20}{total:>9}{limited:>6}{limited / total:>10.1%}"
-                f"{wall:>8.2f}{wall / (clean + limited):>8.2f}"
-            )
+            print_row(sb, "rare 429s", name, wall, clean + counts(sb)[0])
         print(f"(rare 429s: x bound = wall / (the run without faults, {clean:.2f}s, + 1 s a 429))")
+
+
+def print_row(sb: SandboxProc, case: str, client: str, wall: float, bound: float) -> None:
+    limited, total = counts(sb)
+    print(
+        f"{case:<16}{client:<20}{total:>9}{limited:>6}{limited / total:>10.1%}"
+        f"{wall:>8.2f}{wall / bound:>8.2f}"
+    )
 
 
 def counts(sb: SandboxProc) -> tuple[int, int]:
