@@ -3,7 +3,7 @@
     python bench/bench_sync.py [--calls 20000] [--latency-ms 50] [--concurrency 32]
                                [--baseline-calls 3000] [--skip-baseline] [--skip-views]
                                [--efficiency 32:20000 128:10000] [--repeat 1]
-                               [--fixed-calls 3000] [--only-efficiency]
+                               [--fixed-calls 3000] [--only-efficiency] [--ladder 128:10000]
 
 The sandbox runs in its own process (it must not share the GIL with the pipeline). Every sync
 runs in a fresh child process, in a fresh temp folder (fresh DuckDB, fresh dlt pipelines dir),
@@ -23,7 +23,14 @@ details and transcript requests, nothing else) and our full sync, one after the 
 same sandbox, at each `--efficiency C:CALLS` (default 32:20000 and 128:10000); efficiency =
 bare time / our time. And the fixed cost of a run: a `--fixed-calls` (3,000) first sync at
 c=32 minus the bare client's time, and an unchanged incremental run after it.
-`--only-efficiency --repeat 3` runs only that section, three times each.
+`--only-efficiency --repeat 3` runs only that section, three times each. Beside the fixed cost,
+what dlt alone costs a run: six merged two-row tables into DuckDB, in a fresh process.
+
+Then where the time goes at `--ladder C:CALLS` (default 128:10000): the bare client, our sync's
+own fetching without dlt (client, fan-out, rows, state), the same with arrow tables, and the full
+sync, on one sandbox: each step's time and CPU, the sandbox's CPU meanwhile, and the CPU that one
+interpreter (one GIL: dlt runs our async resource in a thread of its process) must fit in for the
+target efficiency.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import asyncio
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +60,12 @@ RSS_LIMIT_MB = 400
 # -- child processes: one sync each --------------------------------------------------------------
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time so far, user and system, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child_ours(args: dict[str, Any]) -> dict[str, Any]:
     import duckdb
 
@@ -69,7 +83,9 @@ def child_ours(args: dict[str, Any]) -> dict[str, Any]:
             "max_concurrency": args["concurrency"],
         },
     )
+    cpu = cpu_seconds()
     result = run_sync(options)
+    cpu = cpu_seconds() - cpu
     if result.exit_code not in (0, 3):
         raise SystemExit(f"our sync failed ({result.exit_code}): {result.error}")
     if args.get("destination") == "postgres":
@@ -91,6 +107,7 @@ def child_ours(args: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "calls": len(result.report.calls),
         "client_requests": result.report.stats.requests,
+        "run_cpu_seconds": cpu,
     }
 
 
@@ -193,16 +210,83 @@ def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
 def child_bare(args: dict[str, Any]) -> dict[str, Any]:
     from bare_client import bare_sync
 
+    cpu = cpu_seconds()
     result = asyncio.run(bare_sync(args["base_url"], args["api_key"], args["concurrency"]))
-    return {**result, "rows": {}, "calls": 0}
+    return {**result, "rows": {}, "calls": 0, "run_cpu_seconds": cpu_seconds() - cpu}
+
+
+def child_fetch(args: dict[str, Any]) -> dict[str, Any]:
+    """The sync's own fetching without dlt (for the ladder): our client, fan-out, rows and state
+    (`extract.extract_calls`), and with `arrow` each batch's rows made into arrow tables."""
+    import pendulum
+
+    from pipelines.neuron import tables
+    from pipelines.neuron.client import NeuronClient
+    from pipelines.neuron.extract import SyncPlan, SyncReport, extract_calls, plan_window
+
+    async def fetch() -> int:
+        state: dict[str, Any] = {}
+        plan, report, c = SyncPlan(now=pendulum.now("UTC")), SyncReport(), args["concurrency"]
+        plan_window(state, plan, None)
+        items = 0
+        async with NeuronClient(
+            args["api_key"], args["base_url"], max_concurrency=c, stats=report.stats
+        ) as client:
+            async for batch in extract_calls(client, state, plan, report, c, None, None, None):
+                for name, rows in batch.rows.items():
+                    items += len(tables.TABLES[name].rows(rows)) if args["arrow"] else len(rows)
+        return items
+
+    started, cpu = time.monotonic(), cpu_seconds()
+    asyncio.run(fetch())
+    seconds = time.monotonic() - started
+    return {"seconds": seconds, "rows": {}, "calls": 0, "run_cpu_seconds": cpu_seconds() - cpu}
+
+
+def child_dlt_floor(args: dict[str, Any]) -> dict[str, Any]:
+    """What dlt alone costs a run, for the fixed cost: six merged tables of two rows each, as
+    arrow tables, into a fresh DuckDB file (extract, normalize, load), in a process that
+    imported what our sync's does before its clock starts."""
+    import dlt
+    import pyarrow as pa
+
+    import pipelines.runner  # noqa: F401  (the imports our sync has before its clock starts)
+
+    @dlt.resource(name="rows")
+    def rows() -> Any:
+        for i in range(6):
+            hints = dlt.mark.make_hints(
+                table_name=f"t{i}",
+                primary_key="id",
+                merge_key="id",
+                write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+                columns={"id": {"data_type": "text", "nullable": False}},
+            )
+            item = pa.table({"id": ["a", "b"], "v": [1, 2]})
+            yield dlt.mark.with_hints(item, hints, create_table_variant=True)
+
+    started = time.monotonic()
+    pipeline = dlt.pipeline(
+        "floor",
+        destination=dlt.destinations.duckdb(str(Path(args["dir"]) / "floor.duckdb")),
+        pipelines_dir=str(Path(args["dir"]) / "pipelines"),
+        dataset_name="neuron",
+    )
+    pipeline.run(rows())
+    return {"seconds": time.monotonic() - started, "rows": {}, "calls": 0}
 
 
 def child_main(kind: str, raw: str) -> None:
     args = json.loads(raw)
-    children = {"ours": child_ours, "bare": child_bare, "rest_api": child_rest_api}
+    children = {
+        "ours": child_ours,
+        "bare": child_bare,
+        "rest_api": child_rest_api,
+        "fetch": child_fetch,
+        "dlt_floor": child_dlt_floor,
+    }
     result = children[kind](args)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # with the imports
+    result["cpu_seconds"] = cpu_seconds()  # with the imports
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps(result))
 
@@ -329,6 +413,15 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each efficiency pair")
     parser.add_argument(
+        "--ladder",
+        nargs="*",
+        type=parse_pair,
+        default=[(128, 10_000)],
+        metavar="C:CALLS",
+        help="where the time goes: bare client, our fetching without dlt, with arrow tables, "
+        "the full sync (default 128:10000; none: skip)",
+    )
+    parser.add_argument(
         "--fixed-calls",
         type=int,
         default=3000,
@@ -343,9 +436,10 @@ def main() -> None:
         child_main(*args.child)
         return
     if args.only_efficiency:
-        report_targets(
-            efficiency_section(args.efficiency, args.latency_ms, args.repeat, args.fixed_calls)
-        )
+        found = efficiency_section(args.efficiency, args.latency_ms, args.repeat, args.fixed_calls)
+        for c, calls in args.ladder:
+            ladder_section(c, calls, args.latency_ms, args.repeat)
+        report_targets(found)
         return
 
     latency = args.latency_ms / 1000
@@ -481,6 +575,8 @@ def main() -> None:
         targets += efficiency_section(
             args.efficiency, args.latency_ms, args.repeat, args.fixed_calls
         )
+    for c, calls in args.ladder:
+        ladder_section(c, calls, args.latency_ms, args.repeat)
     report_targets(targets)
 
 
@@ -603,6 +699,14 @@ def efficiency_section(
                         f"process {inc['process_seconds']:.2f} s)",
                         flush=True,
                     )
+            floors = [
+                run_child("dlt_floor", {"dir": str(fresh_dir(root, "floor"))})["seconds"]
+                for _ in range(repeat)
+            ]
+            print(
+                f"dlt alone, a run of six merged two-row tables into DuckDB (extract, normalize, "
+                f"load; a fresh process, our imports done): {min(floors):.2f}-{max(floors):.2f} s"
+            )
             targets.append(
                 (
                     f"fixed cost < {FIXED_COST_LIMIT:.0f} s ({fixed_calls:,}-call sync - bare)",
@@ -618,6 +722,55 @@ def efficiency_section(
                 )
             )
     return targets
+
+
+# -- where the time goes at high concurrency: a ladder from the bare client to our full sync ------
+
+LADDER: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("bare aiohttp client", "bare", {}),
+    ("+ our client, fan-out, rows, state", "fetch", {"arrow": False}),
+    ("+ rows as arrow tables", "fetch", {"arrow": True}),
+    ("+ dlt (extract, normalize, load), views", "ours", {}),
+)
+
+
+def ladder_section(c: int, calls: int, latency_ms: float, repeat: int) -> None:
+    """The bare client, then our sync's own fetching without dlt (`child_fetch`), with arrow
+    tables, then the full sync: each step's time, its CPU (after imports) and the sandbox's CPU
+    meanwhile, on one sandbox; then the CPU a run in one interpreter must fit in for a given
+    efficiency (the GIL: dlt runs our async resource in a thread of the same process)."""
+    print(
+        f"\nwhere the time goes at c={c}, {calls:,} calls ({latency_ms:.0f} ms): each step adds "
+        f"to the one above; CPU after imports, all threads; {repeat}x each"
+    )
+    print(f"{'step':<42}{'wall s':>8}{'CPU s':>8}{'sandbox CPU s':>15}{'eff':>7}")
+    runs: dict[str, list[tuple[float, float, float]]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_ladder_") as tmp,
+        sandbox(calls, latency_ms) as sb,
+    ):
+        for i in range(repeat):
+            for label, kind, extra in LADDER:
+                work = fresh_dir(Path(tmp), f"ladder_{kind}_{i}")
+                args = {"dir": str(work), "base_url": sb.base_url, "api_key": sb.api_key}
+                sandbox_cpu = sb.cpu_seconds()
+                result = run_child(kind, {**args, "concurrency": c, **extra})
+                step = (result["seconds"], result["run_cpu_seconds"])
+                runs.setdefault(label, []).append((*step, sb.cpu_seconds() - sandbox_cpu))
+    # medians per step: (wall s, CPU s, sandbox CPU s)
+    steps = [[statistics.median(col) for col in zip(*rs, strict=True)] for rs in runs.values()]
+    bare, bare_cpu, bare_sandbox_cpu = steps[0]
+    for label, (seconds, cpu, sandbox_cpu) in zip(runs, steps, strict=True):
+        print(f"{label:<42}{seconds:>8.2f}{cpu:>8.2f}{sandbox_cpu:>15.2f}{bare / seconds:>7.2f}")
+    dlt_cpu = steps[-1][1] - steps[-2][1]
+    goal = EFFICIENCY_TARGETS.get(c, 0.9)
+    print(
+        f"efficiency {goal} means {bare / goal:.2f} s. In one interpreter (one GIL) the bare "
+        f"client's CPU plus dlt's alone take {bare_cpu + dlt_cpu:.2f} s ({bare_cpu:.2f} + "
+        f"{dlt_cpu:.2f}); with the sandbox's, {bare_cpu + dlt_cpu + bare_sandbox_cpu:.2f} of "
+        f"the machine's {os.cpu_count()} x {bare / goal:.2f} = "
+        f"{(os.cpu_count() or 1) * bare / goal:.2f} core-seconds (medians)"
+    )
 
 
 @contextmanager

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -26,6 +28,12 @@ class SandboxProc:
 
     def reset_stats(self) -> None:
         httpx.post(f"{self.admin}/stats/reset", timeout=10).raise_for_status()
+
+    def cpu_seconds(self) -> float:
+        """The sandbox process's CPU time so far (Linux: /proc), to see what it took of the
+        machine's cores while a client ran."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def requests(self) -> int:
         stats = httpx.get(f"{self.admin}/stats", timeout=10).json()
