@@ -38,7 +38,7 @@ bench: $(STAMP)
 # a 100,000-call history at 128 in flight: the full sync's peak RSS, then an unchanged run
 bench-100k: $(STAMP)
 	$(BIN)/python bench/bench_sync.py --calls 100000 --concurrency 128 --skip-baseline \
-		--skip-views --skip-postgres --efficiency --fixed-calls 0
+		--skip-views --skip-postgres --efficiency --fixed-calls 0 --ladder
 
 bench-views: $(STAMP)
 	$(BIN)/python bench/bench_views.py
