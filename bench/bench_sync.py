@@ -663,14 +663,16 @@ def efficiency_section(
     imports), per concurrency; then the fixed cost of a run: a `fixed_calls` first sync's time
     minus the bare client's, and an unchanged incremental run. Returns the target lines."""
     targets: list[tuple[str, bool | None, str]] = []
-    print(
-        f"\nefficiency: a bare aiohttp client (bench/bare_client.py: list, details, transcripts, "
-        f"nothing else) then our full sync, same sandbox ({latency_ms:.0f} ms), {repeat}x each"
-    )
-    print(
-        f"{'c':>5}{'calls':>8}{'bare s':>9}{'ours s':>9}{'eff':>7}{'bare req':>10}"
-        f"{'our req':>9}{'our RSS':>9}{'process s':>11}{'bare CPU':>10}{'our CPU':>9}"
-    )
+    if pairs:
+        print(
+            f"\nefficiency: a bare aiohttp client (bench/bare_client.py: list, details, "
+            f"transcripts, nothing else) then our full sync, same sandbox ({latency_ms:.0f} ms), "
+            f"{repeat}x each"
+        )
+        print(
+            f"{'c':>5}{'calls':>8}{'bare s':>9}{'ours s':>9}{'eff':>7}{'bare req':>10}"
+            f"{'our req':>9}{'our RSS':>9}{'process s':>11}{'bare CPU':>10}{'our CPU':>9}"
+        )
     with tempfile.TemporaryDirectory(prefix="bench_eff_") as tmp:
         root = Path(tmp)
         for c, calls in pairs:
