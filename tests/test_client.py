@@ -226,7 +226,8 @@ def test_a_429_pauses_every_request_through_the_shared_gate() -> None:
     spacing = 2 / settings.SLOW_START_REQUESTS_PER_SECOND
     assert sent_at["a"] == pytest.approx(3.0)
     assert sent_at["b"] - sent_at["a"] == pytest.approx(spacing)
-    # the second, after start-up, is rare (`RATE_RARE_SHARE`): it pauses, the pace stays
+    # the second, after start-up, is rare (alone among the last `RATE_RARE_WINDOW` answers): it
+    # pauses, the pace stays
     assert sent_at["c"] >= sent_at["limited_c"] + 3.0
     assert sent_at["d"] - sent_at["c"] == pytest.approx(spacing)
 
