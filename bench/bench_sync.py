@@ -234,7 +234,8 @@ def child_fetch(args: dict[str, Any]) -> dict[str, Any]:
 
     from pipelines.neuron import tables
     from pipelines.neuron.client import NeuronClient
-    from pipelines.neuron.extract import SyncPlan, SyncReport, extract_calls, plan_window
+    from pipelines.neuron.extract import extract_calls, plan_window
+    from pipelines.neuron.model import SyncPlan, SyncReport
 
     async def fetch() -> int:
         state: dict[str, Any] = {}

@@ -62,17 +62,8 @@ def s3() -> Iterator[Any]:
         server.stop()
 
 
-# The unit layer (no server, no subprocess): `make test-unit` runs it alone in seconds.
-UNIT_MODULES = {
-    "test_rows",
-    "test_client",
-    "test_client_ratelimit",
-    "test_extract",
-    "test_audit",
-    "test_audit_reader",
-    "test_views",
-}
-
+# Unit tests (no server, no subprocess) carry `pytestmark = pytest.mark.unit`: `make test-unit`
+# runs them alone in seconds. End-to-end tests are every other file.
 
 # the longest tests (20-30 s each at 3 workers), started first so that none is left running alone
 # at the end of `make test`
@@ -80,9 +71,6 @@ LONGEST = ("test_soak_", "test_sigterm_")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in UNIT_MODULES:
-            item.add_marker(pytest.mark.unit)
     # end-to-end tests before unit tests (which fill the gaps), the longest of all first
     items.sort(
         key=lambda item: (

@@ -8,10 +8,12 @@ from typing import Any
 
 import httpx
 import pendulum
+import pytest
 
 from pipelines.neuron.audit import DayAudit, StoredTranscript, audit_window
 from pipelines.neuron.client import NeuronClient
-from pipelines.neuron.extract import AuditReport, Batch, Job, Purpose, SyncReport, extract_calls
+from pipelines.neuron.extract import extract_calls
+from pipelines.neuron.model import AuditReport, Batch, Job, Purpose, SyncReport
 from pipelines.neuron.rows import LIST_FIELDS, call_row, list_view
 from tests.test_extract import (
     NOW,
@@ -23,6 +25,8 @@ from tests.test_extract import (
     no_wait,
     rows,
 )
+
+pytestmark = pytest.mark.unit
 
 DAY = dt.date(2024, 2, 1)
 UNTIL = pendulum.datetime(2024, 2, 3, tz="UTC")

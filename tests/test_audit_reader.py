@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from pipelines.neuron.audit import StoredTranscript, WarehouseReader
 from pipelines.neuron.rows import LIST_FIELDS
+
+pytestmark = pytest.mark.unit
 
 DAY = "cast(timezone('UTC', c.started_at) as date)"
 

@@ -30,6 +30,8 @@ from pipelines.neuron.client import (
 )
 from pipelines.runner import explain
 
+pytestmark = pytest.mark.unit
+
 KEY = "sk_live_S3CRET_never_shown"
 BASE = "https://api.test/v1"
 CALL = {"id": "cal_1", "status": "completed"}

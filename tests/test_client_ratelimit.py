@@ -22,13 +22,15 @@ import orjson
 import pytest
 
 from pipelines.neuron import settings
-from pipelines.neuron.client import (
-    NeuronClient,
+from pipelines.neuron.client import NeuronClient
+from pipelines.neuron.ratelimit import (
     RateLimiter,
     RateLimitQuota,
     parse_rate_limit_headers,
     parse_retry_after,
 )
+
+pytestmark = pytest.mark.unit
 
 KEY = "sk_test_key"
 BASE = "https://api.test/v1"

@@ -17,18 +17,12 @@ import pendulum
 import pytest
 
 from pipelines.neuron.client import AuthenticationError, NeuronClient, ServerError
-from pipelines.neuron.extract import (
-    Batch,
-    Job,
-    Purpose,
-    SyncPlan,
-    SyncReport,
-    extract_calls,
-    iso,
-    plan_window,
-)
+from pipelines.neuron.extract import extract_calls, iso, plan_window
+from pipelines.neuron.model import Batch, Job, Purpose, SyncPlan, SyncReport
 from pipelines.neuron.rows import DETAIL_ONLY_FIELDS
 from pipelines.neuron.tables import HARD_DELETE
+
+pytestmark = pytest.mark.unit
 
 NOW = pendulum.datetime(2024, 2, 1, 12, 0, tz="UTC")
 LIST = "/v1/calls"

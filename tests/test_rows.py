@@ -25,6 +25,8 @@ from pipelines.neuron.tables import (
     Table,
 )
 
+pytestmark = pytest.mark.unit
+
 DETAIL: dict[str, Any] = {
     "id": "cal_9Hm3kP7qZ",
     "campaign_id": "cmp_4Rv8sT1wX",

@@ -14,6 +14,8 @@ from pipelines import views
 from pipelines.views import VIEW_NAMES, view_sql
 from pipelines.warehouse import Warehouse
 
+pytestmark = pytest.mark.unit
+
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 VIEWS = sorted(path.stem for path in SQL_DIR.glob("*.sql"))
 STAGING_VIEWS = [name for name in VIEWS if name.startswith("stg_")]

@@ -17,7 +17,8 @@ from dlt.common.configuration.inject import with_config
 from . import settings, tables
 from .audit import DayAudit, WarehouseReader
 from .client import ConfigError, NeuronClient, check_settings
-from .extract import SyncPlan, SyncReport, extract_calls, plan_window
+from .extract import extract_calls, plan_window
+from .model import SyncPlan, SyncReport
 from .recordings import Archiver, RecordingStore
 from .rows import to_utc
 

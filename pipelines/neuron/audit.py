@@ -39,7 +39,7 @@ import pendulum
 
 from . import settings
 from .client import NeuronClient, NotFoundError
-from .extract import CALL_ERRORS, AuditDay, AuditReport, Job, Purpose
+from .model import CALL_ERRORS, AuditDay, AuditReport, Job, Purpose
 from .rows import Row, call_row, list_view, transcript_is_ready, transcript_rows
 
 __all__ = [

@@ -1,0 +1,188 @@
+"""The shared types of one run: its plan, its report, the jobs it fetches and what comes back.
+
+`extract` (listing, fan-out, state) and `audit` (comparing days) both work in these terms.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import NamedTuple, Protocol
+
+import pendulum
+
+from .client import APIConnectionError, ClientStats, RateLimitError, ResponseError, ServerError
+from .rows import Row, iso_utc
+
+# An error about one call after every retry: the call is deferred to the next run. Any other
+# error (the key refused, a URL that is not the API) stops the run.
+CALL_ERRORS = (RateLimitError, ServerError, APIConnectionError, ResponseError)
+
+
+@dataclass
+class SyncPlan:
+    """What one run reads: the list window and filters, and what it may change in the state."""
+
+    now: pendulum.DateTime
+    start: pendulum.DateTime | None = None
+    end: pendulum.DateTime | None = None
+    filters: dict[str, str] = field(default_factory=dict)
+    incremental: bool = True  # moves the cursor; a backfill or filtered run does not
+    lookback: pendulum.Duration = field(default_factory=lambda: pendulum.duration(minutes=60))
+    pending_max_days: float = 7
+    lists: bool = True  # False: a repair run, which only audits
+    audit_days: int = 0  # the days before and including today an incremental run audits
+    audit_from: dt.date | None = None  # the audited UTC days (None: no audit)
+    audit_to: dt.date | None = None
+    audit_transcripts: bool = False  # also re-check the stored transcripts of those days
+    recordings_only: bool = (
+        False  # `neuron-calls recordings`: archive recordings, load nothing else
+    )
+
+    def list_params(self) -> dict[str, str]:
+        params = dict(self.filters)
+        if self.start is not None:
+            params["from"] = iso_utc(self.start)
+        if self.end is not None:
+            params["to"] = iso_utc(self.end)
+        return params
+
+
+@dataclass
+class AuditDay:
+    """One audited UTC day: the API's and the warehouse's call counts, and what differs."""
+
+    day: dt.date
+    api: int
+    warehouse: int
+    counts_differ: bool = False  # in total or in a documented disposition
+    missing: int = 0  # listed by the API, not in the warehouse
+    changed: int = 0  # stored with other list-visible fields, or stored under another day
+    erased: int = 0  # stored, but the API answers 404
+    transcripts_checked: int = 0
+    transcripts_changed: int = 0
+
+    @property
+    def drift(self) -> bool:
+        found = self.missing + self.changed + self.erased + self.transcripts_changed
+        return self.counts_differ or found > 0
+
+
+@dataclass
+class AuditReport:
+    """What the audit of a run found (per day and in total) and what the run repaired."""
+
+    days: list[AuditDay] = field(default_factory=list)
+    repaired: Counter[str] = field(default_factory=Counter)  # "missing", "changed", ...
+
+    @property
+    def days_differing(self) -> int:
+        return sum(day.drift for day in self.days)
+
+    def found(self, kind: str) -> int:
+        return sum(getattr(day, kind) for day in self.days)
+
+
+@dataclass
+class SyncReport:
+    """Counters of one run, read by the CLI's summary."""
+
+    pages: int = 0
+    listed: int = 0
+    calls: set[str] = field(default_factory=set)
+    transcripts: int = 0
+    pending_transcripts: int = 0
+    pending_calls: int = 0
+    recordings: int = 0  # archived (or found archived) this run
+    pending_recordings: int = 0  # could not be had: their calls stay pending
+    deferred: dict[str, str] = field(default_factory=dict)  # call_id -> why it failed this run
+    expired: list[str] = field(default_factory=list)
+    erased: list[str] = field(default_factory=list)  # calls the API no longer has, removed
+    skipped_invalid: int = 0
+    stats: ClientStats = field(default_factory=ClientStats)  # requests, retries, 429s
+    audit: AuditReport = field(default_factory=AuditReport)
+
+
+class PendingReason(Enum):
+    """Why a call stays in the pending set; the state keeps `text()`."""
+
+    CALL_NOT_FINAL = "call"  # with the status: "call in_progress"
+    TRANSCRIPT_NOT_READY = "transcript"  # with its status: "transcript processing"
+    TRANSCRIPT_NOT_FOUND = "transcript not found"  # 404 although the call has a job
+    TRANSCRIPT_FAILED = "transcript failed"
+    DETAILS_NOT_FOUND = "details not found"  # listed, yet 404 on details
+    DETAILS_FAILED = "details failed"
+    DETAILS_MALFORMED = "details malformed"
+    RECORDING_FAILED = "recording failed"  # final, but its recording could not be archived
+
+    def text(self, detail: str | None = None) -> str:
+        return f"{self.value} {detail}" if detail else self.value
+
+
+WAITING_FOR_TRANSCRIPT = frozenset(
+    {PendingReason.TRANSCRIPT_NOT_READY, PendingReason.TRANSCRIPT_NOT_FOUND}
+)
+
+
+class Purpose(Enum):
+    """Why a call is fetched."""
+
+    LISTED = "listed"  # the run's list showed it: new, not final, or changed
+    PENDING = "pending"  # re-polled by id, not in the run's list
+    MISSING = "missing"  # audit: listed by the API, not in the warehouse
+    CHANGED = "changed"  # audit: stored with other list-visible fields
+    ERASED = "erased"  # audit: stored, but the API answers 404; no request left to make
+    TRANSCRIPT = "transcript"  # audit: the stored transcript differs from the API's
+
+
+class Job(NamedTuple):
+    call_id: str
+    purpose: Purpose
+    listed: Row | None = None  # the list item, when the call was listed
+    new: bool = False  # not in the warehouse for sure: if details fail, load the list item
+
+
+@dataclass
+class Fetched:
+    job: Job
+    call: Row | None = None  # the calls row to load, if any
+    seen_as: str | None = None  # fingerprint of the details, as the list would show them
+    loaded_as: str | None = None  # fingerprint of the details, as the `calls` row loads them
+    transcript: tuple[Row, list[Row], list[Row]] | None = None
+    pending: PendingReason | None = None  # why the call stays pending
+    pending_detail: str | None = None
+    failed: str | None = None  # an error after every retry
+    erased: bool = False  # the API no longer has the call
+    recording: Row | None = None  # the recordings row, once archived
+    recording_failed: str | None = None  # why the recording could not be had this run
+
+    @property
+    def call_id(self) -> str:
+        return self.job.call_id
+
+
+@dataclass
+class Batch:
+    """Rows for dlt by table name, from `size` fetched calls."""
+
+    rows: defaultdict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    size: int = 0
+
+    def add(self, table: str, rows: list[Row]) -> None:
+        self.rows[table].extend(rows)
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class AuditStep(Protocol):
+    """More jobs after the list's, given the list-visible fields of the calls this run loaded
+    (None: erased); implemented by `audit.DayAudit`."""
+
+    async def look_ahead(self) -> None:
+        """What can be looked at before the list's jobs are done (run beside them)."""
+
+    def jobs(self, loaded: Mapping[str, Row | None]) -> AsyncIterator[Job]: ...

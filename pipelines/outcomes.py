@@ -1,0 +1,181 @@
+"""How a run ends: the exit codes, the exceptions that stop a run, and `explain`, the one place
+that turns any failure into an exit code and the one line a user reads."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigValueCannotBeCoercedException,
+)
+
+from .neuron.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BaseURLError,
+    ConfigError,
+    MissingAPIKeyError,
+    NeuronError,
+)
+from .neuron.settings import DEFAULT_BASE_URL
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0  # every call in the window loaded
+EXIT_FAILED = 1  # the run failed (API down, list page failed after retries, load failed)
+EXIT_CONFIG = 2  # settings, key, input, or another run already going
+EXIT_PARTIAL = 3  # loaded, but some calls failed after retries: they are retried next run
+EXIT_DRIFT = 4  # `audit` found drift it did not repair
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+OUTCOMES = {
+    EXIT_OK: "ok",
+    EXIT_FAILED: "failed",
+    EXIT_CONFIG: "refused",
+    EXIT_PARTIAL: "partial",
+    EXIT_DRIFT: "drift",
+    EXIT_SIGINT: "interrupted",
+    EXIT_SIGTERM: "interrupted",
+}
+
+
+class SyncAborted(Exception):
+    """A run that cannot start or finish; `code` is the exit status, the message one line."""
+
+    def __init__(self, message: str, code: int = EXIT_CONFIG) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RunRefused(SyncAborted):
+    """Another run holds the lock, or a reader holds the file read-write: nothing was touched."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (a scheduler stopping the run), handled like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.code = 128 + signum
+
+
+def cause_of(exc: BaseException) -> BaseException:
+    """The first error we know how to explain behind dlt's wrapping exceptions."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _KNOWN):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+_KNOWN = (
+    NeuronError,
+    SyncAborted,
+    KeyboardInterrupt,
+    ConfigFieldMissingException,
+    ConfigValueCannotBeCoercedException,
+)
+
+
+def explain(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one line a user reads, for any failure of a run."""
+    cause = cause_of(exc)
+    if isinstance(cause, Interrupted):
+        return (
+            cause.code,
+            "stopped by SIGTERM; nothing of this run was published, the next run completes it",
+        )
+    if isinstance(cause, KeyboardInterrupt):
+        return (
+            EXIT_SIGINT,
+            "interrupted; nothing of this run was published, the next run completes it",
+        )
+    if isinstance(cause, SyncAborted):
+        return cause.code, first_line(cause)
+    if isinstance(cause, ConfigFieldMissingException):
+        return EXIT_CONFIG, _missing_setting(cause)
+    if isinstance(cause, ConfigValueCannotBeCoercedException):
+        hint = getattr(cause.hint, "__name__", str(cause.hint))
+        value = "" if "key" in cause.field_name else f", got {str(cause.field_value)[:40]!r}"
+        return EXIT_CONFIG, (
+            f"setting {cause.field_name} (SOURCES__NEURON__{cause.field_name.upper()}) must be "
+            f"of type {hint}{value}"
+        )
+    if isinstance(cause, NeuronError):
+        return _neuron_error(cause)
+    line = first_line(cause)
+    if _is_connection_failure(cause):
+        return EXIT_CONFIG, (
+            f"cannot connect to the destination: {line}; check its credentials "
+            "(e.g. DESTINATION__POSTGRES__CREDENTIALS)"
+        )
+    return EXIT_FAILED, line
+
+
+_ENV_KEY = re.compile(r"\(Environment Variables, ((?:DESTINATION|SOURCES)__[A-Z0-9_]+)\)")
+
+
+def _neuron_error(exc: NeuronError) -> tuple[int, str]:
+    """The client says what happened; here is what to do about it."""
+    line = first_line(exc)
+    if isinstance(exc, MissingAPIKeyError):
+        return (
+            EXIT_CONFIG,
+            f"{line}: set {API_KEY_SETTING}, or api_key under [sources.neuron] "
+            "in .dlt/secrets.toml",
+        )
+    if isinstance(exc, AuthenticationError):
+        return EXIT_CONFIG, f"{line}: check {API_KEY_SETTING}"
+    if isinstance(exc, BaseURLError):
+        return EXIT_CONFIG, (
+            f"{line}: {BASE_URL_SETTING} must be the API's /v1 URL (default {DEFAULT_BASE_URL})"
+        )
+    if isinstance(exc, APIConnectionError):
+        return EXIT_FAILED, f"{line}; check {BASE_URL_SETTING} and the network"
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG, line
+    return EXIT_FAILED, line
+
+
+API_KEY_SETTING = "SOURCES__NEURON__API_KEY"
+BASE_URL_SETTING = "SOURCES__NEURON__BASE_URL"
+
+
+def _missing_setting(exc: ConfigFieldMissingException) -> str:
+    if "api_key" in exc.fields:
+        return (
+            "no API key: set SOURCES__NEURON__API_KEY, or api_key under [sources.neuron] "
+            "in .dlt/secrets.toml"
+        )
+    keys = _ENV_KEY.findall(str(exc))
+    name = keys[0] if keys else "/".join(exc.fields)
+    if "__CREDENTIALS__" in name:  # one URL holds them all: postgresql://user:password@host/db
+        name = name[: name.index("__CREDENTIALS__")] + "__CREDENTIALS"
+    return f"missing setting {name} (or the same in .dlt/secrets.toml): set it and run again"
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        name = type(seen).__name__
+        if name in (
+            "OperationalError",
+            "DestinationConnectionError",
+            "DestinationTerminalException",
+        ) and ("connect" in str(seen).lower() or "authentication" in str(seen).lower()):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return _URL_PASSWORD.sub(r"\1***@", line)[:300]

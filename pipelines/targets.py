@@ -1,0 +1,178 @@
+"""Where a run writes, and the locks that keep one run per pipeline and per warehouse.
+
+`DuckDBTarget` loads into a private copy of the analysts' file and publishes it whole
+(`snapshot.py`); `DestinationTarget` loads any other dlt destination in place. dlt's working
+folder is kept in step with the target a run writes (`align_working_folder`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.destination.reference import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+from .outcomes import EXIT_CONFIG, RunRefused, SyncAborted
+from .snapshot import Snapshot, SnapshotError
+from .warehouse import DUCKDB_LOAD_CONFIG, Warehouse, literal
+
+log = logging.getLogger(__name__)
+
+
+class DuckDBTarget:
+    """The analysts' DuckDB file: loaded through a private copy, then published whole."""
+
+    staged = True
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.resolve()
+        self.snapshot = Snapshot(self.path)
+        self.identity = f"duckdb:{self.path}"
+        self.description = str(self.path)
+
+    def destination(self) -> Any:
+        credentials = DuckDbCredentials(str(self.snapshot.staged), global_config=DUCKDB_LOAD_CONFIG)
+        return dlt.destinations.duckdb(credentials)
+
+    @contextlib.contextmanager
+    def lock(self, pipeline: Any) -> Iterator[None]:
+        with exclusive(self.path.with_name(self.path.name + ".lock"), str(self.path)):
+            yield
+
+    @contextlib.contextmanager
+    def stage(self) -> Iterator[None]:
+        try:
+            with self.snapshot.staging():
+                yield
+        except SnapshotError as exc:
+            raise _run_error(exc) from None
+
+    @contextlib.contextmanager
+    def kept_open(self, pipeline: Any) -> Iterator[None]:
+        """The copy open for the whole run: DuckDB then loads its catalog once, not at every
+        step (an unchanged run: 2.15 s -> 1.73 s); closed before publishing."""
+        with Warehouse.of(pipeline):
+            yield
+
+    def publish(self) -> None:
+        try:
+            self.snapshot.publish()
+        except SnapshotError as exc:
+            raise _run_error(exc) from None
+
+
+def _run_error(exc: SnapshotError) -> SyncAborted:
+    """A file that cannot be staged or published: refused (a read-write holder) or failed."""
+    return (RunRefused if exc.code == EXIT_CONFIG else SyncAborted)(str(exc), exc.code)
+
+
+class DestinationTarget:
+    """Any other dlt destination: loaded in place (dlt's merge is transactional per table)."""
+
+    staged = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.identity = f"destination:{name}"
+        self.description = f"destination {name}"
+
+    def destination(self) -> Any:
+        try:
+            return Destination.from_reference(self.name)
+        except Exception:  # noqa: BLE001 - unknown type or named destination
+            raise SyncAborted(
+                f"unknown destination {self.name!r}: use a dlt destination type (postgres, "
+                "motherduck, duckdb, ...) or a name configured as "
+                f"DESTINATION__{self.name.upper()}__DESTINATION_TYPE"
+            ) from None
+
+    @contextlib.contextmanager
+    def lock(self, pipeline: Any) -> Iterator[None]:
+        """One run per warehouse and dataset across hosts, where the warehouse has a lock."""
+        with Warehouse.of(pipeline) as wh:
+            if wh.dialect != "postgres":
+                yield  # documented: only the local pipeline lock elsewhere
+                return
+            key = literal(f"{pipeline.pipeline_name}:{pipeline.dataset_name}")
+            _, rows = wh.query(f"select pg_try_advisory_lock(hashtext({key}))")
+            if not rows[0][0]:
+                raise RunRefused(
+                    f"another sync is running on {self.description} (dataset "
+                    f"{pipeline.dataset_name}, Postgres advisory lock); wait for it to finish"
+                )
+            try:
+                yield
+            finally:
+                wh.query(f"select pg_advisory_unlock(hashtext({key}))")
+
+    @contextlib.contextmanager
+    def stage(self) -> Iterator[None]:
+        yield
+
+    def kept_open(self, pipeline: Any) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()  # an idle connection must not hold locks through a load
+
+    def publish(self) -> None:
+        return None
+
+
+Target = DuckDBTarget | DestinationTarget
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, what: str) -> Iterator[None]:
+    """An advisory lock held for the run; a second run on the same thing gets a clear no."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunRefused(
+                f"another sync is running on {what}; wait for it to finish (lock: {path})"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def default_pipelines_dir() -> Path:
+    """dlt's working folder under ~/.dlt, so HOME isolates it (for root too: dlt alone would
+    pick /var/dlt); DLT_DATA_DIR still wins, as in dlt."""
+    data_dir = os.environ.get("DLT_DATA_DIR")
+    return Path(data_dir, "pipelines") if data_dir else Path.home() / ".dlt" / "pipelines"
+
+
+def align_working_folder(workdir: Path, target: Target) -> None:
+    """dlt's working folder must describe what the target holds, or be rebuilt from it.
+
+    It is dropped (dlt then restores the state from the warehouse) when it served another
+    target, or when a staged run did not publish: a package dlt loaded into a copy that was
+    never published must not count as loaded.
+    """
+    marker = workdir / "neuron_target"
+    known = marker.read_text(encoding="utf-8") if marker.exists() else None
+    if workdir.exists() and known != target.identity:
+        log.debug(
+            "working folder %s is not in step with %s: restoring state from it",
+            workdir,
+            target.description,
+        )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if target.staged:
+        marker.unlink(missing_ok=True)  # written again once this run is published
+    else:
+        marker.write_text(target.identity, encoding="utf-8")
+
+
+def mark_published(workdir: Path, target: Target) -> None:
+    (workdir / "neuron_target").write_text(target.identity, encoding="utf-8")
