@@ -47,6 +47,7 @@ from .errors import (
     ServerError,
     TruncatedBodyError,
     UnexpectedStatusError,
+    sanitize_url,
 )
 from .ratelimit import RateLimiter, RateLimitQuota, parse_rate_limit_headers, parse_retry_after
 
@@ -79,12 +80,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def sanitize_url(url: str | httpx.URL) -> str:
-    """The URL without its query string (signed URLs carry tokens there)."""
-    parts = urlsplit(str(url))
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
 
 
 class _CutQueries(logging.Filter):

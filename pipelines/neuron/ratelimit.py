@@ -288,10 +288,8 @@ class RateLimiter:
         self.recent.append(False)
         if self.starting or self.window is not None:
             self.start_answers += 1
-            if self.window is not None and (
-                self.start_answers % settings.SLOW_START_ANSWERS_PER_SEAT == 0
-            ):
-                self._widen()
+            if self.window is not None:
+                self._widen()  # one more request in flight per good answer: x2 a round trip
             if self.starting and self.start_answers % settings.SLOW_START_DOUBLING_ANSWERS == 0:
                 self._ramp_up()
 

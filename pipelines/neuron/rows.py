@@ -32,6 +32,9 @@ LIST_FIELDS = (
     "started_at",
     "ended_at",
 )
+# The `transcripts` and `transcript_segments` columns the audit compares with the API's.
+TRANSCRIPT_FIELDS = ("job_id", "language", "duration_seconds", "summary", "sentiment_overall")
+SEGMENT_FIELDS = ("speaker", "text", "start_time", "end_time", "confidence")
 # what `GET /calls/{id}` adds to a list item
 DETAIL_ONLY_FIELDS = frozenset({"transcript_job_id", "recording_url"})
 

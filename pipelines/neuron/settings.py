@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+ENV_PREFIX = "SOURCES__NEURON__"  # dlt's section for the source: [sources.neuron]
+
+
+def env_var(name: str) -> str:
+    """The environment variable of a setting: `env_var("api_key")` is SOURCES__NEURON__API_KEY."""
+    return ENV_PREFIX + name.upper()
+
+
 DEFAULT_BASE_URL = "https://api.vinfer.ai/v1"
 
 CALLS_PATH = "/calls"
@@ -31,8 +39,7 @@ DROPPED_CALL_FIELDS = frozenset({"recording_url", "contact"})
 # from those answers: multiplicative decrease on a 429, growth after quiet intervals.
 # Start-up: until the first 429 the pace starts here and doubles every few good answers, so a
 # limit is discovered with few requests in flight (each in flight then would be refused).
-SLOW_START_WINDOW = 4  # requests in flight at first
-SLOW_START_ANSWERS_PER_SEAT = 1  # one more request in flight per good answer: x2 a round trip
+SLOW_START_WINDOW = 4  # requests in flight at first; one more per good answer
 SLOW_START_REQUESTS_PER_SECOND = 200.0
 SLOW_START_DOUBLING_ANSWERS = 25  # good answers between two doublings of the start-up pace
 SLOW_START_EXIT_REQUESTS_PER_SECOND = 12_800.0  # start-up pace past this: no limit, stop pacing

@@ -28,7 +28,7 @@ import pendulum
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.items import DataItemWithMeta
 
-Row = dict[str, Any]
+from .rows import Row
 
 HARD_DELETE = "_deleted"  # true on a tombstone row; always NULL on the rows that stay
 _HARD_DELETE_COLUMN: TColumnSchema = {"data_type": "bool", "hard_delete": True}
