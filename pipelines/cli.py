@@ -1,5 +1,5 @@
-"""`neuron-calls`: sync, demo, status, sql, sandbox. What a person sees lives here: the progress
-line, the summary, logging, tables and one-line errors."""
+"""`neuron-calls` and its commands (`_parser` lists them). What a person sees lives here: the
+progress line, the summary, logging, tables and one-line errors."""
 
 from __future__ import annotations
 
