@@ -1,5 +1,5 @@
-"""`neuron-calls`: sync, demo, status, sql, sandbox. What a person sees lives here: the progress
-line, the summary, logging, tables and one-line errors."""
+"""`neuron-calls` and its commands (`_parser` lists them). What a person sees lives here: the
+progress line, the summary, logging, tables and one-line errors."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from . import runner
 from .neuron import SyncReport
+from .views import REPORT_VIEWS
 from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
 
 log = logging.getLogger(__name__)
@@ -469,8 +470,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"\nQuery it further (read-only, also while a sync runs):\n"
         f"  .venv/bin/neuron-calls sql --duckdb {db} "
         f'"select * from {DATASET_NAME}.callback_queue"\n'
-        f"Views: disposition_daily, campaign_funnel, sentiment_by_disposition, talk_time, "
-        f"callback_queue, dnd_contacts (schema {DATASET_NAME})."
+        f"Views: {', '.join(REPORT_VIEWS)} (schema {DATASET_NAME})."
     )
     return result.exit_code
 

@@ -19,7 +19,7 @@ from .neuron.errors import (
     MissingAPIKeyError,
     NeuronError,
 )
-from .neuron.settings import DEFAULT_BASE_URL
+from .neuron.settings import DEFAULT_BASE_URL, env_var
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def explain(exc: BaseException) -> tuple[int, str]:
         hint = getattr(cause.hint, "__name__", str(cause.hint))
         value = "" if "key" in cause.field_name else f", got {str(cause.field_value)[:40]!r}"
         return EXIT_CONFIG, (
-            f"setting {cause.field_name} (SOURCES__NEURON__{cause.field_name.upper()}) must be "
+            f"setting {cause.field_name} ({env_var(cause.field_name)}) must be "
             f"of type {hint}{value}"
         )
     if isinstance(cause, NeuronError):
@@ -141,14 +141,14 @@ def _neuron_error(exc: NeuronError) -> tuple[int, str]:
     return EXIT_FAILED, line
 
 
-API_KEY_SETTING = "SOURCES__NEURON__API_KEY"
-BASE_URL_SETTING = "SOURCES__NEURON__BASE_URL"
+API_KEY_SETTING = env_var("api_key")
+BASE_URL_SETTING = env_var("base_url")
 
 
 def _missing_setting(exc: ConfigFieldMissingException) -> str:
     if "api_key" in exc.fields:
         return (
-            "no API key: set SOURCES__NEURON__API_KEY, or api_key under [sources.neuron] "
+            f"no API key: set {API_KEY_SETTING}, or api_key under [sources.neuron] "
             "in .dlt/secrets.toml"
         )
     keys = _ENV_KEY.findall(str(exc))

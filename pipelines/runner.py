@@ -131,11 +131,11 @@ def target_of(options: SyncOptions) -> Target:
 
 
 def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> Any:
-    # extract's files are read back once, seconds later, by normalize: gzip cost ~0.1 ms of CPU
-    # per call there (a tenth of a run at 128 in flight); a user's own setting wins
+    # extract's files are read back once, seconds later, by normalize: compressing them only
+    # costs CPU; a user's own setting wins
     os.environ.setdefault("SOURCES__DATA_WRITER__DISABLE_COMPRESSION", "true")  # extract
-    # arrow's own allocator held on to memory it had freed, through the load: the system's
-    # returns it (peak RSS of a 100,000-call first sync at 128 in flight: 410 -> 360 MB)
+    # arrow's own allocator holds on to memory it freed, through the load: the system's
+    # returns it
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     return dlt.pipeline(
         pipeline_name=options.pipeline_name,
@@ -246,9 +246,10 @@ def _loaded_exit_code(options: SyncOptions, report: SyncReport) -> int:
     return EXIT_PARTIAL if report.deferred else EXIT_OK
 
 
-# The fastest load path dlt offers per destination, measured: DuckDB copies parquet natively
-# (INSERT ... VALUES text took GBs at 100k calls); Postgres takes CSV through COPY (parquet needs
-# ADBC, whose dlt loader fails on the empty tables every run materialises).
+# The fastest load path dlt offers per destination: DuckDB copies parquet natively (dlt's
+# default, INSERT ... VALUES text, needs memory that grows with the load); Postgres takes CSV
+# through COPY (parquet needs ADBC, whose dlt loader fails on the empty tables every run
+# materialises).
 LOADER_FILE_FORMATS = {"duckdb": "parquet", "motherduck": "parquet", "postgres": "csv"}
 
 

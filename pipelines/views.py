@@ -51,6 +51,8 @@ def view_order(files: dict[str, str]) -> list[str]:
 
 
 VIEW_NAMES: list[str] = view_order(view_files())
+# what analysts query: every view but the staging ones (`stg_*`), which the others read
+REPORT_VIEWS: list[str] = [name for name in VIEW_NAMES if not name.startswith("stg_")]
 
 
 def view_sql(schema: str = '"neuron"') -> list[tuple[str, str]]:

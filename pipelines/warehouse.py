@@ -23,13 +23,12 @@ import sqlglot
 from dlt.common.versioned_state import decompress_state
 
 from .neuron.audit import StoredTranscript
-from .neuron.rows import LIST_FIELDS
+from .neuron.rows import LIST_FIELDS, SEGMENT_FIELDS, TRANSCRIPT_FIELDS
 
 PIPELINE_NAME = "neuron_calls"
 DATASET_NAME = "neuron"
 DEFAULT_DUCKDB_PATH = "neuron_calls.duckdb"
 # DuckDB settings while dlt loads: merges spill to disk past the limit instead of growing RSS
-# (peak RSS of a 100k-call first sync: 541 MB without, 441 MB at 256MB, 350 MB at 128MB)
 DUCKDB_LOAD_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False}
 
 RUNS_TABLE = "_sync_runs"
@@ -246,8 +245,6 @@ def literal(value: Any) -> str:
 # -- what the audit reads (neuron.audit.WarehouseReader) ------------------------------------------
 
 _DAY = "(c.started_at at time zone 'UTC')::date"
-_HEAD_FIELDS = ("job_id", "language", "duration_seconds", "summary", "sentiment_overall")
-_SEGMENT_FIELDS = ("speaker", "text", "start_time", "end_time", "confidence")
 
 
 class DatasetReader:
@@ -295,22 +292,22 @@ class DatasetReader:
             f"where {_DAY} between {literal(first)} and {literal(last)}"
         )
         heads = self._rows(
-            f"select t.call_id, {_DAY}, {', '.join('t.' + f for f in _HEAD_FIELDS)} "
+            f"select t.call_id, {_DAY}, {', '.join('t.' + f for f in TRANSCRIPT_FIELDS)} "
             f"from {{transcripts}} as t {window}"
         )
         out = {
             call_id: StoredTranscript(
-                _date(day), dict(zip(_HEAD_FIELDS, head, strict=True)), [], {}
+                _date(day), dict(zip(TRANSCRIPT_FIELDS, head, strict=True)), [], {}
             )
             for call_id, day, *head in heads
         }
         segments = self._rows(
-            f"select t.call_id, {', '.join('t.' + f for f in _SEGMENT_FIELDS)} "
+            f"select t.call_id, {', '.join('t.' + f for f in SEGMENT_FIELDS)} "
             f"from {{transcript_segments}} as t {window} order by t.call_id, t.segment_index"
         )
         for call_id, *segment in segments:
             if call_id in out:
-                out[call_id].segments.append(dict(zip(_SEGMENT_FIELDS, segment, strict=True)))
+                out[call_id].segments.append(dict(zip(SEGMENT_FIELDS, segment, strict=True)))
         speakers = self._rows(
             f"select t.call_id, t.speaker, t.sentiment from {{speaker_sentiment}} as t {window}"
         )

@@ -15,6 +15,20 @@ import duckdb
 from pipelines import runner
 from pipelines.sandbox import Sandbox
 
+# The fields the vendor documents (docs/api-behaviour.md): of a list item, and of the details.
+LIST_KEYS = {
+    "id",
+    "campaign_id",
+    "contact",
+    "status",
+    "disposition",
+    "duration_seconds",
+    "language",
+    "started_at",
+    "ended_at",
+}
+DETAIL_KEYS = LIST_KEYS | {"transcript_job_id", "recording_url"}
+
 
 def sync(sandbox: Sandbox, tmp: Path, **options: Any) -> runner.SyncResult:
     """One `run_sync` into `tmp/calls.duckdb` with its own dlt working folder."""

@@ -1,7 +1,7 @@
 """Helpers for tests that run `python -m pipelines` as a real process, and tiny fake APIs.
 
 Every process gets its own HOME under the test's tmp folder, which is all that isolates dlt's
-working folder (`~/.dlt/pipelines`, for root too), as the contract says; the kill -9 tests
+working folder (`~/.dlt/pipelines`, for root too), as the README's settings say; the kill -9 tests
 rely on finding it there.
 """
 

@@ -1,6 +1,6 @@
 """`python -m pipelines sync` as a real process, given bad input.
 
-Each case: the exit status the contract names, ONE line on stderr saying what is wrong and
+Each case: the exit status docs/failures.md names, ONE line on stderr saying what is wrong and
 how to fix it, no traceback, and a warehouse that was loaded before exactly as it was.
 """
 

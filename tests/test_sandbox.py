@@ -16,18 +16,8 @@ import pytest
 from pipelines.sandbox import Sandbox
 from pipelines.sandbox.data import DISPOSITIONS, generate
 
-LIST_KEYS = {
-    "id",
-    "campaign_id",
-    "contact",
-    "status",
-    "disposition",
-    "duration_seconds",
-    "language",
-    "started_at",
-    "ended_at",
-}
-DETAIL_KEYS = LIST_KEYS | {"transcript_job_id", "recording_url"}
+from .helpers import DETAIL_KEYS, LIST_KEYS
+
 TRANSCRIPT_KEYS = {
     "call_id",
     "job_id",

@@ -10,7 +10,7 @@ from pipelines import cli, runner
 from pipelines.cli import cmd_status
 from pipelines.sandbox import Sandbox
 
-from .helpers import assert_matches_truth, expected, query, read_state, sync
+from .helpers import DETAIL_KEYS, assert_matches_truth, expected, query, read_state, sync
 
 
 def requests_by_endpoint(sandbox: Sandbox) -> dict[str, int]:
@@ -182,21 +182,7 @@ def test_types_extra_fields_and_non_ascii(sandbox, tmp_path):
         (c["id"], key): value
         for c in truth["calls"]
         for key, value in c.items()
-        if key
-        not in {
-            "id",
-            "campaign_id",
-            "contact",
-            "status",
-            "disposition",
-            "duration_seconds",
-            "language",
-            "started_at",
-            "ended_at",
-            "transcript_job_id",
-            "recording_url",
-        }
-        and not isinstance(value, dict | list)
+        if key not in DETAIL_KEYS and not isinstance(value, dict | list)
     }
     assert extra_fields, "the sandbox should serve some undocumented fields"
     for (call_id, key), value in extra_fields.items():

@@ -102,7 +102,7 @@ SPEAKER_SENTIMENT = [
 
 
 def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection, schema: str = "neuron") -> None:
-    """The contract tables as dlt makes them: extra `_dlt_*` and vendor columns included."""
+    """The tables of docs/tables.md as dlt makes them: extra `_dlt_*` and vendor columns too."""
     conn.execute(f"create schema {schema}")
     conn.execute(
         f"""

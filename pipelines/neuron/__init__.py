@@ -77,7 +77,7 @@ def neuron_source(
     tables.ask_dlt_for_row_ids()
     _check_numbers(max_concurrency, lookback_minutes, pending_max_days, audit_days)
     _check_client_settings(max_attempts, timeout_seconds, max_requests_per_second)
-    start = _parse_setting("start_date (SOURCES__NEURON__START_DATE)", start_date)
+    start = _parse_setting(f"start_date ({settings.env_var('start_date')})", start_date)
     plan = SyncPlan(
         now=pendulum.now("UTC"),
         start=_parse_setting("--from", backfill_from),
@@ -96,8 +96,8 @@ def neuron_source(
     if recordings_only:
         if store is None:
             raise ConfigError(
-                "no recordings storage: set SOURCES__NEURON__RECORDINGS_URL to a folder or an "
-                "fsspec URL (s3://bucket/prefix)"
+                f"no recordings storage: set {settings.env_var('recordings_url')} to a folder "
+                "or an fsspec URL (s3://bucket/prefix)"
             )
         plan.recordings_only, plan.incremental, plan.audit_days = True, False, 0
     run_report: SyncReport = report if report is not None else SyncReport()
@@ -170,7 +170,7 @@ def _check_client_settings(
     ):
         raise ConfigError(
             "max_attempts must be at least 1, timeout_seconds and max_requests_per_second "
-            "above 0 (SOURCES__NEURON__MAX_ATTEMPTS, ..._TIMEOUT_SECONDS, "
+            f"above 0 ({settings.env_var('max_attempts')}, ..._TIMEOUT_SECONDS, "
             "..._MAX_REQUESTS_PER_SECOND)"
         )
 

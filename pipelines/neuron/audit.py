@@ -40,7 +40,15 @@ import pendulum
 from . import settings
 from .client import NeuronClient, NotFoundError
 from .model import CALL_ERRORS, AuditDay, AuditReport, Job, Purpose
-from .rows import Row, call_row, list_view, transcript_is_ready, transcript_rows
+from .rows import (
+    SEGMENT_FIELDS,
+    TRANSCRIPT_FIELDS,
+    Row,
+    call_row,
+    list_view,
+    transcript_is_ready,
+    transcript_rows,
+)
 
 __all__ = [
     "AuditDay",
@@ -55,8 +63,6 @@ TOTAL = "total"
 Counts = dict[str, int]  # TOTAL and each documented disposition -> calls
 
 # the compared columns of a stored transcript (its key and the tombstone flag aside)
-_TRANSCRIPT_FIELDS = ("job_id", "language", "duration_seconds", "summary", "sentiment_overall")
-_SEGMENT_FIELDS = ("speaker", "text", "start_time", "end_time", "confidence")
 
 
 class StoredTranscript(NamedTuple):
@@ -120,10 +126,7 @@ async def disposition_counts(
 
 
 def tally(views: Iterable[Row]) -> Counts:
-    dispositions = Counter(view.get("disposition") for view in views)
-    counts = {TOTAL: sum(dispositions.values())}
-    counts.update({name: dispositions[name] for name in settings.DOCUMENTED_DISPOSITIONS})
-    return counts
+    return _counts(Counter(view.get("disposition") for view in views))
 
 
 def _day_of(view: Row) -> dt.date | None:
@@ -314,9 +317,9 @@ def same_transcript(call_id: str, api: Row | None, stored: StoredTranscript) -> 
         return False
     head, segments, speakers = transcript_rows(call_id, api)
     return (
-        _pick(head, _TRANSCRIPT_FIELDS) == _pick(stored.head, _TRANSCRIPT_FIELDS)
-        and [_pick(s, _SEGMENT_FIELDS) for s in segments]
-        == [_pick(s, _SEGMENT_FIELDS) for s in stored.segments]
+        _pick(head, TRANSCRIPT_FIELDS) == _pick(stored.head, TRANSCRIPT_FIELDS)
+        and [_pick(s, SEGMENT_FIELDS) for s in segments]
+        == [_pick(s, SEGMENT_FIELDS) for s in stored.segments]
         and {s["speaker"]: s.get("sentiment") for s in speakers} == stored.speakers
     )
 

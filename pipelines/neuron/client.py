@@ -1,7 +1,7 @@
 """Async HTTP client of the Neuron Calls API: auth, retries, a learned rate limit, typed errors.
 
 One `NeuronClient` sends the API's GETs straight through one `aiohttp.ClientSession` (the hot
-path: two requests a call; httpx's layer over aiohttp cost more CPU than aiohttp itself), and
+path: two requests a call; httpx's layer over aiohttp costs more CPU than aiohttp itself), and
 streams signed recordings through httpx over aiohttp. A `transport=` (an httpx transport, for
 tests) routes every request through httpx instead. It makes no request in its constructor, and
 takes an injectable `sleep`/`clock`/`random` so retry and rate tests run instantly. The API key
@@ -47,6 +47,7 @@ from .errors import (
     ServerError,
     TruncatedBodyError,
     UnexpectedStatusError,
+    sanitize_url,
 )
 from .ratelimit import RateLimiter, RateLimitQuota, parse_rate_limit_headers, parse_retry_after
 
@@ -79,12 +80,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def sanitize_url(url: str | httpx.URL) -> str:
-    """The URL without its query string (signed URLs carry tokens there)."""
-    parts = urlsplit(str(url))
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
 
 
 class _CutQueries(logging.Filter):
@@ -184,7 +179,7 @@ class NeuronClient:
     @property
     def _http(self) -> httpx.AsyncClient:
         """httpx, for recordings, and for every request with an injected `transport`; made on
-        first use (the default transport's TLS context took ~40 ms of every run)."""
+        first use (building its TLS context is slow, and most runs need no recording)."""
         if self._httpx is None:
             transport = self._transport or _default_transport(self._pool_size)
             self._httpx = httpx.AsyncClient(timeout=self._timeout, transport=transport)
@@ -490,7 +485,7 @@ def _env_proxy(url: str) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:
 
 
 def _default_transport(pool_size: int) -> httpx.AsyncBaseTransport:
-    """aiohttp under httpx's API (for recordings): ~9x the requests/s of httpx's own pool."""
+    """aiohttp under httpx's API (for recordings): httpx's own pool is CPU-bound at our pace."""
     from httpx_aiohttp import AiohttpTransport
 
     limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)

@@ -39,13 +39,15 @@ __all__ = [
     "ServerError",
     "TruncatedBodyError",
     "UnexpectedStatusError",
-    "strip_query",
+    "sanitize_url",
 ]
 
 
-def strip_query(path: str) -> str:
-    """`path` (or URL) without its query string or fragment."""
-    return path.split("?", 1)[0].split("#", 1)[0]
+def sanitize_url(url: object) -> str:
+    """A URL or path without its query string or fragment (signed URLs carry their token
+    there), fit for logs and messages; `?…` marks a query that was cut."""
+    head, query, _ = str(url).split("#", 1)[0].partition("?")
+    return head + ("?…" if query else "")
 
 
 class NeuronError(Exception):
@@ -76,7 +78,7 @@ class APIStatusError(NeuronError):
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.path = strip_query(path)
+        self.path = sanitize_url(path)
         self.code = code
 
 
@@ -117,7 +119,7 @@ class APIConnectionError(NeuronError):
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
-        self.path = strip_query(path) if path is not None else None
+        self.path = sanitize_url(path) if path is not None else None
 
 
 class ResponseError(NeuronError):

@@ -17,9 +17,7 @@ the previous state untouched. Layout (`dlt.current.source_state()`):
     recent:  {call_id: [ISO started_at, fingerprint]} of final calls within the lookback; listed
              again with the same fingerprint (`rows.fingerprint` of the call as loaded), a call
              is not fetched again. `null` instead of a fingerprint: never fetched again by the
-             lookback (a call that expired from the pending set). The format before drift
-             checks, {call_id: ISO started_at}, reads as "fingerprint unknown": such a call is
-             fetched once more when listed.
+             lookback (a call that expired from the pending set).
 """
 
 from __future__ import annotations
@@ -317,9 +315,6 @@ class CallSync:
         self.state, self.plan, self.report, self.on_progress = state, plan, report, on_progress
         self.pending: dict[str, dict[str, str]] = state.setdefault("pending", {})
         self.recent: dict[str, Any] = state.setdefault("recent", {})
-        for call_id, entry in self.recent.items():
-            if isinstance(entry, str):  # the format before fingerprints
-                self.recent[call_id] = [entry, ""]
         self.old_cursor = parse_timestamp(state.get("cursor"))
         self.newest: pendulum.DateTime | None = None
         # list-visible fields of the calls loaded this run in the audit window; None: erased

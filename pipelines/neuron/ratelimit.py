@@ -146,10 +146,10 @@ class RateLimiter:
     - Rare 429s only pause: after start-up a 429 brings the pace down only when it is not alone,
       with another 429 among the last 100 answers (a limit answers several). A 429 now and then at
       any pace (a busy gateway, a quota another client used for a moment) is no limit a slower pace
-      avoids: bringing the pace down for each sank a run with 1% of 429s to a few requests a second.
-      A window of recent answers, not a share of all answers since the pace came down: over a long
-      run that share let a real limit's 429s pass as rare. In start-up, the first 429 still ends the
-      ramp: a limit met there is met with few requests in flight.
+      avoids: bringing the pace down for each would sink a run with 1% of 429s to a few requests a
+      second. A window of recent answers, not a share of all answers since the pace came down:
+      over a long run such a share lets a real limit's 429s pass as rare. In start-up, the first
+      429 still ends the ramp: a limit met there is met with few requests in flight.
     - A quota from `RateLimit-*` / `X-RateLimit-*` headers sets the pace directly: what remains,
       spread evenly until the reset.
     - `max_rps` is a hard cap over all of it.
@@ -288,10 +288,8 @@ class RateLimiter:
         self.recent.append(False)
         if self.starting or self.window is not None:
             self.start_answers += 1
-            if self.window is not None and (
-                self.start_answers % settings.SLOW_START_ANSWERS_PER_SEAT == 0
-            ):
-                self._widen()
+            if self.window is not None:
+                self._widen()  # one more request in flight per good answer: x2 a round trip
             if self.starting and self.start_answers % settings.SLOW_START_DOUBLING_ANSWERS == 0:
                 self._ramp_up()
 

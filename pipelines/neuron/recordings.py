@@ -27,13 +27,14 @@ from typing import Any
 import pendulum
 
 from .client import NeuronClient
-from .errors import ConfigError, NeuronError, RecordingURLRefused
+from .errors import ConfigError, NeuronError, RecordingURLRefused, sanitize_url
 from .rows import Row, parse_timestamp
+from .settings import env_var
 
 log = logging.getLogger(__name__)
 
-SETTING = "SOURCES__NEURON__RECORDINGS_URL"
-RECORDINGS_CONCURRENCY = 16  # downloads at once; 4 made a sync 3.2x slower
+SETTING = env_var("recordings_url")
+RECORDINGS_CONCURRENCY = 16  # downloads at once; fewer hold the fan-out up
 READ_CHUNK = 1 << 20
 EXTENSIONS = {
     "audio/wav": "wav",
@@ -65,11 +66,11 @@ class RecordingStore:
         except ImportError as exc:
             extra = "s3" if "s3" in str(exc) else "the storage's fsspec package"
             raise ConfigError(
-                f"{SETTING} {url.split('?')[0]!r} needs {exc.name or 'a package'}: "
+                f"{SETTING} {sanitize_url(url)!r} needs {exc.name or 'a package'}: "
                 f"pip install 'neuron-calls[{extra}]'"
             ) from None
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{SETTING} {url.split('?')[0]!r} is not usable: {exc}") from None
+            raise ConfigError(f"{SETTING} {sanitize_url(url)!r} is not usable: {exc}") from None
         self.local = "file" in _protocols(self.fs)
         self.root = os.path.abspath(root) if self.local else root.rstrip("/")
         self._days: dict[str, set[str]] = {}

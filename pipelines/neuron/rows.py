@@ -32,6 +32,9 @@ LIST_FIELDS = (
     "started_at",
     "ended_at",
 )
+# The `transcripts` and `transcript_segments` columns the audit compares with the API's.
+TRANSCRIPT_FIELDS = ("job_id", "language", "duration_seconds", "summary", "sentiment_overall")
+SEGMENT_FIELDS = ("speaker", "text", "start_time", "end_time", "confidence")
 # what `GET /calls/{id}` adds to a list item
 DETAIL_ONLY_FIELDS = frozenset({"transcript_job_id", "recording_url"})
 
@@ -41,7 +44,7 @@ def to_utc(value: Any) -> pendulum.DateTime:
     if isinstance(value, pendulum.DateTime):
         return value.in_timezone("UTC")
     if isinstance(value, str):
-        # the API's own form (`2024-01-31T09:14:03Z`): the standard library reads it ~10x
+        # the API's own form (`2024-01-31T09:14:03Z`): the standard library reads it much
         # faster than pendulum, which stays for every other form
         with contextlib.suppress(ValueError):
             return _utc(dt.datetime.fromisoformat(value))

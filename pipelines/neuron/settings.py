@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+ENV_PREFIX = "SOURCES__NEURON__"  # dlt's section for the source: [sources.neuron]
+
+
+def env_var(name: str) -> str:
+    """The environment variable of a setting: `env_var("api_key")` is SOURCES__NEURON__API_KEY."""
+    return ENV_PREFIX + name.upper()
+
+
 DEFAULT_BASE_URL = "https://api.vinfer.ai/v1"
 
 CALLS_PATH = "/calls"
@@ -31,8 +41,7 @@ DROPPED_CALL_FIELDS = frozenset({"recording_url", "contact"})
 # from those answers: multiplicative decrease on a 429, growth after quiet intervals.
 # Start-up: until the first 429 the pace starts here and doubles every few good answers, so a
 # limit is discovered with few requests in flight (each in flight then would be refused).
-SLOW_START_WINDOW = 4  # requests in flight at first
-SLOW_START_ANSWERS_PER_SEAT = 1  # one more request in flight per good answer: x2 a round trip
+SLOW_START_WINDOW = 4  # requests in flight at first; one more per good answer
 SLOW_START_REQUESTS_PER_SECOND = 200.0
 SLOW_START_DOUBLING_ANSWERS = 25  # good answers between two doublings of the start-up pace
 SLOW_START_EXIT_REQUESTS_PER_SECOND = 12_800.0  # start-up pace past this: no limit, stop pacing
@@ -67,4 +76,43 @@ DOCUMENTED_DISPOSITIONS = (
     "not_reachable",
     "dnd",
     "escalated",
+)
+
+# -- every setting of the source, the one list -------------------------------------------------
+DEFAULT_CHECKPOINT_SECONDS = 60  # a run commits what it fetched at least this often
+DEFAULT_PII = "keep"  # or "pseudonymize"
+
+
+class Setting(NamedTuple):
+    """A setting of the source: its key under `[sources.neuron]` (also its parameter of
+    `neuron_source`), its default (None: unset), what it does, and whether it is a secret
+    (set in `.dlt/secrets.toml` or the environment, never in `config.toml`)."""
+
+    name: str
+    default: object
+    doc: str
+    secret: bool = False
+
+    @property
+    def env_var(self) -> str:
+        return env_var(self.name)
+
+
+# `.dlt/config.toml`, `.dlt/secrets.toml.example` and the README's settings table are checked
+# against this list by tests/test_settings.py.
+SETTINGS = (
+    Setting("api_key", None, "the API key", secret=True),
+    Setting("base_url", DEFAULT_BASE_URL, "the API's /v1 URL"),
+    Setting("start_date", None, "where the first sync starts; none: the whole history"),
+    Setting("lookback_minutes", DEFAULT_LOOKBACK_MINUTES, "re-read the list this far back"),
+    Setting("max_concurrency", DEFAULT_MAX_CONCURRENCY, "requests in flight"),
+    Setting("pending_max_days", DEFAULT_PENDING_MAX_DAYS, "re-poll a non-final call this long"),
+    Setting("max_attempts", DEFAULT_MAX_ATTEMPTS, "attempts per request"),
+    Setting("timeout_seconds", DEFAULT_TIMEOUT_SECONDS, "request timeout"),
+    Setting("max_requests_per_second", None, "a client-side cap; none: no cap"),
+    Setting("audit_days", DEFAULT_AUDIT_DAYS, "UTC days every incremental sync audits; 0: off"),
+    Setting("recordings_url", None, "where recordings are archived; none: not downloaded"),
+    Setting("checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS, "how often a run commits"),
+    Setting("pii", DEFAULT_PII, "personal data policy: keep or pseudonymize"),
+    Setting("pii_key", None, "the key for pseudonymized values", secret=True),
 )

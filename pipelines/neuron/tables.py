@@ -11,8 +11,8 @@ key, `_deleted` true) makes the merge delete that call's rows and insert nothing
 dlt drops the flagged rows before the insert: a tombstone never stays as a row.
 
 The rows of calls and transcripts that fit the declared columns go to dlt as one arrow table a
-batch: dlt writes it to parquet whole instead of normalizing row by row (normalizing a
-20,000-call sync took 3.9 s, most of what a run adds after its last request). A row with a
+batch: dlt writes it to parquet whole instead of normalizing row by row (which would be most
+of what a run adds after its last request). A row with a
 field the API added goes as a dict, so dlt adds the column (or child table) as always; a batch
 with a value of another type goes as dicts whole, so dlt makes its variant column.
 """
@@ -28,7 +28,7 @@ import pendulum
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.items import DataItemWithMeta
 
-Row = dict[str, Any]
+from .rows import Row
 
 HARD_DELETE = "_deleted"  # true on a tombstone row; always NULL on the rows that stay
 _HARD_DELETE_COLUMN: TColumnSchema = {"data_type": "bool", "hard_delete": True}
@@ -62,7 +62,7 @@ class Table(NamedTuple):
         inherit the resource's): one arrow table of the rows that fit the declared columns
         (see the module's docstring), and a list of the others. `hinted`: dlt has had the
         hints this run, so the rows go by table name only (new hints on an item make dlt
-        recompute and validate the table's schema: ~2 ms an item)."""
+        recompute and validate the table's schema for every item)."""
         items: list[Any] = []
         if self.arrow:
             plain: list[Row] = []

@@ -12,13 +12,16 @@ Modules, from the bottom up:
     admin.py        the /_sandbox/ admin endpoints
     server.py       `Sandbox` (a background server) and `serve` (blocking)
     options.py      the command line: `add_arguments`, `run_from_args`
+    responses.py    JSON answers and errors, shared by app.py and admin.py
+    defaults.py     the default key and port, shared by options.py and server.py
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .options import DEFAULT_API_KEY, add_arguments, run_from_args
+from .defaults import DEFAULT_API_KEY
+from .options import add_arguments, run_from_args
 
 if TYPE_CHECKING:
     from .server import Sandbox, serve

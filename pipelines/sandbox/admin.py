@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .app import BadParam, error, json_response
 from .data import FINAL_STATUSES, DriftConflict, iso
 from .recordings import recording_wav
+from .responses import BadParam, error, json_response
 from .state import State, Stats
 
 MAX_SEGMENTS = 500

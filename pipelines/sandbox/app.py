@@ -14,9 +14,7 @@ import logging
 import math
 import re
 from collections import Counter
-from typing import Any
 
-import orjson
 import pendulum
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,23 +22,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .admin import Admin
 from .recordings import recording_wav, verify
+from .responses import BadParam, error, json_response
 from .state import State
 
 log = logging.getLogger(__name__)
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
-
-
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return json_response({"error": {"code": code, "message": message}}, status, headers)
-
-
 def build_app(state: State) -> ASGIApp:
-    from .admin import Admin
-
     async def not_found(request: Request) -> Response:
         return error(404, "not_found", f"No route for {request.url.path}.")
 
@@ -214,10 +204,6 @@ async def drop_connection(send: Send) -> None:
 
 
 # -- the API -------------------------------------------------------------------------------------
-class BadParam(ValueError):
-    pass
-
-
 def _int(value: str | None, default: int, name: str, lo: int, hi: int | None) -> int:
     if value is None:
         return default

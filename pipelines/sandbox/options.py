@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-DEFAULT_API_KEY = "sk_sandbox_neuron_calls_0000"
-DEFAULT_PORT = 8765
+from .defaults import DEFAULT_API_KEY, DEFAULT_PORT
+
 WEB_STACK = ("starlette", "uvicorn", "uvloop", "httptools")
 
 

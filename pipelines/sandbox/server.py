@@ -20,7 +20,7 @@ import httpx
 import pendulum
 
 from .data import generate
-from .options import DEFAULT_API_KEY
+from .defaults import DEFAULT_API_KEY
 from .state import Clock, State, Stats
 
 if TYPE_CHECKING:

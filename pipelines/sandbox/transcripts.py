@@ -8,10 +8,25 @@ number of segments, drawn from another stream so its text differs.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .data import Call
+
+class Call(Protocol):
+    """What a transcript is made from: `data.Call` has it (data.py imports this module)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def duration(self) -> int: ...
+    @property
+    def disposition(self) -> str: ...
+    @property
+    def job_id(self) -> str | None: ...
+
 
 EXTRA_SHARE = 0.01 * 3  # transcripts or segments carrying fields the docs do not list
 
