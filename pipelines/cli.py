@@ -21,8 +21,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import runner
+from . import report, runner
 from .neuron import SyncReport
+from .report import DEFAULT_REPORT_FILE
 from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_audit(commands)
     _add_recordings(commands)
     _add_sql(commands)
+    _add_report(commands)
     from .sandbox import add_arguments  # builds the sandbox's options, not its web server
 
     sandbox = commands.add_parser("sandbox", help="serve the sandbox API until stopped")
@@ -180,6 +182,19 @@ def _add_sql(commands: Any) -> None:
         help="output format (default: table on a terminal, csv otherwise)",
     )
     sql.set_defaults(func=cmd_sql)
+
+
+def _add_report(commands: Any) -> None:
+    report = commands.add_parser("report", help="write the disposition report: one HTML file")
+    _add_target(report)
+    report.add_argument(
+        "--out", type=Path, default=Path(DEFAULT_REPORT_FILE), metavar="FILE",
+        help=f"the HTML file (default {DEFAULT_REPORT_FILE})",
+    )  # fmt: skip
+    report.add_argument("--from", dest="report_from", metavar="DATE", help="first UTC day")
+    report.add_argument("--to", dest="report_to", metavar="DATE", help="last UTC day (included)")
+    report.add_argument("--campaign", metavar="ID", help="only this campaign_id")
+    report.set_defaults(func=cmd_report)
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
@@ -317,7 +332,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
         filters={key: value for key, value in named.items() if value},
         full_refresh=args.full_refresh,
     )
-    return _run(options).exit_code
+    result = _run(options)
+    if result.loaded and (written := report.after_sync(lambda: open_warehouse(args))):
+        print(f"report       {written}")
+    return result.exit_code
 
 
 def cmd_recordings(args: argparse.Namespace) -> int:
@@ -518,6 +536,19 @@ def _reading(args: argparse.Namespace, what: Any, failed: str = "cannot read the
     except Exception as exc:  # noqa: BLE001
         code, line = runner.explain(exc)
         raise runner.SyncAborted(f"{failed}: {line}", runner.EXIT_CONFIG) from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The report of a window, read-only like `sql`: never blocks a sync, never waits for one."""
+    first, last = (
+        report.utc_day(option, value) if value else None
+        for option, value in (("--from", args.report_from), ("--to", args.report_to))
+    )
+    report.require_charts()
+    page = _reading(args, lambda wh: report.build(wh, first, last, args.campaign))
+    report.write(args.out, page)
+    print(f"report       {args.out}")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
