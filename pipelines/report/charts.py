@@ -121,7 +121,7 @@ def daily_dispositions(data: ReportData, scale: Spec) -> Spec:
 
 def daily_rates(data: ReportData) -> Spec:
     values = [
-        {"day": str(row["day"]), "rate": name, "value": row[key]}
+        {"day": str(row["day"]), "rate": name, "value": round(float(row[key]), 4)}
         for row in data.daily_rates
         for key, name in (("connect_rate", "connect rate"), ("interest_rate", "interest rate"))
         if row[key] is not None
@@ -168,7 +168,7 @@ def sentiment(data: ReportData, scale: Spec) -> Spec:
         {
             "disposition": row["disposition"] or NO_DISPOSITION,
             "of": name,
-            "sentiment": row[key],
+            "sentiment": round(float(row[key]), 4),
             "calls": int(row["calls"]),
         }
         for row in data.sentiment
@@ -196,7 +196,7 @@ def sentiment(data: ReportData, scale: Spec) -> Spec:
             "title": "average sentiment (-1 … +1)",
             "scale": {"domain": [-1, 1]},
         },
-        "color": _disposition(scale),
+        "color": {**_disposition(scale), "legend": None},  # the axis names the dispositions
         "opacity": {
             "field": "of",
             "type": "nominal",

@@ -163,7 +163,7 @@ def _charts(data: ReportData, specs: dict[str, Any]) -> str:
         boxes.append(
             f'<div class="chart{wide}"><div class="vis" id="{chart_id}"></div>{extra}</div>'
         )
-        if chart_id == "daily-rates":  # the queue beside the trend: the page's first screens
+        if chart_id == "daily-dispositions":  # the queue under the trend: the first screens
             boxes.append(_callbacks(data))
     return f'<section class="charts">{"".join(boxes)}</section>'
 
@@ -212,7 +212,7 @@ def _callbacks(data: ReportData) -> str:
         title += f" (the oldest {CALLBACK_ROWS} listed)"
     if not data.callbacks:
         return (
-            f'<section class="chart queue" id="queue"><h2>{title}</h2>'
+            f'<section class="chart wide queue" id="queue"><h2>{title}</h2>'
             "<p>Every callback asked for in this window has been followed up.</p></section>"
         )
     end = dt.datetime.combine(data.window.last + dt.timedelta(days=1), dt.time(), dt.UTC)
@@ -228,10 +228,11 @@ def _callbacks(data: ReportData) -> str:
             f"<td class=id>{_e(row['call_id'])}</td></tr>"
         )
     return (
-        f'<section class="chart queue" id="queue"><h2>{title}</h2>'
+        f'<section class="chart wide queue" id="queue"><h2>{title}</h2>'
         "<p class=note>callbacks asked for in this window with no later call to the same phone; "
         "waited = days to the window's end</p>"
-        '<div class=scroll><table id="callback-table"><thead><tr><th>asked at (UTC)</th><th>waited (days)</th>'
+        '<div class=scroll><table id="callback-table"><thead><tr>'
+        "<th>asked at (UTC)</th><th>waited (days)</th>"
         "<th>contact</th><th>phone</th><th>campaign</th><th>call</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )
