@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
+import importlib.util
 import io
 import json
 import logging
@@ -455,6 +456,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     for stale in (db, db.with_name(db.name + ".wal")):
         stale.unlink(missing_ok=True)
+    logging.getLogger().setLevel(logging.WARNING)  # a newcomer's first screen: the results only
     try:
         sandbox = Sandbox(calls=args.calls, latency_ms=args.latency_ms).start()
     except ModuleNotFoundError as exc:
@@ -464,7 +466,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ) from None
     workdir = tempfile.mkdtemp(prefix="neuron-demo-")
     try:
-        log.info("sandbox with %s calls at %s", args.calls, sandbox.base_url)
+        print(f"sandbox      {args.calls} calls at {sandbox.base_url}, synced into {db}")
         options = runner.SyncOptions(
             duckdb_path=db,
             pipelines_dir=workdir,
@@ -475,22 +477,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         sandbox.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    if not result.loaded:
-        return result.exit_code
-    with Warehouse.duckdb_file(db) as wh:
-        columns, rows = wh.query(
-            "select coalesce(campaign_id, '(direct calls)') as campaign_id, "
-            f"* exclude (campaign_id) from {DATASET_NAME}.campaign_funnel order by calls desc"
-        )
-    print_table(columns, rows, "Campaign funnel", sys.stdout)
-    print(
-        f"\nQuery it further (read-only, also while a sync runs):\n"
-        f"  .venv/bin/neuron-calls sql --duckdb {db} "
-        f'"select * from {DATASET_NAME}.callback_queue"\n'
-        f"Views: disposition_daily, campaign_funnel, sentiment_by_disposition, talk_time, "
-        f"callback_queue, dnd_contacts (schema {DATASET_NAME})."
-    )
+        db.with_name(db.name + ".lock").unlink(missing_ok=True)  # the demo's own sync lock
+    if result.loaded:
+        _demo_results(db)
     return result.exit_code
+
+
+def _demo_results(db: Path) -> None:
+    """The funnel in a laptop terminal's width, the report's file, and queries that return rows."""
+    page = db.with_name(f"{db.stem}_report.html")
+    with Warehouse.duckdb_file(db) as wh:
+        _, rows = wh.query(
+            "select coalesce(campaign_id, '(direct calls)'), calls, interested, escalated, "
+            f"connect_rate, interest_rate from {DATASET_NAME}.campaign_funnel order by calls desc"
+        )
+        if importlib.util.find_spec("vl_convert") is not None:
+            report.write(page, report.build(wh))
+    columns = ["campaign_id", "calls", "interested", "escalated", "connect", "interest"]
+    shown = [(*row[:4], *(None if r is None else f"{r:.0%}" for r in row[4:])) for row in rows]
+    title = "Campaign funnel: connect % of calls, interest % of connected"
+    print_table(columns, shown, title, sys.stdout)
+    cli = ".venv/bin/neuron-calls"
+    if page.exists():
+        print(f"\nThe charts: open {page} in a browser (one file, works offline).")
+    print(
+        f"Query it further (read-only, also while a sync runs):\n"
+        f'  {cli} sql --duckdb {db} "select started_at, contact_name, campaign_id from '
+        f'{DATASET_NAME}.callback_queue order by started_at limit 5"\n'
+        f"  {cli} report --duckdb {db} --campaign {rows[0][0]} --out campaign.html\n"
+        f"Views (schema {DATASET_NAME}): disposition_daily, campaign_funnel, "
+        "sentiment_by_disposition,\n  talk_time, callback_queue, dnd_contacts."
+    )
 
 
 def _pipeline_names(db: Path) -> set[str]:
