@@ -42,6 +42,12 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+def chart_cache(tmp_path_factory: Any) -> dict[str, str]:
+    """XDG_CACHE_HOME shared by every test process of a run (and the next runs): the chart
+    library is bundled once, not once per process (the cache is per version, written atomically)."""
+    return {"XDG_CACHE_HOME": str(tmp_path_factory.getbasetemp().parent / "neuron-chart-cache")}
+
+
 def open_report(browser: Any, path: Path, width: int = 1400, height: int = 900) -> Opened:
     """Load `path` with every non-file request refused (and recorded); wait for the charts."""
     context = browser.new_context(viewport={"width": width, "height": height})

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from .browser import chart_cache
 from .procs import cli_env, run_cli
 
 LAPTOP_COLUMNS = 80
 
 
-def test_the_demo_prints_only_what_a_newcomer_needs(tmp_path: Path) -> None:
-    env = cli_env(tmp_path, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    demo = [sys.executable, "-m", "pipelines", "demo", "--calls", "400", "--latency-ms", "0"]
+def test_the_demo_prints_only_what_a_newcomer_needs(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    env = cli_env(tmp_path, **chart_cache(tmp_path_factory))
+    demo = [sys.executable, "-m", "pipelines", "demo", "--calls", "300", "--latency-ms", "0"]
     done = run_cli(tmp_path, demo, env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no log lines, no library warnings
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("sandbox      400 calls at http://127.0.0.1:")
-    assert lines[1].startswith("calls        listed 400, inserted 400")
+    assert lines[0].startswith("sandbox      300 calls at http://127.0.0.1:")
+    assert lines[1].startswith("calls        listed 300, inserted 300")
     table = [line for line in lines if line[:1] in "┏┃┡│└"]
     assert len(table) >= 5 and "campaign_id" in table[1]
     assert max(len(line) for line in lines if line in table) <= LAPTOP_COLUMNS
@@ -34,9 +40,19 @@ def test_the_demo_prints_only_what_a_newcomer_needs(tmp_path: Path) -> None:
     # every hinted command works and the query returns rows
     hints = [line.strip() for line in lines if line.strip().startswith(".venv/bin/neuron-calls ")]
     assert len(hints) == 2
-    for hint in hints:
-        argv = [sys.executable, "-m", "pipelines", *shlex.split(hint)[1:]]
-        ran = run_cli(tmp_path, argv, env, timeout=90)
-        assert ran.returncode == 0, (hint, ran.stderr)
+    procs = {
+        hint: subprocess.Popen(
+            [sys.executable, "-m", "pipelines", *shlex.split(hint)[1:]],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for hint in hints
+    }
+    for hint, proc in procs.items():
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, (hint, err)
         if " sql " in hint:
-            assert len(ran.stdout.strip().splitlines()) > 1, ran.stdout  # a header and rows
+            assert len(out.strip().splitlines()) > 1, out  # a header and rows

@@ -15,9 +15,10 @@ import duckdb
 import pytest
 
 from pipelines import runner
+from pipelines.cli import main
 from pipelines.sandbox import Sandbox
 
-from .browser import Opened, chromium, open_report
+from .browser import Opened, chart_cache, chromium, open_report
 from .helpers import sync
 from .procs import assert_one_line, cli_env, run_cli, sandbox_env, sync_args
 
@@ -27,27 +28,50 @@ WEEK = ("--from", "2026-10-20", "--to", "2026-10-26")
 
 
 @pytest.fixture(scope="module")
-def synced(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return chart_cache(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def synced(
+    sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory, cache: dict[str, str]
+) -> Path:
     """A home with `calls.duckdb` synced from the sandbox by a real `sync`, which also wrote
     `synced.html` (REPORT_FILE)."""
     home = tmp_path_factory.mktemp("report")
     env = sandbox_env(home, sandbox, SOURCES__NEURON__REPORT_FILE=str(home / "synced.html"))
-    done = run_cli(home, sync_args(home / "calls.duckdb"), env | cache_env(home), timeout=120)
+    done = run_cli(home, sync_args(home / "calls.duckdb"), env | cache, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"report       {home / 'synced.html'}" in done.stdout
+    (home / "cache.json").write_text(json.dumps(cache))
     return home
 
 
 def cache_env(home: Path) -> dict[str, str]:
-    # the chart library is bundled once per test module, not once per process
-    return {"XDG_CACHE_HOME": str(home / "cache")}
+    return dict(json.loads((home / "cache.json").read_text()))
+
+
+def report_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pipelines", "report", *args]
 
 
 def report(
     home: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "pipelines", "report", *args]
-    return run_cli(home, argv, (env or cli_env(home)) | cache_env(home), timeout=90)
+    return run_cli(home, report_argv(*args), (env or cli_env(home)) | cache_env(home), timeout=90)
+
+
+def started(home: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A report started in the background (several at once on a busy machine)."""
+    return subprocess.Popen(
+        report_argv(*args), cwd=home, env=env | cache_env(home), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def finished(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    out, err = proc.communicate(timeout=90)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def views(home: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -207,31 +231,29 @@ def test_an_empty_window_renders_an_honest_page(synced: Path, browser: Any) -> N
     assert "No calls in this window" in text and "calls end on 2026-11-01" in text
 
 
-def test_bad_input_is_one_line_and_exit_2(synced: Path) -> None:
+def test_bad_input_is_one_line_and_exit_2(
+    synced: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = ("--duckdb", str(synced / "calls.duckdb"))
+    env = cli_env(synced)
+    # what reaches the warehouse, as processes (all at once)
     cases = {
-        ("--from", "last week", *db): ["--from", "ISO 8601"],
-        ("--from", "2026-10-05", "--to", "2026-10-01", *db): ["after --to"],
         ("--campaign", "cmp_nope", *db): ["unknown campaign", "cmp_nope"],
         ("--duckdb", str(synced / "missing.duckdb")): ["does not exist", "sync"],
         ("--out", str(synced / "no" / "such" / "r.html"), *db): ["cannot write the report"],
     }
-    env = cli_env(synced) | cache_env(synced)
-    procs = {
-        args: subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "report", *args],
-            cwd=synced,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for args in cases
-    }
+    procs = {args: started(synced, *args, env=env) for args in cases}
     for args, proc in procs.items():
-        out, err = proc.communicate(timeout=90)
-        done = subprocess.CompletedProcess(args, proc.returncode, out, err)
-        assert_one_line(done, runner.EXIT_CONFIG, *cases[args])
+        assert_one_line(finished(proc), runner.EXIT_CONFIG, *cases[args])
+    # dates are refused before anything is opened (the rules: test_report_unit)
+    monkeypatch.chdir(synced)
+    for args, words in (
+        (("--from", "last week"), ["--from 'last week'", "ISO 8601"]),
+        (("--from", "2026-10-05", "--to", "2026-10-01"), ["after --to"]),
+    ):
+        assert main(["report", *args, *db]) == runner.EXIT_CONFIG
+        line = capsys.readouterr().err.strip()
+        assert "\n" not in line and all(word in line for word in words), line
 
 
 def test_a_sync_warns_when_it_cannot_write_the_report(synced: Path, sandbox: Sandbox) -> None:
@@ -252,16 +274,23 @@ def test_postgres_gives_the_same_report(
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
     loaded = sync(sandbox, tmp_path, destination="postgres", pipelines_dir=str(tmp_path / "dlt"))
     assert loaded.exit_code == runner.EXIT_OK, loaded.error
+    (tmp_path / "cache.json").write_text((synced / "cache.json").read_text())
+    env = cli_env(tmp_path, DESTINATION__POSTGRES__CREDENTIALS=url)
+    targets = {
+        "pg": ("--destination", "postgres"),
+        "duck": ("--duckdb", str(synced / "calls.duckdb")),
+    }
+    procs = {
+        name: started(
+            tmp_path, *target, "--out", str(tmp_path / f"{name}.html"), *EVERYTHING, env=env
+        )
+        for name, target in targets.items()
+    }
     pages = {}
-    for name, target in (
-        ("pg", ("--destination", "postgres")),
-        ("duck", ("--duckdb", str(synced / "calls.duckdb"))),
-    ):
-        out = tmp_path / f"{name}.html"
-        env = cli_env(tmp_path, DESTINATION__POSTGRES__CREDENTIALS=url)
-        done = report(tmp_path, *target, "--out", str(out), *EVERYTHING, env=env)
+    for name, proc in procs.items():
+        done = finished(proc)
         assert done.returncode == 0, done.stderr
-        pages[name] = out.read_text()
+        pages[name] = (tmp_path / f"{name}.html").read_text()
 
     def shown(html: str) -> Any:
         body = re.sub(
