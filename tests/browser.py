@@ -71,10 +71,8 @@ def open_report(browser: Any, path: Path, width: int = 1400, height: int = 900) 
 
 def screenshot(report: Path, png: Path, width: int = 1400, height: int = 2200) -> None:
     with chromium() as browser:
-        opened = open_report(browser, report, width)
-        opened.page.screenshot(
-            path=str(png), clip={"x": 0, "y": 0, "width": width, "height": height}
-        )
+        opened = open_report(browser, report, width, height)
+        opened.page.screenshot(path=str(png))  # the first `height` pixels of the page
 
 
 if __name__ == "__main__":
