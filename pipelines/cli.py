@@ -24,7 +24,6 @@ from typing import Any, TextIO
 
 from . import report, runner
 from .neuron import SyncReport
-from .report import DEFAULT_REPORT_FILE
 from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_audit(commands)
     _add_recordings(commands)
     _add_sql(commands)
-    _add_report(commands)
+    reporting = commands.add_parser("report", help="the disposition report: one HTML file")
+    _add_target(reporting)
+    report.add_arguments(reporting)
+    reporting.set_defaults(func=cmd_report)
     from .sandbox import add_arguments  # builds the sandbox's options, not its web server
 
     sandbox = commands.add_parser("sandbox", help="serve the sandbox API until stopped")
@@ -183,19 +185,6 @@ def _add_sql(commands: Any) -> None:
         help="output format (default: table on a terminal, csv otherwise)",
     )
     sql.set_defaults(func=cmd_sql)
-
-
-def _add_report(commands: Any) -> None:
-    report = commands.add_parser("report", help="write the disposition report: one HTML file")
-    _add_target(report)
-    report.add_argument(
-        "--out", type=Path, default=Path(DEFAULT_REPORT_FILE), metavar="FILE",
-        help=f"the HTML file (default {DEFAULT_REPORT_FILE})",
-    )  # fmt: skip
-    report.add_argument("--from", dest="report_from", metavar="DATE", help="first UTC day")
-    report.add_argument("--to", dest="report_to", metavar="DATE", help="last UTC day (included)")
-    report.add_argument("--campaign", metavar="ID", help="only this campaign_id")
-    report.set_defaults(func=cmd_report)
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
@@ -488,13 +477,21 @@ def _demo_results(db: Path) -> None:
     page = db.with_name(f"{db.stem}_report.html")
     with Warehouse.duckdb_file(db) as wh:
         _, rows = wh.query(
-            "select coalesce(campaign_id, '(direct calls)'), calls, interested, escalated, "
-            f"connect_rate, interest_rate from {DATASET_NAME}.campaign_funnel order by calls desc"
+            "select campaign_id, calls, interested, escalated, connect_rate, interest_rate "
+            f"from {DATASET_NAME}.campaign_funnel order by calls desc"
         )
         if importlib.util.find_spec("vl_convert") is not None:
             report.write(page, report.build(wh))
     columns = ["campaign_id", "calls", "interested", "escalated", "connect", "interest"]
-    shown = [(*row[:4], *(None if r is None else f"{r:.0%}" for r in row[4:])) for row in rows]
+    shown = [
+        (
+            row[0] or "(direct calls)",
+            *row[1:4],
+            *(None if r is None else f"{r:.0%}" for r in row[4:]),
+        )
+        for row in rows
+    ]
+    campaign = next((row[0] for row in rows if row[0]), "ID")
     title = "Campaign funnel: connect % of calls, interest % of connected"
     print_table(columns, shown, title, sys.stdout)
     cli = ".venv/bin/neuron-calls"
@@ -504,7 +501,7 @@ def _demo_results(db: Path) -> None:
         f"Query it further (read-only, also while a sync runs):\n"
         f'  {cli} sql --duckdb {db} "select started_at, contact_name, campaign_id from '
         f'{DATASET_NAME}.callback_queue order by started_at limit 5"\n'
-        f"  {cli} report --duckdb {db} --campaign {rows[0][0]} --out campaign.html\n"
+        f"  {cli} report --duckdb {db} --campaign {campaign} --out campaign.html\n"
         f"Views (schema {DATASET_NAME}): disposition_daily, campaign_funnel, "
         "sentiment_by_disposition,\n  talk_time, callback_queue, dnd_contacts."
     )

@@ -7,6 +7,7 @@ screen or a mail job never reads half a report. `queries` reads, `charts` draws,
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import importlib.util
 import logging
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_REPORT_FILE",
     "ReportError",
     "Window",
+    "add_arguments",
     "after_sync",
     "build",
     "require_charts",
@@ -43,6 +45,17 @@ __all__ = [
 
 class ReportError(SyncAborted):
     """Bad input for a report (a date, a window, a campaign): one line that says how to fix it."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The report's options (the warehouse's, --duckdb/--destination, are the CLI's)."""
+    parser.add_argument(
+        "--out", type=Path, default=Path(DEFAULT_REPORT_FILE), metavar="FILE",
+        help=f"the HTML file (default {DEFAULT_REPORT_FILE})",
+    )  # fmt: skip
+    parser.add_argument("--from", dest="report_from", metavar="DATE", help="first UTC day")
+    parser.add_argument("--to", dest="report_to", metavar="DATE", help="last UTC day (included)")
+    parser.add_argument("--campaign", metavar="ID", help="only this campaign_id")
 
 
 def require_charts() -> None:
