@@ -83,3 +83,17 @@ def test_the_page_reads_the_figures_and_says_when_the_window_is_empty(
     shown = re.search(r'data-figure="calls">.*?class="value">([\d,]+)<', page)
     assert shown and int(shown.group(1).replace(",", "")) == calls
     assert "http://" not in page.replace("http://www.w3.org", "")  # nothing to fetch
+
+
+def test_times_are_shown_in_utc_whatever_the_session_time_zone(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    conn.execute("set TimeZone = 'Asia/Kolkata'")
+    asked = conn.execute(
+        "select strftime(started_at at time zone 'UTC', '%Y-%m-%d %H:%M') "
+        "from neuron.callback_queue"
+    ).fetchall()
+    with Warehouse.on(conn) as wh:
+        page = report.build(wh, D(2024, 3, 1), D(2024, 3, 31))
+    shown = re.findall(r"<tr><td>([\d-]+ [\d:]+)</td>", page)
+    assert asked and sorted(shown) == sorted(a for (a,) in asked)

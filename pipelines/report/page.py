@@ -241,7 +241,8 @@ def _callbacks(data: ReportData) -> str:
 def _utc(value: Any) -> dt.datetime:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    # a timestamptz comes back in the session's time zone: shown in UTC, as the page says
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _count(value: Any) -> str:
