@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,sandbox,postgres,s3]'
+	$(BIN)/python -m pip install -qq --upgrade pip  # -qq: errors only, no build backend's notices
+	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev,sandbox,postgres,s3,report]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
+import importlib.util
 import io
 import json
 import logging
@@ -21,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import runner
+from . import report, runner
 from .neuron import SyncReport
 from .views import REPORT_VIEWS
 from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
@@ -70,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_audit(commands)
     _add_recordings(commands)
     _add_sql(commands)
+    reporting = commands.add_parser("report", help="the disposition report: one HTML file")
+    _add_target(reporting)
+    report.add_arguments(reporting)
+    reporting.set_defaults(func=cmd_report)
     from .sandbox import add_arguments  # builds the sandbox's options, not its web server
 
     sandbox = commands.add_parser("sandbox", help="serve the sandbox API until stopped")
@@ -318,7 +323,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
         filters={key: value for key, value in named.items() if value},
         full_refresh=args.full_refresh,
     )
-    return _run(options).exit_code
+    result = _run(options)
+    if result.loaded and (written := report.after_sync(lambda: open_warehouse(args))):
+        print(f"report       {written}")
+    return result.exit_code
 
 
 def cmd_recordings(args: argparse.Namespace) -> int:
@@ -438,6 +446,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     for stale in (db, db.with_name(db.name + ".wal")):
         stale.unlink(missing_ok=True)
+    logging.getLogger().setLevel(logging.WARNING)  # a newcomer's first screen: the results only
     try:
         sandbox = Sandbox(calls=args.calls, latency_ms=args.latency_ms).start()
     except ModuleNotFoundError as exc:
@@ -447,7 +456,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ) from None
     workdir = tempfile.mkdtemp(prefix="neuron-demo-")
     try:
-        log.info("sandbox with %s calls at %s", args.calls, sandbox.base_url)
+        print(f"sandbox      {args.calls} calls at {sandbox.base_url}, synced into {db}")
         options = runner.SyncOptions(
             duckdb_path=db,
             pipelines_dir=workdir,
@@ -458,21 +467,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         sandbox.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    if not result.loaded:
-        return result.exit_code
-    with Warehouse.duckdb_file(db) as wh:
-        columns, rows = wh.query(
-            "select coalesce(campaign_id, '(direct calls)') as campaign_id, "
-            f"* exclude (campaign_id) from {DATASET_NAME}.campaign_funnel order by calls desc"
-        )
-    print_table(columns, rows, "Campaign funnel", sys.stdout)
-    print(
-        f"\nQuery it further (read-only, also while a sync runs):\n"
-        f"  .venv/bin/neuron-calls sql --duckdb {db} "
-        f'"select * from {DATASET_NAME}.callback_queue"\n'
-        f"Views: {', '.join(REPORT_VIEWS)} (schema {DATASET_NAME})."
-    )
+        db.with_name(db.name + ".lock").unlink(missing_ok=True)  # the demo's own sync lock
+    if result.loaded:
+        _demo_results(db)
     return result.exit_code
+
+
+def _demo_results(db: Path) -> None:
+    """The funnel in a laptop terminal's width, the report's file, and queries that return rows."""
+    page = db.with_name(f"{db.stem}_report.html")
+    with Warehouse.duckdb_file(db) as wh:
+        _, rows = wh.query(
+            "select campaign_id, calls, interested, escalated, connect_rate, interest_rate "
+            f"from {DATASET_NAME}.campaign_funnel order by calls desc"
+        )
+        if importlib.util.find_spec("vl_convert") is not None:
+            report.write(page, report.build(wh))
+    columns = ["campaign_id", "calls", "interested", "escalated", "connect", "interest"]
+    shown = [
+        (
+            row[0] or "(direct calls)",
+            *row[1:4],
+            *(None if r is None else f"{r:.0%}" for r in row[4:]),
+        )
+        for row in rows
+    ]
+    campaign = next((row[0] for row in rows if row[0]), "ID")
+    title = "Campaign funnel: connect % of calls, interest % of connected"
+    print_table(columns, shown, title, sys.stdout)
+    cli = ".venv/bin/neuron-calls"
+    if page.exists():
+        print(f"\nThe charts: open {page} in a browser (one file, works offline).")
+    print(
+        f"Query it further (read-only, also while a sync runs):\n"
+        f'  {cli} sql --duckdb {db} "select started_at, contact_name, campaign_id from '
+        f'{DATASET_NAME}.callback_queue order by started_at limit 5"\n'
+        f"  {cli} report --duckdb {db} --campaign {campaign} --out campaign.html\n"
+        f"Views (schema {DATASET_NAME}): {', '.join(REPORT_VIEWS)}."
+    )
 
 
 def _pipeline_names(db: Path) -> set[str]:
@@ -518,6 +550,19 @@ def _reading(args: argparse.Namespace, what: Any, failed: str = "cannot read the
     except Exception as exc:  # noqa: BLE001
         code, line = runner.explain(exc)
         raise runner.SyncAborted(f"{failed}: {line}", runner.EXIT_CONFIG) from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The report of a window, read-only like `sql`: never blocks a sync, never waits for one."""
+    first, last = (
+        report.utc_day(option, value) if value else None
+        for option, value in (("--from", args.report_from), ("--to", args.report_to))
+    )
+    report.require_charts()
+    page = _reading(args, lambda wh: report.build(wh, first, last, args.campaign))
+    report.write(args.out, page)
+    print(f"report       {args.out}")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:

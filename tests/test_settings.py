@@ -52,7 +52,7 @@ def shown(setting: Setting) -> str:
 
 def test_env_var_names_follow_dlts_section() -> None:
     assert settings.env_var("api_key") == "SOURCES__NEURON__API_KEY"
-    assert [s.env_var for s in SETTINGS][-1] == "SOURCES__NEURON__PII_KEY"
+    assert "SOURCES__NEURON__PII_KEY" in [s.env_var for s in SETTINGS]
     assert len({s.name for s in SETTINGS}) == len(SETTINGS)
 
 

@@ -67,6 +67,9 @@ RATE_RELEASE_FACTOR = 4.0  # pace this far above the fitted limit and not bindin
 
 RECORDING_CHUNK_BYTES = 64 * 1024  # a recording streams through memory in chunks of this size
 
+# a file the sync writes the disposition report to after every run (`neuron-calls report`'s page);
+# None: no report
+DEFAULT_REPORT_FILE: str | None = None
 DEFAULT_AUDIT_DAYS = 7  # days every incremental sync audits, today included; 0 turns it off
 # The dispositions the API documents as list filters; others only count in the total.
 DOCUMENTED_DISPOSITIONS = (
@@ -115,4 +118,5 @@ SETTINGS = (
     Setting("checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS, "how often a run commits"),
     Setting("pii", DEFAULT_PII, "personal data policy: keep or pseudonymize"),
     Setting("pii_key", None, "the key for pseudonymized values", secret=True),
+    Setting("report_file", DEFAULT_REPORT_FILE, "write the HTML report after every sync; none: off"),
 )

@@ -40,6 +40,9 @@ OUTCOMES = (
     ("voicemail", 0.5, 8, 30),
 )
 MAX_CALL_SECONDS = 45 + 420  # longest ring + longest talk: older calls are surely final
+# One callback in this many is left waiting (no follow-up call), as in a real campaign; decided by
+# the call's start second, so the random stream, and so every other call, stays the same.
+CALLBACK_LEFT_EVERY = 4
 TAIL_SECONDS = 900  # a burst of calls just before `now`, so some are in flight
 EXTRA_SHARE = 0.01  # records carrying fields the docs do not list
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -382,7 +385,8 @@ class World:
     campaign_cum: list[float]  # cumulative campaign weights
     campaign_lang: dict[str, str]  # each campaign's usual language
     contacts: list[tuple[str, str]]  # (phone, name)
-    followups: list[int] = field(default_factory=list)  # contacts to call again (callback, dnd)
+    # contacts to call again (callback, dnd); ~index: a callback left waiting
+    followups: list[int] = field(default_factory=list)
 
 
 def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int = 1) -> Dataset:
@@ -466,12 +470,15 @@ def _dial(rng: random.Random, used: set[str], world: World, t: int, kind: str | 
         language = rng.choices(LANGUAGES, cum_weights=LANGUAGE_CUM)[0]
     if world.followups and rng.random() < 0.3:
         contact = world.followups.pop(rng.randrange(len(world.followups)))
+        if contact < 0:  # a callback left waiting: this call goes to someone else
+            contact = (~contact * 7919 + t) % len(world.contacts)
     else:
         contact = rng.randrange(len(world.contacts))
     status, disposition, ring, duration = _outcome(rng, kind)
     job_id, recording, delay = _artefacts(rng, used, kind, disposition, duration)
     if disposition in ("callback", "dnd"):
-        world.followups.append(contact)
+        left = disposition == "callback" and t % CALLBACK_LEFT_EVERY == 0
+        world.followups.append(~contact if left else contact)
     extra = {"agent_version": "v3.2"} if rng.random() < EXTRA_SHARE else None
     phone, name = world.contacts[contact]
     return Call(

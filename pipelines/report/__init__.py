@@ -1,0 +1,154 @@
+"""The disposition report: one self-contained HTML file with charts, read from the views only.
+
+`build(wh, ...)` returns the page for a window of UTC days (default: the DEFAULT_DAYS up to the
+warehouse's last day with calls); `write(path, page)` replaces the file atomically, so a wall
+screen or a mail job never reads half a report. `queries` reads, `charts` draws, `page` lays out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import dlt
+
+from ..neuron import settings
+from ..neuron.rows import to_utc
+from ..outcomes import SyncAborted, explain
+from ..warehouse import Warehouse
+from .page import render
+from .queries import Reader, Window
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REPORT_FILE = "neuron_report.html"
+DEFAULT_DAYS = 14  # two weeks' trend, compared with the two weeks before
+
+__all__ = [
+    "DEFAULT_REPORT_FILE",
+    "ReportError",
+    "Window",
+    "add_arguments",
+    "after_sync",
+    "build",
+    "require_charts",
+    "utc_day",
+    "write",
+]
+
+
+class ReportError(SyncAborted):
+    """Bad input for a report (a date, a window, a campaign): one line that says how to fix it."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The report's options (the warehouse's, --duckdb/--destination, are the CLI's)."""
+    parser.add_argument(
+        "--out", type=Path, default=Path(DEFAULT_REPORT_FILE), metavar="FILE",
+        help=f"the HTML file (default {DEFAULT_REPORT_FILE})",
+    )  # fmt: skip
+    parser.add_argument("--from", dest="report_from", metavar="DATE", help="first UTC day")
+    parser.add_argument("--to", dest="report_to", metavar="DATE", help="last UTC day (included)")
+    parser.add_argument("--campaign", metavar="ID", help="only this campaign_id")
+
+
+def require_charts() -> None:
+    """The charting library is an extra: say how to get it before anything is opened."""
+    if importlib.util.find_spec("vl_convert") is None:
+        raise ReportError(
+            "the report's charts need vl-convert-python: pip install 'neuron-calls[report]'"
+        )
+
+
+def utc_day(option: str, value: str) -> dt.date:
+    """The UTC day a `--from`/`--to` value names (a bare date, or the day of a timestamp)."""
+    try:
+        return to_utc(value).date()
+    except ValueError:
+        raise ReportError(
+            f"{option} {value!r} is not an ISO 8601 date or timestamp, e.g. 2026-11-01"
+        ) from None
+
+
+def window_of(
+    first: dt.date | None, last: dt.date | None, campaign: str | None, latest: dt.date | None
+) -> Window:
+    """The days asked for; a missing end is the last day with calls, a missing start the
+    DEFAULT_DAYS up to the end."""
+    if last is None:
+        last = latest or dt.datetime.now(dt.UTC).date()
+        if first is not None and first > last:
+            last = first
+    if first is None:
+        first = last - dt.timedelta(days=DEFAULT_DAYS - 1)
+    if first > last:
+        raise ReportError(f"--from {first} is after --to {last}: give the earlier day first")
+    return Window(first, last, campaign)
+
+
+def build(
+    wh: Warehouse,
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+    campaign: str | None = None,
+) -> str:
+    """The report's HTML for the window; ReportError for a campaign the warehouse never saw."""
+    reader = Reader(wh)
+    if "stg_calls" not in wh.relations():
+        raise ReportError("the warehouse has no views yet: run `neuron-calls sync` first")
+    if campaign is not None and not reader.has_campaign(campaign):
+        raise ReportError(
+            f"unknown campaign {campaign!r}: no call of the warehouse has it; list them with "
+            '`neuron-calls sql "select campaign_id from neuron.campaign_funnel"`'
+        )
+    latest = reader.latest_day()
+    window = window_of(first, last, campaign, latest)
+    return render(reader.read(window), dt.datetime.now(dt.UTC), latest)
+
+
+def write(path: Path, page: str) -> None:
+    """Write the page next to its final place, then rename: readers see old or new, whole."""
+    path = Path(path)
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as tmp:
+            tmp.write(page)
+    except OSError as exc:
+        raise ReportError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+    try:
+        os.chmod(tmp.name, 0o644)
+        os.replace(tmp.name, path)
+    except OSError as exc:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise ReportError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+
+
+def configured_file() -> Path | None:
+    """SOURCES__NEURON__REPORT_FILE (or `report_file` in .dlt/config.toml); unset: None."""
+    value = dlt.config.get("sources.neuron.report_file", str) or settings.DEFAULT_REPORT_FILE
+    return Path(value) if value else None
+
+
+def after_sync(open_warehouse: Callable[[], Warehouse]) -> Path | None:
+    """Write the configured report after a sync; a failure is a warning, never a failed sync.
+    Returns the file written, or None."""
+    path = configured_file()
+    if path is None:
+        return None
+    try:
+        require_charts()
+        with open_warehouse() as wh:
+            page = build(wh)
+        write(path, page)
+    except Exception as exc:  # noqa: BLE001 - the data is loaded; only the report is missing
+        line = str(exc) if isinstance(exc, SyncAborted) else explain(exc)[1]
+        log.warning("the report was not written to %s: %s", path, line)
+        return None
+    return path

@@ -1,0 +1,227 @@
+"""What the report reads: small SQL over the views, in DuckDB's dialect, transpiled per warehouse.
+
+Figures per window reuse the views' own SQL: `windowed()` takes a view's definition from `sql/`
+and swaps its `stg_calls` for the calls started in the window (and campaign), so a rate or an
+average means in the report exactly what it means in the view. Nothing here reads a raw table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from ..views import view_files
+from ..warehouse import Warehouse, literal
+
+CALLBACK_ROWS = 200  # rows of the callback queue the page lists (the count says how many wait)
+SHARE_BINS = 10  # the customer-share histogram's bins (10 % each)
+
+
+@dataclass(frozen=True)
+class Window:
+    """UTC days `first`..`last`, both whole, and an optional campaign."""
+
+    first: dt.date
+    last: dt.date
+    campaign: str | None = None
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def before(self) -> Window:
+        """The period of equal length just before this one (the headline's comparison)."""
+        last = self.first - dt.timedelta(days=1)
+        return Window(last - dt.timedelta(days=self.days - 1), last, self.campaign)
+
+    def started(self, column: str = "started_at") -> str:
+        """A condition on a timestamptz column: started in the window (half-open on the end)."""
+        start = dt.datetime.combine(self.first, dt.time(), dt.UTC)
+        end = dt.datetime.combine(self.last + dt.timedelta(days=1), dt.time(), dt.UTC)
+        return f"{column} >= {literal(start)} and {column} < {literal(end)}"
+
+    def of_campaign(self, column: str = "campaign_id") -> str:
+        return "true" if self.campaign is None else f"{column} = {literal(self.campaign)}"
+
+
+@dataclass
+class Headline:
+    """The window's figures (the same for the period before)."""
+
+    calls: int = 0
+    connected: int = 0
+    interested: int = 0
+    escalated: int = 0
+    callbacks_waiting: int = 0
+    dnd_contacts: int = 0
+
+    @property
+    def connect_rate(self) -> float | None:
+        return self.connected / self.calls if self.calls else None
+
+    @property
+    def interest_rate(self) -> float | None:
+        return self.interested / self.connected if self.connected else None
+
+
+@dataclass
+class ReportData:
+    window: Window
+    headline: Headline
+    previous: Headline
+    funnel: list[dict[str, Any]] = field(default_factory=list)
+    daily_dispositions: list[dict[str, Any]] = field(default_factory=list)
+    daily_rates: list[dict[str, Any]] = field(default_factory=list)
+    sentiment: list[dict[str, Any]] = field(default_factory=list)
+    customer_share: list[dict[str, Any]] = field(default_factory=list)
+    languages: list[dict[str, Any]] = field(default_factory=list)
+    callbacks: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Reader:
+    """The report's questions, asked of one open warehouse."""
+
+    def __init__(self, wh: Warehouse) -> None:
+        self.wh = wh
+        self.views = view_files()
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        """Rows of one DuckDB-dialect query, `{schema}` the dataset's schema."""
+        (statement,) = self.wh.transpile(sql.replace("{schema}", self.wh.schema()))
+        columns, rows = self.wh.query(statement)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def windowed(self, view: str, window: Window) -> str:
+        """The view's query on the calls started in `window` only (DuckDB SQL)."""
+        schema = self.wh.schema()
+        create = sqlglot.parse_one(self.views[view].replace("{schema}", schema), read="duckdb")
+        calls = sqlglot.parse_one(
+            f"select * from {schema}.stg_calls where {window.started()} and {window.of_campaign()}",
+            read="duckdb",
+        )
+
+        def swap(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Table) and node.name == "stg_calls":
+                alias = exp.TableAlias(this=exp.to_identifier(node.alias_or_name))
+                return exp.Subquery(this=calls.copy(), alias=alias)
+            return node
+
+        return str(create.expression.transform(swap).sql(dialect="duckdb"))
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def latest_day(self) -> dt.date | None:
+        (row,) = self.rows("select max(day) as day from {schema}.disposition_daily")
+        return _date(row["day"]) if row["day"] is not None else None
+
+    def has_campaign(self, campaign: str) -> bool:
+        found = self.rows(
+            "select count(*) as n from {schema}.stg_calls "
+            f"where campaign_id = {literal(campaign)}"
+        )
+        return bool(found[0]["n"])
+
+    # -- the figures -----------------------------------------------------------------------
+
+    def read(self, window: Window) -> ReportData:
+        data = ReportData(window, self.headline(window), self.headline(window.before()))
+        if not data.headline.calls:
+            return data
+        data.funnel = self.rows(self.windowed("campaign_funnel", window) + " order by calls desc")
+        data.daily_dispositions = self.rows(
+            "select day, disposition, sum(calls) as calls from {schema}.disposition_daily "
+            f"where day between {literal(window.first)} and {literal(window.last)} "
+            f"and {window.of_campaign()} group by day, disposition order by day, disposition"
+        )
+        data.daily_rates = self.rows(_DAILY_RATES.format(window=self._calls(window)))
+        data.sentiment = self.rows(
+            self.windowed("sentiment_by_disposition", window) + " order by calls desc"
+        )
+        data.customer_share = self.rows(_SHARES.format(calls=self._calls(window), bins=SHARE_BINS))
+        data.languages = self.rows(
+            "select language, disposition, sum(calls) as calls from {schema}.disposition_daily "
+            f"where day between {literal(window.first)} and {literal(window.last)} "
+            f"and {window.of_campaign()} group by language, disposition "
+            "order by language, disposition"
+        )
+        data.callbacks = self.rows(
+            "select started_at, contact_name, contact_phone, campaign_id, call_id "
+            f"from {{schema}}.callback_queue where {window.started()} "
+            f"and {window.of_campaign()} order by started_at, call_id limit {CALLBACK_ROWS}"
+        )
+        return data
+
+    def headline(self, window: Window) -> Headline:
+        funnel = self.rows(self.windowed("campaign_funnel", window))
+        total = {
+            key: sum(int(row[key]) for row in funnel)
+            for key in ("calls", "connected", "interested", "escalated")
+        }
+        (waiting,) = self.rows(
+            "select count(*) as n from {schema}.callback_queue "
+            f"where {window.started()} and {window.of_campaign()}"
+        )
+        (dnd,) = self.rows(
+            _DND.format(window=window.started("d.first_dnd_at"), campaign=_dnd_of(window))
+        )
+        return Headline(**total, callbacks_waiting=int(waiting["n"]), dnd_contacts=int(dnd["n"]))
+
+    def _calls(self, window: Window) -> str:
+        return (
+            f"(select * from {{schema}}.stg_calls where is_final and {window.started()} "
+            f"and {window.of_campaign()})"
+        )
+
+
+# connect and interest rate per UTC day, defined as in campaign_funnel
+_DAILY_RATES = """
+select
+    (started_at at time zone 'UTC')::date as day,
+    count(*) as calls,
+    count(*) filter (where is_connected)::double / nullif(count(*), 0) as connect_rate,
+    count(*) filter (where disposition = 'interested')::double
+        / nullif(count(*) filter (where is_connected), 0) as interest_rate
+from {window} as calls
+group by 1
+order by 1
+"""
+
+# talk_time's customer share of the window's calls, in bins (share 1.0 falls in the last bin)
+_SHARES = """
+select
+    least(floor(t.customer_share * {bins}), {bins} - 1)::integer as bin,
+    count(*) as calls
+from {{schema}}.talk_time as t
+inner join {calls} as c on t.call_id = c.call_id
+where t.customer_share is not null
+group by 1
+order by 1
+"""
+
+# phones whose first DND answer falls in the window (and campaign)
+_DND = """
+select count(*) as n
+from {{schema}}.dnd_contacts as d
+where {window} and {campaign}
+"""
+
+
+def _dnd_of(window: Window) -> str:
+    if window.campaign is None:
+        return "true"
+    return (
+        "exists (select 1 from {schema}.stg_calls as c "
+        "where c.contact_phone is not distinct from d.contact_phone "
+        "and c.started_at = d.first_dnd_at and c.disposition = 'dnd' "
+        f"and c.campaign_id = {literal(window.campaign)})"
+    )
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))

@@ -1,0 +1,99 @@
+"""The report's window rules and its windowed views, on the views' hand-made data set."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import duckdb
+import pytest
+
+from pipelines import report
+from pipelines.report.queries import Reader, Window
+from pipelines.warehouse import Warehouse
+
+from .test_views import apply_views, create_dlt_like_tables, load_known_data
+
+pytestmark = pytest.mark.unit
+
+D = dt.date
+
+
+@pytest.fixture
+def conn() -> duckdb.DuckDBPyConnection:
+    conn = duckdb.connect()
+    create_dlt_like_tables(conn)
+    load_known_data(conn)
+    apply_views(conn)
+    return conn
+
+
+def test_dates_are_whole_utc_days_and_bad_ones_say_so() -> None:
+    assert report.utc_day("--from", "2026-11-01") == D(2026, 11, 1)
+    assert report.utc_day("--to", "2026-11-01T23:30:00-02:00") == D(2026, 11, 2)  # UTC's day
+    with pytest.raises(report.ReportError, match="--from 'yesterday' is not an ISO 8601 date"):
+        report.utc_day("--from", "yesterday")
+    with pytest.raises(report.ReportError, match="--from 2026-11-02 is after --to 2026-11-01"):
+        report.window_of(D(2026, 11, 2), D(2026, 11, 1), None, None)
+
+
+def test_the_default_window_ends_on_the_last_day_with_calls() -> None:
+    latest = D(2026, 11, 30)
+    assert report.window_of(None, None, None, latest) == Window(D(2026, 11, 17), latest)
+    assert report.window_of(D(2026, 11, 25), None, "c", latest) == Window(
+        D(2026, 11, 25), latest, "c"
+    )
+    assert report.window_of(None, D(2026, 11, 5), None, latest).first == D(2026, 10, 23)
+    window = Window(D(2026, 11, 1), D(2026, 11, 7))
+    assert window.days == 7
+    assert window.before() == Window(D(2026, 10, 25), D(2026, 10, 31))
+    # --to is inclusive: the window's end is the next day's midnight, UTC
+    assert "'2026-11-08T00:00:00+00:00'" in window.started()
+
+
+def test_a_windowed_view_is_the_view_on_the_windows_calls(conn: duckdb.DuckDBPyConnection) -> None:
+    with Warehouse.on(conn) as wh:
+        reader = Reader(wh)
+        everything = Window(D(2024, 3, 1), D(2024, 3, 31))
+        for view in ("campaign_funnel", "sentiment_by_disposition"):
+            want = conn.execute(f"select * from neuron.{view} order by all").fetchall()
+            sql = reader.windowed(view, everything)
+            assert conn.execute(f"select * from ({sql}) order by all").fetchall() == want, view
+        # one day, one campaign: the funnel counts exactly that day's final calls of it
+        day = Window(D(2024, 3, 2), D(2024, 3, 2), "cmp_a")
+        (funnel,) = reader.rows(reader.windowed("campaign_funnel", day))
+        (calls,) = conn.execute(
+            "select count(*) from neuron.disposition_daily "
+            "where day = date '2024-03-02' and campaign_id = 'cmp_a'"
+        ).fetchone() or (None,)
+        assert funnel["calls"] == calls and calls > 0
+
+
+def test_the_page_reads_the_figures_and_says_when_the_window_is_empty(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    with Warehouse.on(conn) as wh:
+        empty = report.build(wh, D(2020, 1, 1), D(2020, 1, 31))
+        with pytest.raises(report.ReportError, match="unknown campaign 'cmp_zz'"):
+            report.build(wh, campaign="cmp_zz")
+        page = report.build(wh, D(2024, 3, 1), D(2024, 3, 31))
+    assert "No calls in this window" in empty and "<script" not in empty
+    assert "calls end on 2024-03-" in empty
+    (calls,) = conn.execute("select sum(calls) from neuron.campaign_funnel").fetchone() or (0,)
+    shown = re.search(r'data-figure="calls">.*?class="value">([\d,]+)<', page)
+    assert shown and int(shown.group(1).replace(",", "")) == calls
+    assert "http://" not in page.replace("http://www.w3.org", "")  # nothing to fetch
+
+
+def test_times_are_shown_in_utc_whatever_the_session_time_zone(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    conn.execute("set TimeZone = 'Asia/Kolkata'")
+    asked = conn.execute(
+        "select strftime(started_at at time zone 'UTC', '%Y-%m-%d %H:%M') "
+        "from neuron.callback_queue"
+    ).fetchall()
+    with Warehouse.on(conn) as wh:
+        page = report.build(wh, D(2024, 3, 1), D(2024, 3, 31))
+    shown = re.findall(r"<tr><td>([\d-]+ [\d:]+)</td>", page)
+    assert asked and sorted(shown) == sorted(a for (a,) in asked)
