@@ -215,6 +215,7 @@ def configure_logging(verbose: bool = False) -> None:
     )
     for noisy in ("httpx", "httpcore", "aiohttp", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # `sql` says what it cannot translate
 
 
 # -- sync ------------------------------------------------------------------------------------
@@ -427,10 +428,7 @@ def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> 
         verdict = f"{fixed}no drift: {window}, they match {cost}"
     else:
         again = "run --repair again" if repair else "run with --repair to fix it"
-        verdict = (
-            f"{fixed}drift in {audit.days_differing} of {len(audit.days)} days: {detail}; "
-            f"{again} {cost}"
-        )
+        verdict = f"{fixed}drift in {audit.days_differing} of {window}: {detail}; {again} {cost}"
     lag = audit.found("lagging")
     if lag:
         verdict += (

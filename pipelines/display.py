@@ -61,8 +61,8 @@ def plain(value: Any) -> Any:
     """A value as CSV and JSON carry it: ISO dates, floats for decimals, hex for bytes."""
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
+    if isinstance(value, Decimal):  # Postgres sums integers as numeric: 2, not 2.0
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dt.timedelta):

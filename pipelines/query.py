@@ -20,6 +20,7 @@ from .warehouse import literal
 READ_ONLY_HINT = (
     "`sql` only reads (select, with, describe, show); the warehouse is written by `sync`"
 )
+CATALOG_WORDS = ("describe", "desc", "show", "summarize")
 # dialects whose sessions `sql` opens read-only, so an unparsed --raw query cannot write
 ENFORCED_READ_ONLY = ("duckdb", "postgres")
 
@@ -42,7 +43,7 @@ def prepare(query: str, dialect: str, dataset: str, *, raw: bool = False) -> str
         tree = sqlglot.parse_one(query, read="duckdb")
     except sqlglot.errors.SqlglotError:
         raise QueryRefused(_untranslatable(dialect)) from None
-    if isinstance(tree, exp.Describe | exp.Show):
+    if isinstance(tree, exp.Describe | exp.Show) or _keyword(query) in CATALOG_WORDS:
         return _catalog_question(tree, dialect, dataset)
     if not isinstance(tree, exp.Query):
         raise QueryRefused(f"`{_keyword(query)}` is not offered on {dialect}: {READ_ONLY_HINT}")
@@ -115,7 +116,7 @@ def _expand_group_by_all(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def _catalog_question(tree: exp.Describe | exp.Show, dialect: str, dataset: str) -> str:
+def _catalog_question(tree: exp.Expression, dialect: str, dataset: str) -> str:
     """`describe [schema.]table` and `show [all] tables` as information_schema queries."""
     if isinstance(tree, exp.Describe) and isinstance(tree.this, exp.Table):
         table = tree.this

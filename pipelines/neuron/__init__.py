@@ -219,7 +219,7 @@ def calls_resource(
         state = dlt.current.source_state()
         async with make_client() as client:
             client.limiter.recall(state.get("rate_limit"))
-            plan.now = await client.clock()  # the API's now: its today is the audit's
+            plan.api_now = await client.clock()  # its today is the audit's
             plan_window(state, plan, start_date)
             audit = None
             if warehouse is not None and plan.audit_from and plan.audit_to:
@@ -228,7 +228,7 @@ def calls_resource(
                     warehouse,
                     plan.audit_from,
                     plan.audit_to,
-                    plan.now,
+                    plan.api_clock,
                     report.audit,
                     transcripts=plan.audit_transcripts,
                 )

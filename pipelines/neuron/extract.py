@@ -88,15 +88,16 @@ def plan_window(
         return
     cursor = parse_timestamp(state.get("cursor"))
     plan.start = cursor - plan.lookback if cursor else start_date
-    plan.end = plan.now
+    plan.end = plan.api_clock
     if cursor is None or plan.audit_days <= 0:
         return
-    first = plan.now.date() - dt.timedelta(days=plan.audit_days - 1)
+    today = plan.api_clock.date()  # the API's today
+    first = today - dt.timedelta(days=plan.audit_days - 1)
     if start_date is not None:  # only whole days after the start date: none was loaded before
         midnight = start_date.time() == dt.time(0)
         first = max(first, start_date.date() + dt.timedelta(days=0 if midnight else 1))
-    if first <= plan.now.date():
-        plan.audit_from, plan.audit_to = first, plan.now.date()
+    if first <= today:
+        plan.audit_from, plan.audit_to = first, today
 
 
 async def extract_calls(
@@ -499,7 +500,7 @@ class CallSync:
                     entry.get("reason"),
                 )
                 del self.pending[call_id]
-                self.recent[call_id] = [iso(self.plan.now), None]
+                self.recent[call_id] = [iso(self.plan.api_clock), None]
                 self.report.expired.append(call_id)
 
     def advance_cursor(self) -> None:

@@ -26,7 +26,7 @@ CALL_ERRORS = (RateLimitError, ServerError, APIConnectionError, ResponseError)
 class SyncPlan:
     """What one run reads: the list window and filters, and what it may change in the state."""
 
-    now: pendulum.DateTime
+    now: pendulum.DateTime  # the pipeline's clock: pending since, expiry, erasure stamps
     start: pendulum.DateTime | None = None
     end: pendulum.DateTime | None = None
     filters: dict[str, str] = field(default_factory=dict)
@@ -41,6 +41,12 @@ class SyncPlan:
     recordings_only: bool = (
         False  # `neuron-calls recordings`: archive recordings, load nothing else
     )
+    api_now: pendulum.DateTime | None = None  # the API's clock (its `Date`), once it answered
+
+    @property
+    def api_clock(self) -> pendulum.DateTime:
+        """The API's now (the pipeline's until it answered): the list's end, the audit's today."""
+        return self.api_now or self.now
 
     def list_params(self) -> dict[str, str]:
         params = dict(self.filters)
