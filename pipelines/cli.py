@@ -213,7 +213,7 @@ def configure_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "httpcore", "aiohttp", "asyncio"):
+    for noisy in ("httpx", "httpcore", "aiohttp", "asyncio", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # `sql` says what it cannot translate
 

@@ -272,7 +272,10 @@ def load(pipeline: Any, source: Any, options: SyncOptions) -> None:
 
 def record_only(target: Target, pipeline: Any, result: SyncResult) -> None:
     """A run that loaded nothing (failed, interrupted, a read-only audit) still leaves its row
-    in the run log (best effort)."""
+    in the run log (best effort). A DuckDB file that does not exist yet stays so: a first run
+    that failed before loading leaves no file behind."""
+    if isinstance(target, DuckDBTarget) and not target.path.exists():
+        return
     try:
         with target.stage():
             with Warehouse.of(pipeline) as wh:
