@@ -368,9 +368,13 @@ def _check_audit_args(args: argparse.Namespace) -> None:
         raise runner.SyncAborted("--to needs --from (or use --days N)")
     if args.days is not None and args.days < 1:
         raise runner.SyncAborted(f"--days must be at least 1, got {args.days}")
-    for name, value in (("--from", args.audit_from), ("--to", args.audit_to)):
-        if value:
-            _utc_day(name, value)
+    days = [
+        _utc_day(name, value)
+        for name, value in (("--from", args.audit_from), ("--to", args.audit_to))
+        if value
+    ]
+    if len(days) == 2 and days[0] > days[1]:
+        raise runner.SyncAborted(f"--from {args.audit_from} is after --to {args.audit_to}")
 
 
 def _utc_day(name: str, value: str) -> dt.date:

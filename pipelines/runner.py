@@ -227,7 +227,7 @@ def _locked_run(
                         mode=options.mode,
                         inserted=inserted,
                         updated=max(len(report.calls) - inserted, 0),
-                        pending=report.pending_calls + report.pending_transcripts,
+                        pending=len(report.pending),
                     )
                     wh.record_run(run_row(result))
             target.publish()
