@@ -5,6 +5,7 @@ trust, and one-line errors in the database's words."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,13 @@ def synced(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_csv_ends_lines_with_lf_and_json_is_an_array_or_json_lines(synced: Path) -> None:
     home = synced.parent
     select = "select id, started_at, duration_seconds from neuron.calls order by id limit 3"
-    proc = sql(home, "--duckdb", str(synced), select)
-    assert proc.returncode == 0, proc.stderr
-    raw = proc.stdout.encode()
+    args = [sys.executable, "-m", "pipelines", "sql", "--duckdb", str(synced), select]
+    piped = subprocess.run(args, cwd=home, env=cli_env(home), capture_output=True, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    raw = piped.stdout  # bytes, as a shell reads them (no newline translation)
     assert b"\r" not in raw and raw.count(b"\n") == 4
-    last_id = proc.stdout.splitlines()[-1].split(",")[0]  # ID=$(neuron-calls sql ... | tail -1)
-    assert last_id.startswith("cal_") and last_id.isprintable()
+    last_id = raw.split(b"\n")[-2].split(b",")[0]  # ID=$(neuron-calls sql ... | tail -1)
+    assert last_id.startswith(b"cal_") and last_id.decode().isprintable()
 
     array = json.loads(sql(home, "--duckdb", str(synced), "--format", "json", select).stdout)
     assert [row["id"] for row in array] == [line.split(",")[0] for line in raw.decode().split()[1:]]
