@@ -84,7 +84,9 @@ def _raw(query: str, dialect: str) -> str:
         ) from None
     if len(statements) != 1:
         raise QueryRefused("give exactly one statement")
-    if not isinstance(statements[0], exp.Query | exp.Describe | exp.Show | exp.Command):
+    if not isinstance(
+        statements[0], exp.Query | exp.Describe | exp.Show | exp.Pragma | exp.Command
+    ):
         raise QueryRefused(READ_ONLY_HINT)
     return query
 
