@@ -2,14 +2,17 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# the extras installed: `make install EXTRAS=postgres` for a lean one (the tests need them all)
+EXTRAS ?= dev,sandbox,postgres,s3
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: install demo test test-unit lint bench bench-100k bench-views bench-sandbox clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -qq --upgrade pip  # -qq: errors only, no build backend's notices
-	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev,sandbox,postgres,s3,report]'
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipelines tests bench
 	$(BIN)/ruff format --check pipelines tests bench
 	$(BIN)/mypy pipelines
-	$(BIN)/sqlfluff lint sql
+	$(BIN)/sqlfluff lint pipelines/sql
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_sync.py

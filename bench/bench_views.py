@@ -1,4 +1,4 @@
-"""Time every view of `sql/` on a large synthetic `neuron` dataset.
+"""Time every view of `pipelines/sql/` on a large synthetic `neuron` dataset.
 
     python bench/bench_views.py [--calls 1000000] [--db PATH] [--threads N]
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import datetime as dt
 import importlib.util
 import io
-import json
 import logging
 import os
 import shutil
@@ -17,13 +15,17 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from decimal import Decimal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import report, runner
+from .display import days_named, pending_line, print_runs, print_table, write_rows
 from .neuron import SyncReport
+from .neuron.dates import window_bound
+from .neuron.errors import ConfigError
+from .query import QueryRefused, one_line, prepare
+from .snapshot import held_read_write, read_write_holder_message
 from .views import REPORT_VIEWS
 from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
 
@@ -181,9 +183,15 @@ def _add_sql(commands: Any) -> None:
     _add_target(sql)
     sql.add_argument(
         "--format",
-        choices=["table", "csv", "json"],
+        choices=["table", "csv", "json", "jsonl"],
         default=None,
-        help="output format (default: table on a terminal, csv otherwise)",
+        help="table, csv (LF line ends), json (one array) or jsonl (JSON Lines); "
+        "default: table on a terminal, csv otherwise",
+    )
+    sql.add_argument(
+        "--raw",
+        action="store_true",
+        help="send the destination's own SQL untranslated (default: DuckDB's SQL, transpiled)",
     )
     sql.set_defaults(func=cmd_sql)
 
@@ -211,8 +219,9 @@ def configure_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "httpcore", "aiohttp", "asyncio"):
+    for noisy in ("httpx", "httpcore", "aiohttp", "asyncio", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # `sql` says what it cannot translate
 
 
 # -- sync ------------------------------------------------------------------------------------
@@ -261,8 +270,8 @@ def summary(result: runner.SyncResult) -> str:
         )
     lines = [
         f"calls        listed {r.listed}, inserted {result.inserted}, updated {result.updated}",
-        f"transcripts  loaded {r.transcripts}, still pending {r.pending_transcripts}"
-        f" (calls not final yet: {r.pending_calls})",
+        f"transcripts  loaded {r.transcripts}",
+        f"pending      {pending_line(r.pending.values())}",
         f"http         {s.requests} requests, {s.retries} retries, {s.rate_limited} x 429",
         f"time         {result.seconds:.1f}s",
     ]
@@ -275,16 +284,18 @@ def summary(result: runner.SyncResult) -> str:
         lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
     if r.skipped_invalid:
         lines.append(f"skipped      {r.skipped_invalid} list items without an id")
-    if r.recordings or r.pending_recordings:
+    if r.recordings or r.recordings_kept or r.pending_recordings:
         lines.append(
-            f"recordings   archived {r.recordings}, still pending {r.pending_recordings}"
-            " (their calls are retried next run)"
+            f"recordings   archived {r.recordings} (downloaded now), {r.recordings_kept} in "
+            f"storage already; still pending {r.pending_recordings} (retried next run)"
         )
     if r.audit.days:
+        lag = r.audit.found("lagging")
         lines.append(
-            f"audit        {len(r.audit.days)} days checked, {r.audit.days_differing} differed; "
+            f"audit        {days_named(r.audit.days)}: {r.audit.days_differing} differed; "
             f"repaired {sum(r.audit.repaired.values())} calls"
             + (f" ({len(r.erased)} erased upstream, removed)" if r.erased else "")
+            + (f"; {lag} listed late (listing lag, not drift)" if lag else "")
         )
     return "\n".join(lines)
 
@@ -341,53 +352,67 @@ def cmd_recordings(args: argparse.Namespace) -> int:
 
 # -- audit -----------------------------------------------------------------------------------
 
-AUDIT_COLUMNS = ["day", "api", "warehouse", "missing", "changed", "erased"]
+AUDIT_COLUMNS = ["day", "api", "warehouse", "missing", "changed", "erased", "lagging"]
 
 
-def audit_window_of(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
-    """The UTC days an `audit` covers: --days N (default 7) or --from [--to]."""
-    today = dt.datetime.now(dt.UTC).date()
-    if args.days is not None and (args.audit_from or args.audit_to):
-        raise runner.SyncAborted("give either --days or --from/--to, not both")
-    if args.audit_to and not args.audit_from:
-        raise runner.SyncAborted("--to needs --from (or use --days N)")
+def audit_window_of(args: argparse.Namespace, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The UTC days an `audit` covers: --days N (default 7) or --from [--to], up to `today`
+    (the API's today)."""
+    _check_audit_args(args)
     if args.audit_from:
         first = _utc_day("--from", args.audit_from)
         last = _utc_day("--to", args.audit_to) if args.audit_to else today
         if first > last:
-            raise runner.SyncAborted(f"--from {args.audit_from} is after --to {args.audit_to}")
+            raise runner.SyncAborted(f"--from {args.audit_from} is after --to {last}")
         return first, last
     days = 7 if args.days is None else args.days
-    if days < 1:
-        raise runner.SyncAborted(f"--days must be at least 1, got {days}")
     return today - dt.timedelta(days=days - 1), today
 
 
-def _utc_day(name: str, value: str) -> dt.date:
-    from .neuron.rows import to_utc
+def _check_audit_args(args: argparse.Namespace) -> None:
+    """What is wrong with the options alone, before the API is asked for its today."""
+    if args.days is not None and (args.audit_from or args.audit_to):
+        raise runner.SyncAborted("give either --days or --from/--to, not both")
+    if args.audit_to and not args.audit_from:
+        raise runner.SyncAborted("--to needs --from (or use --days N)")
+    if args.days is not None and args.days < 1:
+        raise runner.SyncAborted(f"--days must be at least 1, got {args.days}")
+    days = [
+        _utc_day(name, value)
+        for name, value in (("--from", args.audit_from), ("--to", args.audit_to))
+        if value
+    ]
+    if len(days) == 2 and days[0] > days[1]:
+        raise runner.SyncAborted(f"--from {args.audit_from} is after --to {args.audit_to}")
 
+
+def _utc_day(name: str, value: str) -> dt.date:
     try:
-        return to_utc(value).date()
-    except ValueError:
-        raise runner.SyncAborted(
-            f"{name} {value!r} is not an ISO 8601 date or timestamp, e.g. 2026-11-01"
-        ) from None
+        moment = window_bound(name, value, end=name == "--to")
+    except ConfigError as exc:
+        raise runner.SyncAborted(str(exc)) from None
+    assert moment is not None
+    return moment.date()
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    first, last = audit_window_of(args)
+    _check_audit_args(args)
+    options = runner.SyncOptions(**_target_options(args))
+    now = runner.api_now(options)
+    first, last = audit_window_of(args, now.date())
     if args.repair:
-        options = runner.SyncOptions(
-            **_target_options(args),
-            repair_from=first.isoformat(),
-            repair_to=last.isoformat(),
-            repair_transcripts=args.transcripts,
-        )
-        result = _with_progress(options)
+        options.repair_from, options.repair_to = first.isoformat(), last.isoformat()
+        options.repair_transcripts = args.transcripts
+        repaired = _with_progress(options)
+        if repaired.error:
+            print(f"neuron-calls: {repaired.error}", file=sys.stderr)
+            return repaired.exit_code
+        # the verdict is what a fresh audit says, not what the repair believes it fixed
+        options = runner.SyncOptions(**_target_options(args))
+        result = runner.run_audit(options, first, last, args.transcripts)
+        result.report.audit.repaired = repaired.report.audit.repaired
     else:
-        result = runner.run_audit(
-            runner.SyncOptions(**_target_options(args)), first, last, args.transcripts
-        )
+        result = runner.run_audit(options, first, last, args.transcripts, until=now)
     if result.error:
         print(f"neuron-calls: {result.error}", file=sys.stderr)
         return result.exit_code
@@ -403,30 +428,25 @@ def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> 
     rows = [tuple(getattr(day, c) for c in columns) for day in audit.days]
     out = io.StringIO()
     print_table(columns, rows, None, out)
-    found = {
-        kind: audit.found(kind) for kind in ("missing", "changed", "erased", "transcripts_changed")
-    }
+    kinds = ("missing", "changed", "erased", "transcripts_changed")
+    found = {kind: audit.found(kind) for kind in kinds}
     detail = f"{found['missing']} missing, {found['changed']} changed, {found['erased']} erased" + (
         f", {found['transcripts_changed']} transcripts changed" if transcripts else ""
     )
     s = result.report.stats
     cost = f"({s.requests} requests, {result.seconds:.1f}s)"
+    fixed = f"repaired {sum(audit.repaired.values())} calls; " if repair else ""
+    window = days_named(audit.days) if audit.days else "no day checked"
     if not audit.days_differing:
-        verdict = f"no drift: the {len(audit.days)} days match {cost}"
-    elif not repair:
-        verdict = (
-            f"drift in {audit.days_differing} of {len(audit.days)} days: {detail}; "
-            f"run with --repair to fix it {cost}"
-        )
-    elif result.exit_code == runner.EXIT_DRIFT:
-        verdict = (
-            f"drift in {audit.days_differing} of {len(audit.days)} days ({detail}); "
-            f"repaired {sum(audit.repaired.values())}, some is left: run again {cost}"
-        )
+        verdict = f"{fixed}no drift: {window}, they match {cost}"
     else:
-        verdict = (
-            f"repaired: {detail} in {audit.days_differing} of {len(audit.days)} days; "
-            f"the window now matches {cost}"
+        again = "run --repair again" if repair else "run with --repair to fix it"
+        verdict = f"{fixed}drift in {audit.days_differing} of {window}: {detail}; {again} {cost}"
+    lag = audit.found("lagging")
+    if lag:
+        verdict += (
+            f"\nlisting lag: {lag} calls the API has (GET /calls/{{id}}) but does not list yet; "
+            "not drift, nothing to repair"
         )
     return out.getvalue() + verdict
 
@@ -527,6 +547,8 @@ def open_warehouse(args: argparse.Namespace) -> Warehouse:
     db: Path = args.duckdb
     if not db.exists():
         raise runner.SyncAborted(f"{db} does not exist yet: run `neuron-calls sync` first")
+    if held_read_write(db):  # DuckDB would say "IO Error: Could not set lock on file"
+        raise runner.SyncAborted(read_write_holder_message(db))
     return Warehouse.duckdb_file(db)
 
 
@@ -573,11 +595,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"cursor       {state.get('cursor') or 'none (no incremental run yet)'}")
     if pending:
         oldest = min(entry.get("since", "") for entry in pending.values())
-        reasons: dict[str, int] = {}
-        for entry in pending.values():
-            reasons[entry.get("reason", "?")] = reasons.get(entry.get("reason", "?"), 0) + 1
-        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
-        print(f"pending      {len(pending)} calls ({detail}); pending since {oldest} at the oldest")
+        reasons = (entry.get("reason", "?") for entry in pending.values())
+        print(f"pending      {pending_line(reasons)}; pending since {oldest} at the oldest")
         shown = sorted(pending.items(), key=lambda item: item[1].get("since", ""))[:10]
         for call_id, entry in shown:
             print(f"             {call_id}  since {entry.get('since')}  {entry.get('reason')}")
@@ -588,81 +607,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not runs:
         print("last runs    none recorded")
         return 0
-    print_table(list(runs[0]), [tuple(run.values()) for run in runs], "Last runs", sys.stdout)
+    print_runs(runs, sys.stdout)
     return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    query = args.query.strip().rstrip(";")
-    _read_only_query(query)
-    columns, rows = _reading(args, lambda wh: _query_read_only(wh, query), "query failed")
     fmt = args.format or ("table" if sys.stdout.isatty() else "csv")
-    if fmt == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows([[_plain(v) for v in row] for row in rows])
-    elif fmt == "json":
-        for row in rows:
-            print(json.dumps(dict(zip(columns, map(_plain, row), strict=True)), ensure_ascii=False))
-    else:
+    columns, rows = _reading(args, lambda wh: _run_query(wh, args.query, args.raw), "query failed")
+    if fmt == "table":
         print_table(columns, rows, None, sys.stdout)
+    else:
+        write_rows(fmt, columns, rows, sys.stdout)
     return 0
 
 
-def _read_only_query(query: str) -> None:
-    """One statement that reads: refused before anything is opened otherwise."""
-    import sqlglot
-    from sqlglot import exp
-
+def _run_query(wh: Warehouse, text: str, raw: bool) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The query in the warehouse's dialect, read-only; the database's own error as one line."""
     try:
-        statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
-    except sqlglot.errors.ParseError as exc:
-        raise runner.SyncAborted(f"query failed: {str(exc).splitlines()[0][:200]}") from None
-    if len(statements) != 1:
-        raise runner.SyncAborted("query failed: give exactly one statement")
-    if not isinstance(statements[0], exp.Query | exp.Describe | exp.Show | exp.Pragma):
-        raise runner.SyncAborted(
-            "query failed: `sql` only reads (select, with, describe, show); "
-            "the warehouse is written by `sync`"
-        )
-
-
-def _query_read_only(wh: Warehouse, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    if wh.dialect == "postgres":
-        wh.execute("set session characteristics as transaction read only")
-    return wh.query(query)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
-
-
-def print_table(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None, stream: TextIO
-) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, justify="left" if column.endswith("_id") else "right")
-    for row in rows:
-        table.add_row(*(_cell(value) for value in row))
-    Console(file=stream, width=200).print(table)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float | Decimal):
-        return f"{value:.2f}"
-    return str(value)
+        statement = prepare(text, wh.dialect, wh.dataset, raw=raw)
+    except QueryRefused as exc:
+        raise runner.SyncAborted(f"query failed: {exc}") from None
+    try:
+        if wh.dialect == "postgres":
+            wh.execute("set session characteristics as transaction read only")
+        return wh.query(statement)
+    except Exception as exc:  # noqa: BLE001 - the database's message is the one line
+        raise runner.SyncAborted(f"query failed: {one_line(exc)}") from None
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

@@ -227,7 +227,7 @@ def _locked_run(
                         mode=options.mode,
                         inserted=inserted,
                         updated=max(len(report.calls) - inserted, 0),
-                        pending=report.pending_calls + report.pending_transcripts,
+                        pending=len(report.pending),
                     )
                     wh.record_run(run_row(result))
             target.publish()
@@ -273,7 +273,10 @@ def load(pipeline: Any, source: Any, options: SyncOptions) -> None:
 
 def record_only(target: Target, pipeline: Any, result: SyncResult) -> None:
     """A run that loaded nothing (failed, interrupted, a read-only audit) still leaves its row
-    in the run log (best effort)."""
+    in the run log (best effort). A DuckDB file that does not exist yet stays so: a first run
+    that failed before loading leaves no file behind."""
+    if isinstance(target, DuckDBTarget) and not target.path.exists():
+        return
     try:
         with target.stage():
             with Warehouse.of(pipeline) as wh:
@@ -340,18 +343,44 @@ CLIENT_SETTINGS = (
 )
 
 
-def run_audit(options: SyncOptions, first: dt.date, last: dt.date, transcripts: bool) -> SyncResult:
+def api_now(options: SyncOptions) -> pendulum.DateTime:
+    """The API's clock (the `Date` of one answer): a command's "today" is the API's. A refused
+    key or an API out of reach becomes SyncAborted with its one line and exit code."""
+
+    async def ask(client: Any) -> pendulum.DateTime:
+        async with client:
+            return await client.clock()
+
+    try:
+        return asyncio.run(ask(_client(options, SyncReport())))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        code, line = explain(exc)
+        raise SyncAborted(line, code) from None
+
+
+def _client(options: SyncOptions, report: SyncReport) -> Any:
+    settings = {k: v for k, v in options.source_args.items() if k in CLIENT_SETTINGS}
+    return neuron_client(stats=report.stats, **settings)
+
+
+def run_audit(
+    options: SyncOptions,
+    first: dt.date,
+    last: dt.date,
+    transcripts: bool,
+    until: pendulum.DateTime | None = None,
+) -> SyncResult:
     """`neuron-calls audit` without --repair: per UTC day, what differs between the API and the
-    warehouse; changes nothing but the run log. Exit 0 when the window matches, else 4."""
+    warehouse, up to `until` (default: the API's now); changes nothing but the run log. Exit 0
+    when the window matches, else 4."""
     clock = time.monotonic()
     report = SyncReport()
     try:
-        settings = {k: v for k, v in options.source_args.items() if k in CLIENT_SETTINGS}
-        client = neuron_client(stats=report.stats, **settings)
+        client = _client(options, report)
         target = target_of(options)
         with locked(options, target, loads=False) as pipeline:
             reader = DatasetReader(lambda: _read_access(target, pipeline))
-            found = asyncio.run(_audit(client, reader, first, last, transcripts))
+            found = asyncio.run(_audit(client, reader, first, last, transcripts, until))
             report.audit.days = found.days
             code = EXIT_DRIFT if found.drift else EXIT_OK
             result = SyncResult(code, report, time.monotonic() - clock, mode="audit")
@@ -362,10 +391,16 @@ def run_audit(options: SyncOptions, first: dt.date, last: dt.date, transcripts: 
 
 
 async def _audit(
-    client: Any, reader: DatasetReader, first: dt.date, last: dt.date, transcripts: bool
+    client: Any,
+    reader: DatasetReader,
+    first: dt.date,
+    last: dt.date,
+    transcripts: bool,
+    until: pendulum.DateTime | None,
 ) -> Any:
     async with client:
-        return await audit_window(client, reader, first, last, transcripts=transcripts)
+        until = until or await client.clock()
+        return await audit_window(client, reader, first, last, transcripts=transcripts, until=until)
 
 
 def _read_access(target: Target, pipeline: Any) -> Warehouse:

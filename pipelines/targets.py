@@ -129,19 +129,38 @@ Target = DuckDBTarget | DestinationTarget
 
 @contextlib.contextmanager
 def exclusive(path: Path, what: str) -> Iterator[None]:
-    """An advisory lock held for the run; a second run on the same thing gets a clear no."""
+    """An advisory lock held for the run; a second run on the same thing gets a clear no.
+
+    The lock file exists only while a run holds it (removed before the lock is let go, so no
+    stray `.lock` is left beside the warehouse). A run that locked a file another run removed
+    meanwhile holds nothing: it locks the path's current file instead.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    while True:
+        handle = open(path, "a")  # noqa: SIM115 - closed below, after the lock is let go
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise RunRefused(
                 f"another sync is running on {what}; wait for it to finish (lock: {path})"
             ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        if _same_file(handle.fileno(), path):
+            break
+        handle.close()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def default_pipelines_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The SQL views of the dataset: one `.sql` file per view in the top-level `sql/` folder.
+"""The SQL views of the dataset: one `.sql` file per view in `pipelines/sql/`.
 
 Each file holds one `create or replace view {schema}.<name> as ...` statement in DuckDB's
 dialect; `{schema}` becomes the dataset's qualified schema. The views are applied in the order
@@ -24,7 +24,7 @@ _REFERENCE = re.compile(r"\{schema\}\.(\w+)")
 
 
 def view_files() -> dict[str, str]:
-    """View name -> its SQL (with the `{schema}` placeholder), one per `sql/*.sql` file."""
+    """View name -> its SQL (with the `{schema}` placeholder), one per `sql/*.sql` file here."""
     folder = resources.files("pipelines.sql")
     return {
         entry.name.removesuffix(".sql"): entry.read_text(encoding="utf-8")

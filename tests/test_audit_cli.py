@@ -34,7 +34,11 @@ def test_audit_finds_drift_exits_4_then_repairs_it(
     assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sb)).returncode == 0
     code, out, err = audit(tmp_path, sb, db, *WINDOW)
     assert code == runner.EXIT_OK, err
-    assert out.strip().splitlines()[-1].startswith("no drift: the 32 days match")
+    assert (
+        out.strip()
+        .splitlines()[-1]
+        .startswith("no drift: 32 UTC days checked, 2026-10-01 to 2026-11-01, they match")
+    )
 
     final = [c for c in sb.truth()["calls"] if c["status"] == "completed"]
     gone = final[-1]
@@ -50,7 +54,8 @@ def test_audit_finds_drift_exits_4_then_repairs_it(
 
     code, out, err = audit(tmp_path, sb, db, *WINDOW, "--repair")
     assert code == runner.EXIT_OK, err
-    assert out.strip().splitlines()[-1].startswith("repaired: 0 missing, 1 changed, 1 erased")
+    # the verdict of a repair is a fresh audit's
+    assert out.strip().splitlines()[-1].startswith("repaired 2 calls; no drift: 32 UTC days")
     assert_matches_truth(db, sb.truth())
     assert query(db, "select call_id from neuron.deleted_calls") == [(gone["id"],)]
     code, out, _ = audit(tmp_path, sb, db, *WINDOW)
@@ -64,6 +69,7 @@ def test_audit_finds_drift_exits_4_then_repairs_it(
         ("audit", 0, 0, 0),
         ("audit", 4, 2, 0),
         ("audit-repair", 0, 2, 2),
+        ("audit", 0, 0, 0),  # the repair's own check
         ("audit", 0, 0, 0),
     ]
 

@@ -205,7 +205,7 @@ def test_an_unchanged_warehouse_costs_one_list_request_per_small_day(make_sandbo
     result = scheduled(sb, tmp_path)
     reads = sb.stats()["by_endpoint"]
     # the incremental list (1 page) + one page per audited day (each under 100 calls)
-    assert reads["list"] == 1 + 7
+    assert reads["list"] == 1 + 1 + 7  # and the API's clock
     assert reads["detail"] == pending  # the pending re-poll only: no audit request
     assert result.report.audit.days_differing == 0
     assert len(result.report.audit.days) == 7

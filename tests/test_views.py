@@ -16,7 +16,7 @@ from pipelines.warehouse import Warehouse
 
 pytestmark = pytest.mark.unit
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "sql"
 VIEWS = sorted(path.stem for path in SQL_DIR.glob("*.sql"))
 STAGING_VIEWS = [name for name in VIEWS if name.startswith("stg_")]
 REPORT_VIEWS = [name for name in VIEWS if not name.startswith("stg_")]

@@ -17,6 +17,7 @@ from dlt.common.configuration.inject import with_config
 from . import settings, tables
 from .audit import DayAudit, WarehouseReader
 from .client import ConfigError, NeuronClient, check_settings
+from .dates import window_bound
 from .extract import extract_calls, plan_window
 from .model import SyncPlan, SyncReport
 from .recordings import Archiver, RecordingStore
@@ -80,8 +81,8 @@ def neuron_source(
     start = _parse_setting(f"start_date ({settings.env_var('start_date')})", start_date)
     plan = SyncPlan(
         now=pendulum.now("UTC"),
-        start=_parse_setting("--from", backfill_from),
-        end=_parse_setting("--to", backfill_to),
+        start=window_bound("--from", backfill_from),
+        end=window_bound("--to", backfill_to, end=True),
         filters=dict(filters or {}),
         incremental=not (backfill_from or backfill_to or filters),
         lookback=pendulum.duration(minutes=lookback_minutes),
@@ -183,8 +184,8 @@ def _plan_repair(
     warehouse: WarehouseReader | None,
 ) -> None:
     """A repair run: no list, no cursor; the audit of the UTC days repair_from..repair_to."""
-    first = _parse_setting("--from", repair_from)
-    last = _parse_setting("--to", repair_to)
+    first = window_bound("--from", repair_from)
+    last = window_bound("--to", repair_to, end=True)
     if first is None or last is None or first > last:
         raise ConfigError("a repair needs a window: --from and --to, --from not after --to")
     if not plan.incremental:
@@ -192,7 +193,7 @@ def _plan_repair(
     if warehouse is None:
         raise ConfigError("a repair needs the warehouse to compare with (no reader given)")
     plan.incremental = plan.lists = False
-    plan.audit_from, plan.audit_to = first.date(), min(last, plan.now).date()
+    plan.audit_from, plan.audit_to = first.date(), last.date()  # the audit stops at the API's now
     plan.audit_transcripts = transcripts
 
 
@@ -216,9 +217,10 @@ def calls_resource(
                 yield table.materialize()  # every table exists, rows or not
                 hinted.add(table.name)
         state = dlt.current.source_state()
-        plan_window(state, plan, start_date)
         async with make_client() as client:
             client.limiter.recall(state.get("rate_limit"))
+            plan.api_now = await client.clock()  # its today is the audit's
+            plan_window(state, plan, start_date)
             audit = None
             if warehouse is not None and plan.audit_from and plan.audit_to:
                 audit = DayAudit(
@@ -226,7 +228,7 @@ def calls_resource(
                     warehouse,
                     plan.audit_from,
                     plan.audit_to,
-                    plan.now,
+                    plan.api_clock,
                     report.audit,
                     transcripts=plan.audit_transcripts,
                 )

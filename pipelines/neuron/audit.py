@@ -208,13 +208,26 @@ async def list_day(client: NeuronClient, day: dt.date, until: pendulum.DateTime)
 
 async def _exists(client: NeuronClient, call_id: str) -> bool:
     """False only on a 404; a call whose details fail is kept (and refetched)."""
+    return await _details(client, call_id) is not None
+
+
+async def _details(client: NeuronClient, call_id: str) -> Row | None:
+    """The call's details; None only on a 404; {} when they fail (the call is kept)."""
     try:
-        await client.get_call(call_id)
+        return await client.get_call(call_id)
     except NotFoundError:
-        return False
+        return None
     except CALL_ERRORS:
-        return True
-    return True
+        return {}
+
+
+def _lagging(detail: Row, stored: Row | None) -> bool:
+    """The API has the call, on its day, as stored: only its list does not show it yet."""
+    try:
+        view = list_view(call_row(detail, detailed=False))
+    except (KeyError, TypeError, ValueError):
+        return False
+    return bool(detail) and view == stored
 
 
 @dataclass
@@ -224,6 +237,7 @@ class DayDrift:
     changed: list[Row] = field(default_factory=list)  # list items
     moved: list[str] = field(default_factory=list)  # stored, not listed that day, not 404
     erased: list[str] = field(default_factory=list)  # stored, 404
+    lagging: list[str] = field(default_factory=list)  # stored, not listed, the API has it as is
 
     def jobs(self) -> list[Job]:
         return [
@@ -283,6 +297,7 @@ async def inspect_day(
         listed = await list_day(client, day, until)
     if listed is not None:
         await _compare_calls(client, drift, listed, stored.calls(day), keep)
+        drift.row.compared = True
     return drift
 
 
@@ -304,12 +319,18 @@ async def _compare_calls(
         elif list_view(call_row(item, detailed=False)) != have:
             drift.changed.append(item)
     unlisted = [call_id for call_id in calls if call_id not in listed and call_id not in keep]
-    found = await asyncio.gather(*(_exists(client, call_id) for call_id in unlisted))
-    for call_id, exists in zip(unlisted, found, strict=True):
-        (drift.moved if exists else drift.erased).append(call_id)
+    found = await asyncio.gather(*(_details(client, call_id) for call_id in unlisted))
+    for call_id, detail in zip(unlisted, found, strict=True):
+        if detail is None:
+            drift.erased.append(call_id)
+        elif _lagging(detail, calls[call_id]):
+            drift.lagging.append(call_id)
+        else:  # stored otherwise, under another day, or its details failed: refetched
+            drift.moved.append(call_id)
     drift.row.missing = len(drift.missing)
     drift.row.changed = len(drift.changed) + len(drift.moved)
     drift.row.erased = len(drift.erased)
+    drift.row.lagging = len(drift.lagging)
 
 
 def same_transcript(call_id: str, api: Row | None, stored: StoredTranscript) -> bool:

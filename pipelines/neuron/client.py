@@ -22,12 +22,14 @@ import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import httpx
 import orjson
+import pendulum
 import yarl
 from aiohttp.helpers import get_env_proxy_for_url
 
@@ -175,6 +177,9 @@ class NeuronClient:
         self._session: aiohttp.ClientSession | None = None  # made in the event loop, on first use
         self._transport = transport
         self._httpx: httpx.AsyncClient | None = None  # made on first use
+        self._date_header = ""  # the last `Date` an answer carried, and what it told:
+        self._server_epoch = 0.0
+        self._clock_offset: float | None = None  # the server's clock minus ours, in seconds
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -196,6 +201,34 @@ class NeuronClient:
             await self._session.close()
         if self._httpx is not None:
             await self._httpx.aclose()
+
+    # -- the server's clock -------------------------------------------------------------------
+
+    def server_now(self) -> pendulum.DateTime | None:
+        """The API's clock (its answers' `Date` header, carried forward by ours since the last
+        one), or None before any answer with a `Date`. "Today" is the API's today."""
+        if self._clock_offset is None:
+            return None
+        return pendulum.from_timestamp(time.time() + self._clock_offset, tz="UTC")
+
+    async def clock(self) -> pendulum.DateTime:
+        """The API's now: from the answers so far, else from one `GET /calls?limit=1`; the local
+        clock when the server sends no `Date` header."""
+        if self._clock_offset is None:
+            await self.list_calls({"limit": 1})
+        return self.server_now() or pendulum.now("UTC")
+
+    def _note_clock(self, headers: Mapping[str, str]) -> None:
+        date = headers.get("date")
+        if not date:
+            return
+        if date != self._date_header:  # parsed once per second, not per answer
+            try:
+                self._server_epoch = parsedate_to_datetime(date).timestamp()
+            except (TypeError, ValueError):
+                return
+            self._date_header = date
+        self._clock_offset = self._server_epoch - time.time()
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -273,15 +306,19 @@ class NeuronClient:
         url = self.base_url + path
         sent_at = await self.limiter.acquire()
         self.stats.requests += 1
+        started = time.monotonic()
         try:
             answer = await self._get(url, params)
         except (aiohttp.ClientError, httpx.TransportError, TimeoutError) as exc:
             # refused, reset, dropped, cut off, timed out
+            _log_request(path, params, type(exc).__name__, started)
             return APIConnectionError(
                 f"cannot reach the API at {sanitize_url(url)} ({type(exc).__name__})", path=path
             )
         finally:
             self.limiter.release()
+        _log_request(path, params, answer.status, started)
+        self._note_clock(answer.headers)
         error = self._status_error(answer, path)
         self._tell_limiter(answer.headers, sent_at, error)
         return error if error is not None else self._parse_json(answer, path)
@@ -326,13 +363,16 @@ class NeuronClient:
         request = self._http.build_request("GET", url, headers={"Accept": "*/*"})
         path = urlsplit(url).path
         self.stats.requests += 1
+        started = time.monotonic()
         try:
             response = await self._http.send(request, stream=True, follow_redirects=True)
         except httpx.TransportError as exc:
+            _log_request(path, None, type(exc).__name__, started)
             return APIConnectionError(
                 f"cannot download the recording at {sanitize_url(url)} ({type(exc).__name__})",
                 path=path,
             )
+        _log_request(path, None, response.status_code, started)  # never the URL's token
         if response.status_code < 300:
             return response
         try:
@@ -474,6 +514,15 @@ class NeuronClient:
         if not isinstance(body, dict):
             return ResponseError(f"{where}: expected a JSON object, got {type(body).__name__}")
         return body
+
+
+def _log_request(path: str, params: Mapping[str, Any] | None, status: Any, started: float) -> None:
+    """One line per request at DEBUG (`-v`): method, path and the list's parameters, status,
+    time. Never a header (the key) nor a signed URL's query (its token)."""
+    if log.isEnabledFor(logging.DEBUG):
+        query = f"?{urlencode(params)}" if params else ""
+        took = (time.monotonic() - started) * 1000
+        log.debug("GET %s%s -> %s in %.0f ms", path, query, status, took)
 
 
 def _env_proxy(url: str) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:

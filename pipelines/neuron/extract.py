@@ -86,15 +86,16 @@ def plan_window(
         return
     cursor = parse_timestamp(state.get("cursor"))
     plan.start = cursor - plan.lookback if cursor else start_date
-    plan.end = plan.now
+    plan.end = plan.api_clock
     if cursor is None or plan.audit_days <= 0:
         return
-    first = plan.now.date() - dt.timedelta(days=plan.audit_days - 1)
+    today = plan.api_clock.date()  # the API's today
+    first = today - dt.timedelta(days=plan.audit_days - 1)
     if start_date is not None:  # only whole days after the start date: none was loaded before
         midnight = start_date.time() == dt.time(0)
         first = max(first, start_date.date() + dt.timedelta(days=0 if midnight else 1))
-    if first <= plan.now.date():
-        plan.audit_from, plan.audit_to = first, plan.now.date()
+    if first <= today:
+        plan.audit_from, plan.audit_to = first, today
 
 
 async def extract_calls(
@@ -182,7 +183,7 @@ async def fetch_call(
 
 async def _archive(client: NeuronClient, archiver: Archiver, detail: Row, fetched: Fetched) -> None:
     try:
-        fetched.recording = await archiver.archive(client, detail)
+        fetched.recording, fetched.recording_downloaded = await archiver.archive(client, detail)
     except RecordingFailed as exc:
         log.warning("call %s: %s; it stays pending for its recording", fetched.call_id, exc)
         fetched.recording_failed = str(exc)
@@ -336,6 +337,8 @@ class CallSync:
                     yield job
             self.progress()
         self.answered.set()
+        if self.plan.recordings_only:
+            return  # the window is the window: a pending call it did not list waits for a sync
         for call_id in list(self.pending):
             if call_id not in seen:
                 yield Job(call_id, Purpose.PENDING)
@@ -370,11 +373,7 @@ class CallSync:
         if fetched.erased:
             self._erase(fetched.call_id, batch)
             return
-        if fetched.recording is not None:
-            batch.add(RECORDINGS.name, [fetched.recording])
-            self.report.recordings += 1
-        if fetched.recording_failed:
-            self.report.pending_recordings += 1
+        self._add_recording(fetched, batch)
         if self.plan.recordings_only:  # only the recordings; the calls stay as loaded
             if fetched.recording_failed:
                 self._keep_pending(fetched)
@@ -392,6 +391,19 @@ class CallSync:
         else:
             self._settle(fetched)
 
+    def _add_recording(self, fetched: Fetched, batch: Batch) -> None:
+        """The call's recordings row; when its file is not in storage and could not be had,
+        no row (a tombstone), so none points at a file that is gone."""
+        if fetched.recording is not None:
+            batch.add(RECORDINGS.name, [fetched.recording])
+            if fetched.recording_downloaded:
+                self.report.recordings += 1
+            else:
+                self.report.recordings_kept += 1
+        if fetched.recording_failed:
+            batch.add(RECORDINGS.name, [RECORDINGS.tombstone(fetched.call_id)])
+            self.report.pending_recordings += 1
+
     def _add_transcript(
         self, call_id: str, rows: tuple[Row, list[Row], list[Row]], batch: Batch
     ) -> None:
@@ -408,6 +420,7 @@ class CallSync:
         for table, rows in erased_rows(call_id, self.plan.now).items():
             batch.add(table, rows)
         self.pending.pop(call_id, None)
+        self.report.pending.pop(call_id, None)
         self.recent.pop(call_id, None)
         self.loaded[call_id] = None
         self.report.erased.append(call_id)
@@ -438,6 +451,7 @@ class CallSync:
         assert fetched.pending is not None
         entry = self.pending.setdefault(fetched.call_id, {"since": iso(self.plan.now)})
         entry["reason"] = fetched.pending.text(fetched.pending_detail)
+        self.report.pending[fetched.call_id] = entry["reason"]
         if fetched.call is not None and not self.plan.recordings_only:  # its row, as loaded
             if fetched.loaded_as is None:
                 entry.pop("loaded", None)
@@ -452,6 +466,7 @@ class CallSync:
 
     def _settle(self, fetched: Fetched) -> None:
         self.pending.pop(fetched.call_id, None)
+        self.report.pending.pop(fetched.call_id, None)
         started = fetched.call.get("started_at") if fetched.call else None
         if self.plan.incremental and started is not None and fetched.seen_as is not None:
             self.recent[fetched.call_id] = [iso(started), fetched.seen_as]
@@ -480,7 +495,7 @@ class CallSync:
                     entry.get("reason"),
                 )
                 del self.pending[call_id]
-                self.recent[call_id] = [iso(self.plan.now), None]
+                self.recent[call_id] = [iso(self.plan.api_clock), None]
                 self.report.expired.append(call_id)
 
     def advance_cursor(self) -> None:

@@ -26,7 +26,7 @@ CALL_ERRORS = (RateLimitError, ServerError, APIConnectionError, ResponseError)
 class SyncPlan:
     """What one run reads: the list window and filters, and what it may change in the state."""
 
-    now: pendulum.DateTime
+    now: pendulum.DateTime  # the pipeline's clock: pending since, expiry, erasure stamps
     start: pendulum.DateTime | None = None
     end: pendulum.DateTime | None = None
     filters: dict[str, str] = field(default_factory=dict)
@@ -41,6 +41,12 @@ class SyncPlan:
     recordings_only: bool = (
         False  # `neuron-calls recordings`: archive recordings, load nothing else
     )
+    api_now: pendulum.DateTime | None = None  # the API's clock (its `Date`), once it answered
+
+    @property
+    def api_clock(self) -> pendulum.DateTime:
+        """The API's now (the pipeline's until it answered): the list's end, the audit's today."""
+        return self.api_now or self.now
 
     def list_params(self) -> dict[str, str]:
         params = dict(self.filters)
@@ -62,13 +68,16 @@ class AuditDay:
     missing: int = 0  # listed by the API, not in the warehouse
     changed: int = 0  # stored with other list-visible fields, or stored under another day
     erased: int = 0  # stored, but the API answers 404
+    lagging: int = 0  # stored, not listed, yet `GET /calls/{id}` has it as stored: listing lag
     transcripts_checked: int = 0
     transcripts_changed: int = 0
+    compared: bool = False  # compared call by call: the counts alone say nothing more
 
     @property
     def drift(self) -> bool:
+        """Something to repair. Listing lag is none: the API has the call as stored."""
         found = self.missing + self.changed + self.erased + self.transcripts_changed
-        return self.counts_differ or found > 0
+        return found > 0 or (self.counts_differ and not self.compared)
 
 
 @dataclass
@@ -96,7 +105,9 @@ class SyncReport:
     transcripts: int = 0
     pending_transcripts: int = 0
     pending_calls: int = 0
-    recordings: int = 0  # archived (or found archived) this run
+    pending: dict[str, str] = field(default_factory=dict)  # call_id -> why it stays pending
+    recordings: int = 0  # downloaded and archived this run
+    recordings_kept: int = 0  # found archived already: their rows rebuilt from the files
     pending_recordings: int = 0  # could not be had: their calls stay pending
     deferred: dict[str, str] = field(default_factory=dict)  # call_id -> why it failed this run
     expired: list[str] = field(default_factory=list)
@@ -157,6 +168,7 @@ class Fetched:
     failed: str | None = None  # an error after every retry
     erased: bool = False  # the API no longer has the call
     recording: Row | None = None  # the recordings row, once archived
+    recording_downloaded: bool = False  # downloaded this run (not found in storage)
     recording_failed: str | None = None  # why the recording could not be had this run
 
     @property

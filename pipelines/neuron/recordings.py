@@ -193,16 +193,18 @@ class Archiver:
         self.store = store
         self.slots = asyncio.Semaphore(concurrency)
 
-    async def archive(self, client: NeuronClient, detail: Row) -> Row:
-        """The recordings row of a call whose details carry a `recording_url`; raises
-        RecordingFailed with a message that never holds the URL."""
+    async def archive(self, client: NeuronClient, detail: Row) -> tuple[Row, bool]:
+        """The recordings row of a call whose details carry a `recording_url`, and whether it
+        was downloaded now (False: found in storage); raises RecordingFailed with a message
+        that never holds the URL."""
         call_id = str(detail["id"])
         started = parse_timestamp(detail.get("started_at")) or pendulum.now("UTC")
         try:
             stored = await asyncio.to_thread(self.store.find, call_id, started)
             if stored is not None:  # never twice: archived by an earlier run
-                return await asyncio.to_thread(self.store.describe, call_id, stored)
-            return await self._download(client, call_id, started, detail.get("recording_url"))
+                return await asyncio.to_thread(self.store.describe, call_id, stored), False
+            url = detail.get("recording_url")
+            return await self._download(client, call_id, started, url), True
         except RecordingFailed:
             raise
         except (NeuronError, OSError, ValueError) as exc:

@@ -236,6 +236,7 @@ RECORDINGS = Table(
         "sha256": {"data_type": "text"},
         "content_type": {"data_type": "text"},
         "downloaded_at": {"data_type": "timestamp", "timezone": True},
+        HARD_DELETE: _HARD_DELETE_COLUMN,  # a file gone and not to be had again: no row
     },
 )
 

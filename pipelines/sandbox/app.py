@@ -14,6 +14,7 @@ import logging
 import math
 import re
 from collections import Counter
+from email.utils import formatdate
 
 import pendulum
 from starlette.applications import Starlette
@@ -77,6 +78,7 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        raw_send, send = send, dated(send, self.state)
         path: str = scope["path"]
         endpoint = classify(path)
         if endpoint is None and not path.startswith("/v1"):
@@ -105,7 +107,7 @@ class Gate:
         elif fault == "drop":
             st.stats.faults[fault] += 1
             counter["dropped"] += 1
-            await drop_connection(send)  # uvicorn's own `send` holds the transport
+            await drop_connection(raw_send)  # uvicorn's own `send` holds the transport
         else:
             st.stats.faults[fault] += 1
             await self._fault(fault, scope, receive, counted)
@@ -147,6 +149,20 @@ class Gate:
             code = "server_error" if fault == "500" else "unavailable"
             resp = error(int(fault), code, "The service had a problem; retry later.")
         await resp(scope, receive, send)
+
+
+def dated(send: Send, state: State) -> Send:
+    """Every answer carries the sandbox's clock (frozen or live) in its `Date` header, as the
+    real API carries its own: clients take "today" from there."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            date = formatdate(state.clock.now(), usegmt=True).encode()
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+            message = {**message, "headers": [*headers, (b"date", date)]}
+        await send(message)
+
+    return wrapped
 
 
 def counting(send: Send, counter: Counter[str]) -> Send:

@@ -117,6 +117,7 @@ class Sandbox:
             http="httptools",
             lifespan="off",
             access_log=False,
+            date_header=False,  # the app sends the sandbox clock's own `Date`
             log_level="warning",
             backlog=2048,
             timeout_keep_alive=30,

@@ -1,0 +1,133 @@
+"""What a person or a script reads: tables on a terminal, CSV/JSON for scripts, and the
+wordings that must read the same wherever they appear (pending calls, audited days, runs)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, TextIO
+
+TABLE_WIDTH = 120  # a table fits a 120-column terminal
+
+
+def pending_line(reasons: Iterable[str]) -> str:
+    """The calls still pending and why, worded the same in the sync's summary and `status`:
+    `23 calls (9 call in_progress, 14 transcript processing)`."""
+    counts = Counter(reasons)
+    if not counts:
+        return "none"
+    detail = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    return f"{sum(counts.values())} calls ({detail})"
+
+
+def days_named(days: Sequence[Any]) -> str:
+    """`7 UTC days checked, 2026-10-26 to 2026-11-01` (the API's days)."""
+    first, last = days[0].day, days[-1].day
+    span = f"{first}" if first == last else f"{first} to {last}"
+    return f"{len(days)} UTC days checked, {span}"
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str | None,
+    stream: TextIO,
+    width: int = 200,
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="left" if column.endswith("_id") else "right")
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row))
+    Console(file=stream, width=width).print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float | Decimal):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def plain(value: Any) -> Any:
+    """A value as CSV and JSON carry it: ISO dates, floats for decimals, hex for bytes."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):  # Postgres sums integers as numeric: 2, not 2.0
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return value
+
+
+def write_rows(
+    fmt: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], stream: TextIO
+) -> None:
+    """`csv` (a header, LF line ends), `json` (one array of objects) or `jsonl` (one object a
+    line)."""
+    if fmt == "csv":
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[plain(v) for v in row] for row in rows])
+        return
+    objects = (dict(zip(columns, map(plain, row), strict=True)) for row in rows)
+    if fmt == "jsonl":
+        for obj in objects:
+            stream.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+        return
+    stream.write("[")
+    for n, obj in enumerate(objects):
+        stream.write(("," if n else "") + "\n  " + json.dumps(obj, ensure_ascii=False, default=str))
+    stream.write("\n]\n" if rows else "]\n")
+
+
+RUN_HEADERS = (
+    "started (UTC)",
+    "mode",
+    "outcome",
+    "listed",
+    "inserted",
+    "updated",
+    "transcripts",
+    "pending",
+    "drift",
+    "requests",
+    "seconds",
+)
+
+
+def print_runs(runs: Sequence[dict[str, Any]], stream: TextIO) -> None:
+    """The run log as `status` shows it, within TABLE_WIDTH columns: the start to the minute,
+    the drift as found/repaired; no exit code (the outcome names it), no retries (the run log
+    has them)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Last runs", box=box.SIMPLE_HEAD, padding=0, show_edge=False)
+    for header in RUN_HEADERS:
+        left = header in ("mode", "outcome", "started (UTC)")
+        table.add_column(header, justify="left" if left else "right", no_wrap=True)
+    for run in runs:
+        started = run.get("started_at")
+        drift = f"{_cell(run.get('drift_found'))}/{_cell(run.get('drift_repaired'))}"
+        table.add_row(
+            f"{started.astimezone(dt.UTC):%Y-%m-%d %H:%M}"
+            if isinstance(started, dt.datetime)
+            else "—",
+            *(_cell(run.get(name)) for name in ("mode", "outcome", "listed", "inserted")),
+            *(_cell(run.get(name)) for name in ("updated", "transcripts", "pending")),
+            drift,
+            *(_cell(run.get(name)) for name in ("requests", "seconds")),
+        )
+    Console(file=stream, width=TABLE_WIDTH).print(table)
