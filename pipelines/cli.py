@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import runner
+from .forget import add_forget
 from .neuron import SyncReport
 from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
 
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_audit(commands)
     _add_recordings(commands)
     _add_sql(commands)
+    add_forget(commands, _add_target)
     from .sandbox import add_arguments  # builds the sandbox's options, not its web server
 
     sandbox = commands.add_parser("sandbox", help="serve the sandbox API until stopped")

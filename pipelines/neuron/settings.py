@@ -58,6 +58,8 @@ RATE_RELEASE_FACTOR = 4.0  # pace this far above the fitted limit and not bindin
 
 RECORDING_CHUNK_BYTES = 64 * 1024  # a recording streams through memory in chunks of this size
 
+DEFAULT_PII = "keep"  # personal data policy: keep | pseudonymize (docs/pii.md)
+
 DEFAULT_AUDIT_DAYS = 7  # days every incremental sync audits, today included; 0 turns it off
 # The dispositions the API documents as list filters; others only count in the total.
 DOCUMENTED_DISPOSITIONS = (
