@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_publish.py
 	$(BIN)/python bench/bench_recordings.py
 	$(BIN)/python bench/bench_ratelimit.py
+	$(BIN)/python bench/bench_pii.py
 
 # a 100,000-call history at 128 in flight: the full sync's peak RSS, then an unchanged run
 bench-100k: $(STAMP)
