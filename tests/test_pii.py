@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from types import SimpleNamespace
+from typing import Any
 
 import duckdb
 import pytest
@@ -248,3 +249,35 @@ def test_erasures_under_the_salt_or_the_key(wh: Warehouse) -> None:
     assert privacy.suppressed({"contact_phone": "+919876543210"})
     _, rows = wh.query("select contact_hash from neuron._pii_erasures")
     assert all("9876543210" not in row[0] for row in rows)
+
+
+# -- the audit of a warehouse with erased contacts, pseudonymized ----------------------------------
+
+
+@pytest.mark.parametrize("calls", [30, 150])  # a day within one list page, a bigger one
+def test_the_audit_sees_no_drift_in_erased_or_pseudonymized_calls(calls: int) -> None:
+    import asyncio
+
+    from pipelines.neuron.audit import audit_window
+    from tests.test_audit import DAY, UNTIL, MemoryReader, calls_of_day, client_of
+    from tests.test_extract import FakeApi
+
+    api_calls = calls_of_day(calls)
+    erased = "+919811111111"
+    for call in api_calls[:10]:
+        call["contact"] = {"phone": erased, "name": "Ravi Kumar"}
+    privacy = Privacy("pseudonymize", KEY, erased={KEY: frozenset({phone_hash(KEY, erased)})})
+    reader = MemoryReader(api_calls[10:])  # forgotten: the warehouse no longer has them
+    reader.rows = {key: privacy.call(row) for key, row in reader.rows.items()}
+
+    def audit(privacy: Privacy) -> Any:
+        async def go() -> Any:
+            async with client_of(FakeApi(api_calls, {})) as client:
+                return await audit_window(client, reader, DAY, DAY, until=UNTIL, privacy=privacy)
+
+        return asyncio.run(go())
+
+    (day,) = audit(privacy).days
+    assert not day.drift and (day.api, day.warehouse) == (calls - 10, calls - 10)
+    (day,) = audit(Privacy()).days  # the same warehouse seen without the policy: all differs
+    assert day.drift and day.missing == 10 and day.changed == calls - 10
