@@ -112,7 +112,9 @@ def contact_with_transcripts(sandbox: Sandbox) -> tuple[str, list[str]]:
     raise AssertionError("no contact called twice with a transcript")
 
 
-def assert_forgotten(fetch: Callable[[str], list[tuple[Any, ...]]], phone: str, ids: list[str]):
+def assert_forgotten(
+    fetch: Callable[[str], list[tuple[Any, ...]]], phone: str, ids: list[str]
+) -> None:
     quoted = ", ".join(f"'{i}'" for i in ids)
     assert fetch(f"select count(*) from neuron.calls where id in ({quoted})") == [(0,)]
     for table in CALL_TABLES[1:]:
@@ -136,6 +138,7 @@ def test_pseudonymized_duckdb_then_a_refused_switch_and_an_erasure(
     assert_no_pii(dump(fetch), sandbox, "the warehouse")
     assert_no_pii(working_files(tmp_path / "dlt"), sandbox, "dlt's working folder")
     assert not list((tmp_path / "dlt").rglob("*.parquet"))
+    assert KEY not in dump(fetch) + working_files(tmp_path / "dlt")  # the key: nowhere
 
     # another policy: refused, one line saying how, nothing loaded
     before = snapshot(db)
