@@ -137,7 +137,7 @@ _MAYBE_NUMBER = re.compile(r"\d(?:\d{3}|[ \u00a0.\-]+\d)")
 _DIGIT_GROUP = re.compile(r"\d+")
 _MIN_DIGITS, _MAX_DIGITS = 8, 19
 # words of a contact's name that are titles, not the name
-_TITLES = frozenset({"mr", "mrs", "ms", "dr", "shri", "sri", "smt", "ji", "kumari", "km"})
+_TITLES = frozenset({"mr", "mrs", "ms", "dr", "shri", "sri", "smt", "ji"})
 
 
 @dataclass(frozen=True)
