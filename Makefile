@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # the extras installed: `make install EXTRAS=postgres` for a lean one (the tests need them all)
-EXTRAS ?= dev,sandbox,postgres,s3,report
+EXTRAS ?= dev,sandbox,postgres,s3,report,pii
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_publish.py
 	$(BIN)/python bench/bench_recordings.py
 	$(BIN)/python bench/bench_ratelimit.py
+	$(BIN)/python bench/bench_pii.py
 
 # a 100,000-call history at 128 in flight: the full sync's peak RSS, then an unchanged run
 bench-100k: $(STAMP)

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from . import report, runner
 from .display import days_named, pending_line, print_runs, print_table, write_rows
+from .forget import add_forget
 from .neuron import SyncReport
 from .neuron.dates import window_bound
 from .neuron.errors import ConfigError
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_target(reporting)
     report.add_arguments(reporting)
     reporting.set_defaults(func=cmd_report)
+    add_forget(commands, _add_target)
     from .sandbox import add_arguments  # builds the sandbox's options, not its web server
 
     sandbox = commands.add_parser("sandbox", help="serve the sandbox API until stopped")

@@ -22,7 +22,7 @@ from typing import Any
 import dlt
 import pendulum
 
-from .neuron import SyncReport, neuron_client, neuron_source
+from .neuron import Privacy, SyncReport, neuron_client, neuron_privacy, neuron_source
 from .neuron.audit import audit_window
 from .outcomes import (
     EXIT_CONFIG,
@@ -39,6 +39,8 @@ from .outcomes import (
     explain,
     first_line,
 )
+from .privacy import bind as bind_privacy
+from .privacy import remember as remember_privacy
 from .targets import (
     DestinationTarget,
     DuckDBTarget,
@@ -137,6 +139,8 @@ def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> 
     # arrow's own allocator holds on to memory it freed, through the load: the system's
     # returns it
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    # a loaded package's files are a clear copy of every row: gone once loaded (docs/pii.md)
+    os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
     return dlt.pipeline(
         pipeline_name=options.pipeline_name,
         pipelines_dir=str(pipelines_dir),
@@ -158,7 +162,9 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     try:
         _check(options)
         bound: list[Any] = []  # the pipeline, once made: the audit reads the warehouse through it
+        privacy = privacy_settings(options)
         source = neuron_source(
+            privacy=privacy,
             backfill_from=options.backfill_from,
             backfill_to=options.backfill_to,
             filters=options.filters or None,
@@ -174,7 +180,7 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
         target = target_of(options)
         with locked(options, target, loads=True) as pipeline:
             bound.append(pipeline)
-            return _locked_run(options, source, target, pipeline, report, clock)
+            return _locked_run(options, source, target, pipeline, report, clock, privacy)
     except BaseException as exc:  # noqa: BLE001 - refused or failed before the run began
         return _failed(exc, options.mode, report, clock)
 
@@ -192,6 +198,14 @@ def locked(options: SyncOptions, target: Target, *, loads: bool) -> Iterator[Any
             yield pipeline
 
 
+PII_SETTINGS = ("pii", "pii_key", "pii_archive_recordings")
+
+
+def privacy_settings(options: SyncOptions) -> Privacy:
+    """The run's personal data policy: the source's settings, explicit ones first."""
+    return neuron_privacy(**{k: v for k, v in options.source_args.items() if k in PII_SETTINGS})
+
+
 def _check(options: SyncOptions) -> None:
     if options.full_refresh and (options.backfill_from or options.backfill_to or options.filters):
         raise SyncAborted(
@@ -207,6 +221,7 @@ def _locked_run(
     pipeline: Any,
     report: SyncReport,
     clock: float,
+    privacy: Privacy,
 ) -> SyncResult:
     """Stage, load, views, run log, publish; a failure is logged in a run of its own."""
     try:
@@ -214,11 +229,13 @@ def _locked_run(
             with target.kept_open(pipeline):
                 with Warehouse.of(pipeline) as wh:
                     before = 0 if options.full_refresh else wh.count("calls")
+                    bind_privacy(wh, privacy, options.full_refresh)  # before anything loads
                     if options.full_refresh:
                         drop_views(wh)  # Postgres refuses to drop tables that views depend on
                 load(pipeline, source, options)
                 with Warehouse.of(pipeline) as wh:
                     apply_views(wh)
+                    remember_privacy(wh, privacy)
                     inserted = max(wh.count("calls") - before, 0)
                     result = SyncResult(
                         _loaded_exit_code(options, report),
@@ -377,10 +394,13 @@ def run_audit(
     report = SyncReport()
     try:
         client = _client(options, report)
+        privacy = privacy_settings(options)
         target = target_of(options)
         with locked(options, target, loads=False) as pipeline:
             reader = DatasetReader(lambda: _read_access(target, pipeline))
-            found = asyncio.run(_audit(client, reader, first, last, transcripts, until))
+            with _read_access(target, pipeline) as wh:
+                bind_privacy(wh, privacy)  # compared as stored; erased contacts are not missing
+            found = asyncio.run(_audit(client, reader, first, last, transcripts, until, privacy))
             report.audit.days = found.days
             code = EXIT_DRIFT if found.drift else EXIT_OK
             result = SyncResult(code, report, time.monotonic() - clock, mode="audit")
@@ -397,10 +417,13 @@ async def _audit(
     last: dt.date,
     transcripts: bool,
     until: pendulum.DateTime | None,
+    privacy: Privacy,
 ) -> Any:
     async with client:
         until = until or await client.clock()
-        return await audit_window(client, reader, first, last, transcripts=transcripts, until=until)
+        return await audit_window(
+            client, reader, first, last, transcripts=transcripts, until=until, privacy=privacy
+        )
 
 
 def _read_access(target: Target, pipeline: Any) -> Warehouse:

@@ -13,6 +13,7 @@ from typing import Any
 import dlt
 import pendulum
 from dlt.common.configuration.inject import with_config
+from dlt.common.typing import TSecretStrValue
 
 from . import settings, tables
 from .audit import DayAudit, WarehouseReader
@@ -20,10 +21,19 @@ from .client import ConfigError, NeuronClient, check_settings
 from .dates import window_bound
 from .extract import extract_calls, plan_window
 from .model import SyncPlan, SyncReport
+from .pii import Privacy, privacy_of
 from .recordings import Archiver, RecordingStore
 from .rows import to_utc
 
-__all__ = ["neuron_client", "neuron_source", "SyncPlan", "SyncReport", "WarehouseReader"]
+__all__ = [
+    "neuron_client",
+    "neuron_privacy",
+    "neuron_source",
+    "Privacy",
+    "SyncPlan",
+    "SyncReport",
+    "WarehouseReader",
+]
 
 
 def _parse_setting(name: str, value: Any) -> pendulum.DateTime | None:
@@ -58,6 +68,10 @@ def neuron_source(
     warehouse: WarehouseReader | None = None,
     recordings_url: str | None = None,
     recordings_only: bool = False,
+    pii: str = settings.DEFAULT_PII,
+    pii_key: TSecretStrValue | None = None,
+    pii_archive_recordings: bool = False,
+    privacy: Privacy | None = None,
     report: Any = None,
     on_progress: Any = None,
     transport: Any = None,
@@ -74,6 +88,9 @@ def neuron_source(
     `audit_days` UTC days (0: never) and repairs what differs. `repair_from`/`repair_to`
     (UTC days) make a repair run instead: only the audit and repair of that window, the cursor
     left alone; `repair_transcripts` also re-checks the window's stored transcripts.
+
+    `pii` (`keep` or `pseudonymize`, with `pii_key`) is what the rows hold; a `privacy` given
+    (the runner's, which knows the warehouse's erased contacts) wins over those settings.
     """
     tables.ask_dlt_for_row_ids()
     _check_numbers(max_concurrency, lookback_minutes, pending_max_days, audit_days)
@@ -88,6 +105,7 @@ def neuron_source(
         lookback=pendulum.duration(minutes=lookback_minutes),
         pending_max_days=pending_max_days,
         audit_days=audit_days if warehouse is not None else 0,
+        privacy=privacy or privacy_of(pii, pii_key, pii_archive_recordings),
     )
     if plan.start and plan.end and plan.start > plan.end:
         raise ConfigError(f"--from {backfill_from} is after --to {backfill_to}")
@@ -117,11 +135,34 @@ def neuron_source(
 
     check_settings(api_key, base_url)  # fail now, before any extraction starts
     if store is not None:
+        _check_recordings_allowed(plan.privacy)
         store.check_writable()
     archiver = Archiver(store) if store is not None else None
     return calls_resource(
         client, plan, start, run_report, max_concurrency, on_progress, warehouse, archiver
     )
+
+
+@with_config(sections=("sources", "neuron"))
+def neuron_privacy(
+    pii: str = settings.DEFAULT_PII,
+    pii_key: TSecretStrValue | None = None,
+    pii_archive_recordings: bool = False,
+) -> Privacy:
+    """The personal data policy from the source's settings (SOURCES__NEURON__PII, ..._PII_KEY,
+    ..._PII_ARCHIVE_RECORDINGS), for work outside the source (the runner, `forget`)."""
+    return privacy_of(pii, pii_key, pii_archive_recordings)
+
+
+def _check_recordings_allowed(privacy: Privacy) -> None:
+    """Recordings are spoken personal data that no redaction reaches: under pseudonymize they
+    are archived only when the user says so."""
+    if privacy.pseudonymize and not privacy.archive_recordings:
+        raise ConfigError(
+            "recordings hold the contact's voice, name and number in clear: under "
+            "SOURCES__NEURON__PII=pseudonymize set SOURCES__NEURON__PII_ARCHIVE_RECORDINGS=true "
+            "to archive them anyway, or unset SOURCES__NEURON__RECORDINGS_URL"
+        )
 
 
 @with_config(sections=("sources", "neuron"))
@@ -231,6 +272,7 @@ def calls_resource(
                     plan.api_clock,
                     report.audit,
                     transcripts=plan.audit_transcripts,
+                    privacy=plan.privacy,
                 )
             batches = extract_calls(
                 client, state, plan, report, concurrency, on_progress, audit, archiver

@@ -40,6 +40,7 @@ import pendulum
 from . import settings
 from .client import NeuronClient, NotFoundError
 from .model import CALL_ERRORS, AuditDay, AuditReport, Job, Purpose
+from .pii import KEPT, Privacy
 from .rows import (
     SEGMENT_FIELDS,
     TRANSCRIPT_FIELDS,
@@ -199,10 +200,12 @@ def _counts(found: Counter[str | None]) -> Counts:
     return counts
 
 
-async def list_day(client: NeuronClient, day: dt.date, until: pendulum.DateTime) -> dict[str, Row]:
+async def list_day(
+    client: NeuronClient, day: dt.date, until: pendulum.DateTime, privacy: Privacy = KEPT
+) -> dict[str, Row]:
     items: dict[str, Row] = {}
     async for page in client.iter_calls(day_window(day, until)):
-        items.update(_by_id(page))
+        items.update(_by_id(page, privacy))
     return items
 
 
@@ -265,13 +268,21 @@ class DayLook:
         return self.views is None or stored.calls(day) == self.views
 
 
-async def look_at_day(client: NeuronClient, day: dt.date, until: pendulum.DateTime) -> DayLook:
-    """The day's first list page; for a day bigger than a page, its disposition counts too."""
+async def look_at_day(
+    client: NeuronClient, day: dt.date, until: pendulum.DateTime, privacy: Privacy = KEPT
+) -> DayLook:
+    """The day's first list page; for a day bigger than a page, its disposition counts too.
+    With erased contacts, a bigger day is listed whole: the API's counts include their calls,
+    which the warehouse never holds, so only the calls themselves can be compared."""
     page = await client.list_calls({**day_window(day, until), "limit": settings.PAGE_SIZE})
     total = page.get("total")
+    listed = None
     if total is not None and total <= len(page["data"]):  # the whole day in one page
-        listed = _by_id(page["data"])
-        views = {key: list_view(call_row(item, detailed=False)) for key, item in listed.items()}
+        listed = _by_id(page["data"], privacy)
+    elif privacy.erased:
+        listed = await list_day(client, day, until, privacy)
+    if listed is not None:
+        views = {key: api_view(item, privacy) for key, item in listed.items()}
         return DayLook(tally(views.values()), listed, views)
     counts = {TOTAL: -1 if total is None else total}
     counts.update(await disposition_counts(client, day, until))
@@ -285,10 +296,11 @@ async def inspect_day(
     warehouse: Counts,
     stored: StoredCalls,
     keep: Iterable[str] = (),
+    privacy: Privacy = KEPT,
 ) -> DayDrift:
     """Compare one day (see the module's docstring for what it costs). Ids in `keep` are
     never taken for erased (calls this run has just loaded)."""
-    look = await look_at_day(client, day, until)
+    look = await look_at_day(client, day, until, privacy)
     drift = DayDrift(
         AuditDay(day, look.counts[TOTAL], warehouse[TOTAL], counts_differ=look.counts != warehouse)
     )
@@ -296,13 +308,23 @@ async def inspect_day(
     if listed is None and drift.row.counts_differ:
         listed = await list_day(client, day, until)
     if listed is not None:
-        await _compare_calls(client, drift, listed, stored.calls(day), keep)
+        await _compare_calls(client, drift, listed, stored.calls(day), keep, privacy)
         drift.row.compared = True
     return drift
 
 
-def _by_id(items: list[Row]) -> dict[str, Row]:
-    return {item["id"]: item for item in items if isinstance(item.get("id"), str) and item["id"]}
+def _by_id(items: list[Row], privacy: Privacy = KEPT) -> dict[str, Row]:
+    """List items by id, but an erased contact's (never loaded, so never missing)."""
+    return {
+        item["id"]: item
+        for item in items
+        if isinstance(item.get("id"), str) and item["id"] and not privacy.suppressed(item)
+    }
+
+
+def api_view(item: Row, privacy: Privacy = KEPT) -> Row:
+    """A list item's list-visible fields as the warehouse holds them under the policy."""
+    return list_view(privacy.call(call_row(item, detailed=False)))
 
 
 async def _compare_calls(
@@ -311,12 +333,13 @@ async def _compare_calls(
     listed: dict[str, Row],
     calls: dict[str, Row],
     keep: Iterable[str],
+    privacy: Privacy = KEPT,
 ) -> None:
     for call_id, item in listed.items():
         have = calls.get(call_id)
         if have is None:
             drift.missing.append(item)
-        elif list_view(call_row(item, detailed=False)) != have:
+        elif api_view(item, privacy) != have:
             drift.changed.append(item)
     unlisted = [call_id for call_id in calls if call_id not in listed and call_id not in keep]
     found = await asyncio.gather(*(_details(client, call_id) for call_id in unlisted))
@@ -333,10 +356,18 @@ async def _compare_calls(
     drift.row.lagging = len(drift.lagging)
 
 
-def same_transcript(call_id: str, api: Row | None, stored: StoredTranscript) -> bool:
+def same_transcript(
+    call_id: str,
+    api: Row | None,
+    stored: StoredTranscript,
+    privacy: Privacy = KEPT,
+    call: Row | None = None,
+) -> bool:
+    """The API's transcript, as the policy loads it for `call` (its calls row in clear), is
+    the stored one."""
     if api is None or not transcript_is_ready(api):
         return False
-    head, segments, speakers = transcript_rows(call_id, api)
+    head, segments, speakers = privacy.transcript(call, transcript_rows(call_id, api))
     return (
         _pick(head, TRANSCRIPT_FIELDS) == _pick(stored.head, TRANSCRIPT_FIELDS)
         and [_pick(s, SEGMENT_FIELDS) for s in segments]
@@ -350,7 +381,7 @@ def _pick(row: Row, names: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 async def changed_transcripts(
-    client: NeuronClient, reader: WarehouseReader, days: list[AuditDay]
+    client: NeuronClient, reader: WarehouseReader, days: list[AuditDay], privacy: Privacy = KEPT
 ) -> list[str]:
     """One `GET /calls/{id}/transcript` per stored transcript of the days: the ids whose
     transcript the API now has otherwise. Counted in each day's row."""
@@ -366,9 +397,11 @@ async def changed_transcripts(
                 api = await client.get_transcript(call_id)
                 if api is None and not await _exists(client, call_id):
                     return True  # the call itself is gone: its erasure removes the transcript
+                # redacted text is compared redacted, against the contact's own name and number
+                call = call_row(await client.get_call(call_id)) if privacy.pseudonymize else None
             except CALL_ERRORS:
                 return True  # unknown: refetched (a repair defers it if it fails again)
-        return same_transcript(call_id, api, transcript)
+        return same_transcript(call_id, api, transcript, privacy, call)
 
     same = await asyncio.gather(*(check(key, value) for key, value in stored.items()))
     changed = []
@@ -390,6 +423,7 @@ async def inspect_days(
     until: pendulum.DateTime,
     keep: Iterable[str] = (),
     looks: Mapping[dt.date, DayLook] = {},
+    privacy: Privacy = KEPT,
 ) -> list[DayDrift]:
     """Every day compared; a day whose look taken earlier in the run (`looks`) agrees with the
     warehouse is done without a request, any other is inspected now."""
@@ -399,7 +433,7 @@ async def inspect_days(
         look = looks.get(day)
         if look is not None and look.agrees(warehouse[day], stored, day):
             return DayDrift(AuditDay(day, look.counts[TOTAL], warehouse[day][TOTAL]))
-        return await inspect_day(client, day, until, warehouse[day], stored, keep)
+        return await inspect_day(client, day, until, warehouse[day], stored, keep, privacy)
 
     return list(await asyncio.gather(*(inspect(day) for day in days_between(first, last))))
 
@@ -412,6 +446,7 @@ async def audit_window(
     *,
     transcripts: bool = False,
     until: pendulum.DateTime | None = None,
+    privacy: Privacy = KEPT,
 ) -> AuditResult:
     """What differs between the API and the warehouse, per UTC day first..last (not past
     `until`, default now); changes nothing. `transcripts`: one transcript request per stored
@@ -421,10 +456,10 @@ async def audit_window(
     result = AuditResult()
     if first > last:
         return result
-    drifts = await inspect_days(client, StoredCalls(reader), first, last, until)
+    drifts = await inspect_days(client, StoredCalls(reader), first, last, until, privacy=privacy)
     result.days.extend(drift.row for drift in drifts)
     if transcripts:
-        await changed_transcripts(client, reader, result.days)
+        await changed_transcripts(client, reader, result.days, privacy)
     return result
 
 
@@ -441,8 +476,10 @@ class DayAudit:
         report: AuditReport,
         *,
         transcripts: bool = False,
+        privacy: Privacy = KEPT,
     ) -> None:
         self.client, self.reader, self.until, self.report = client, reader, until, report
+        self.privacy = privacy
         self.first, self.last = first, min(last, until.date())
         self.transcripts = transcripts
         self.stored = StoredCalls(reader)
@@ -457,7 +494,8 @@ class DayAudit:
             return
         days = days_between(self.first, self.last)
         looks = await asyncio.gather(
-            *(look_at_day(self.client, day, self.until) for day in days), return_exceptions=True
+            *(look_at_day(self.client, day, self.until, self.privacy) for day in days),
+            return_exceptions=True,
         )
         self.looks = {
             day: look for day, look in zip(days, looks, strict=True) if isinstance(look, DayLook)
@@ -472,7 +510,7 @@ class DayAudit:
         keep = {call_id for call_id, view in loaded.items() if view is not None}
         queued: set[str] = set()
         drifts = await inspect_days(
-            self.client, stored, self.first, self.last, self.until, keep, self.looks
+            self.client, stored, self.first, self.last, self.until, keep, self.looks, self.privacy
         )
         for drift in drifts:
             self.report.days.append(drift.row)
@@ -481,6 +519,6 @@ class DayAudit:
                 yield job
         if self.transcripts:
             days = [drift.row for drift in drifts]
-            for call_id in await changed_transcripts(self.client, self.reader, days):
+            for call_id in await changed_transcripts(self.client, self.reader, days, self.privacy):
                 if call_id not in queued:
                     yield Job(call_id, Purpose.TRANSCRIPT)

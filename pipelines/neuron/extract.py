@@ -169,6 +169,8 @@ async def fetch_call(
         seen_as=fingerprint(detail),
         loaded_as=fingerprint(detail, detailed=True),
     )
+    if plan is not None and plan.privacy.suppressed(fetched.call):
+        return fetched  # an erased contact's call: dropped by `CallSync.apply`, nothing archived
     if not is_final(detail):
         fetched.pending = PendingReason.CALL_NOT_FINAL
         fetched.pending_detail = str(detail.get("status"))
@@ -351,6 +353,8 @@ class CallSync:
         if call_id in seen:
             return None
         seen.add(call_id)
+        if self.plan.privacy.suppressed(item):
+            return None  # an erased contact's call: never fetched, never loaded
         self.report.listed += 1
         started = parse_timestamp(item.get("started_at"))
         if started is not None and (self.newest is None or started > self.newest):
@@ -369,6 +373,9 @@ class CallSync:
 
     def apply(self, fetched: Fetched, batch: Batch) -> None:
         """Put one call's rows in the batch and settle its place in the state."""
+        if not self.plan.privacy.screen(fetched):  # rows rewritten under the PII policy
+            self.pending.pop(fetched.call_id, None)  # an erased contact's call: not loaded
+            return
         self._count_repair(fetched)
         if fetched.erased:
             self._erase(fetched.call_id, batch)

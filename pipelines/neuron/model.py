@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol
 import pendulum
 
 from .client import APIConnectionError, ClientStats, RateLimitError, ResponseError, ServerError
+from .pii import Privacy
 from .rows import Row, iso_utc
 
 # An error about one call after every retry: the call is deferred to the next run. Any other
@@ -41,6 +42,7 @@ class SyncPlan:
     recordings_only: bool = (
         False  # `neuron-calls recordings`: archive recordings, load nothing else
     )
+    privacy: Privacy = field(default_factory=Privacy)  # what rows hold; whose calls never load
     api_now: pendulum.DateTime | None = None  # the API's clock (its `Date`), once it answered
 
     @property

@@ -118,5 +118,6 @@ SETTINGS = (
     Setting("checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS, "how often a run commits"),
     Setting("pii", DEFAULT_PII, "personal data policy: keep or pseudonymize"),
     Setting("pii_key", None, "the key for pseudonymized values", secret=True),
+    Setting("pii_archive_recordings", False, "under pseudonymize: archive recordings anyway"),
     Setting("report_file", DEFAULT_REPORT_FILE, "write the HTML report after each sync; none: off"),
 )

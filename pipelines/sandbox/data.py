@@ -18,7 +18,7 @@ from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
-from .transcripts import make_transcript, remake_transcript
+from .transcripts import make_transcript, plant_pii, planted_pii, remake_transcript
 
 DISPOSITIONS = ("interested", "not_interested", "callback", "not_reachable", "dnd", "escalated")
 #: Values the vendor added without documenting them (the sandbox emits them rarely).
@@ -110,6 +110,7 @@ class Dataset:
     listed_from: dict[int, int] = field(default_factory=dict)  # unix time it enters the list
     revisions: dict[int, Revision] = field(default_factory=dict)
     generated: dict[int, Call] = field(default_factory=dict)  # relabelled calls as generated
+    plant_pii: bool = False  # transcripts carry the contact's identifiers (`planted_pii`)
 
     def __post_init__(self) -> None:
         self.starts = [c.started for c in self.calls]
@@ -234,7 +235,11 @@ class Dataset:
         return c.job_id is not None and now >= c.ended + c.transcript_delay
 
     def _build_transcript(self, pos: int) -> dict[str, Any]:
-        return make_transcript(self.seed, pos, self.generated.get(pos, self.calls[pos]))
+        call = self.generated.get(pos, self.calls[pos])
+        transcript = make_transcript(self.seed, pos, call)
+        if self.plant_pii:
+            transcript = plant_pii(transcript, planted_pii(self.seed, pos, call))
+        return transcript
 
     # -- drift: what a vendor does to records after serving them -----------------------------
     def find(self, call_id: str) -> int | None:

@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --rate-limit, send RateLimit-Limit/-Remaining/-Reset on every API response",
     )
     a(
+        "--plant-pii",
+        action="store_true",
+        help="transcripts carry the contact's name, number, email, PAN, Aadhaar and card",
+    )
+    a(
         "--fault-rate",
         type=float,
         default=0.0,
@@ -66,6 +71,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             rate_limit=args.rate_limit,
             rate_limit_headers=getattr(args, "rate_limit_headers", False),
             fault_rate=args.fault_rate,
+            plant_pii=getattr(args, "plant_pii", False),
             host=args.host,
             port=args.port,
         )

@@ -66,6 +66,7 @@ class Sandbox:
         fault_rate: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        plant_pii: bool = False,
     ) -> None:
         start = _parse_now(now)
         self.api_key, self.host, self.port = api_key, host, port
@@ -89,6 +90,7 @@ class Sandbox:
             rate_limit_headers=rate_limit_headers,
         )
         self.state.set_rate_limit(rate_limit)
+        self.state.data.plant_pii = plant_pii  # transcripts carry the contacts' identifiers
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 

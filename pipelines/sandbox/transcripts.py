@@ -19,6 +19,8 @@ class Call(Protocol):
     @property
     def name(self) -> str: ...
     @property
+    def phone(self) -> str: ...
+    @property
     def language(self) -> str: ...
     @property
     def duration(self) -> int: ...
@@ -226,3 +228,69 @@ def _transcript(c: Call, segments: list[dict[str, Any]], summary: str) -> dict[s
         "transcript": segments,
         "summary": summary,
     }
+
+
+# -- planted personal data (`Sandbox(plant_pii=True)`): what a redaction must find -------------
+
+
+def planted_pii(seed: int, pos: int, c: Call) -> dict[str, str]:
+    """The identifiers planted in call `c`'s transcript, deterministic from (seed, pos): each
+    one a string no redacted warehouse may hold. `order` is a 16-digit number failing Luhn: a
+    redaction must leave it."""
+    rng = random.Random(f"{seed}:{pos}:pii")
+    national = c.phone[3:] if c.phone.startswith("+91") else c.phone.lstrip("+")
+    letters = "ABCDEFGHJKLMNPRSTUVWXYZ"
+    pan = "".join(rng.choice(letters) for _ in range(3)) + "P" + rng.choice(letters)
+    pan += f"{rng.randint(1000, 9999)}{rng.choice(letters)}"
+    first = c.name.split()[0]
+    return {
+        "name": c.name,
+        "first_name": first,
+        "phone_spaced": f"+91 {national[:5]} {national[5:]}",
+        "phone_national": f"{national[:5]} {national[5:]}",
+        "phone_trunk": f"0{national}",
+        "other_phone": f"{rng.choice('6789')}{rng.randint(10**8, 10**9 - 1)}",
+        "email": f"customer{pos}.{rng.randint(10, 99)}@example.in",
+        "pan": pan,
+        "aadhaar": _with_check(f"{rng.randint(2, 9)}{rng.randint(10**9, 10**10 - 1)}", "v"),
+        "card": _with_check(f"4{rng.randint(10**13, 10**14 - 1)}", "l"),
+        "order": _with_check(f"7{rng.randint(10**13, 10**14 - 1)}", "l", fail=True),
+    }
+
+
+def _with_check(body: str, kind: str, fail: bool = False) -> str:
+    """`body` and the check digit (Luhn "l", Verhoeff "v") that makes it valid, or not."""
+    from ..neuron.pii import luhn, verhoeff
+
+    check = luhn if kind == "l" else verhoeff
+    digit = next(d for d in "0123456789" if check(body + d) != fail)
+    return body + digit
+
+
+def plant_pii(transcript: dict[str, Any], planted: dict[str, str]) -> dict[str, Any]:
+    """The transcript with the contact saying its identifiers (Hinglish, Hindi, Tamil), and the
+    summary naming the contact and their number."""
+    p = planted
+    card = " ".join(p["card"][i : i + 4] for i in range(0, 16, 4))
+    aadhaar = " ".join(p["aadhaar"][i : i + 4] for i in range(0, 12, 4))
+    said = [
+        f"Main {p['name']} bol raha hoon, mera number {p['phone_spaced']} hai.",
+        f"WhatsApp {p['phone_national']} pe karo, ya landline se {p['phone_trunk']} pe.",
+        f"मेरा पैन {p['pan']} है और आधार {aadhaar}, कार्ड {card}.",
+        f"என் மின்னஞ்சல் {p['email']}, என் அண்ணன் எண் {p['other_phone']}.",
+        f"Order number {p['order']} ka status batao, {p['first_name']} ko callback chahiye.",
+    ]
+    segments = list(transcript.get("transcript") or [])
+    end = max((float(s.get("end_time") or 0) for s in segments), default=0.0)
+    for k, text in enumerate(said):
+        segments.append(
+            {
+                "speaker": "customer",
+                "text": text,
+                "start_time": round(end + k, 1),
+                "end_time": round(end + k + 0.9, 1),
+                "confidence": 0.9,
+            }
+        )
+    summary = f"{transcript.get('summary')} {p['name']} ({p['phone_spaced']}) shared their PAN."
+    return {**transcript, "transcript": segments, "summary": summary}
