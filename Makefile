@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-unit lint bench bench-100k bench-views bench-sandbox clean
 
+# pip -qq: errors only (-q still shows the build backend's notices, e.g. setuptools' on editables)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -qq --upgrade pip  # -qq: errors only, no build backend's notices
+	$(BIN)/python -m pip install -qq --upgrade pip
 	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev,sandbox,postgres,s3,report]'
 	touch $(STAMP)
 
