@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: install demo test test-unit lint bench bench-100k bench-views bench-sandbox clean
 
+# pip -qq: errors only (-q still shows the build backend's notices, e.g. setuptools' on editables)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip

@@ -40,7 +40,7 @@ def disposition_scale(data: ReportData) -> Spec:
     return {"domain": domain, "range": colours}
 
 
-def _base(title: str, subtitle: str, values: list[dict[str, Any]]) -> Spec:
+def _base(title: str, subtitle: str | list[str], values: list[dict[str, Any]]) -> Spec:
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
         "autosize": {"type": "fit-x", "contains": "padding"},
@@ -128,7 +128,7 @@ def daily_rates(data: ReportData) -> Spec:
     ]
     spec = _base(
         "Connect and interest rate per day",
-        "connect = connected / final calls; interest = interested / connected",
+        ["connect = connected / final calls", "interest = interested / connected"],
         values,
     )
     spec["mark"] = {"type": "line", "point": True, "tooltip": True}
@@ -177,7 +177,7 @@ def sentiment(data: ReportData, scale: Spec) -> Spec:
     ]
     spec = _base(
         "Sentiment by disposition",
-        "average sentiment (-1 negative … +1 positive) of final calls with a transcript",
+        "final calls with a transcript; -1 negative … +1 positive",
         values,
     )
     spec["height"] = {"step": 12}
@@ -217,7 +217,7 @@ def customer_share(data: ReportData) -> Spec:
     ]
     spec = _base(
         "Talk time: the customer's share",
-        "calls by the customer's share of the seconds spoken (agent + customer)",
+        "calls by the customer's share of the seconds spoken",
         values,
     )
     spec["mark"] = {"type": "bar", "tooltip": True, "color": "#0072B2"}
@@ -227,7 +227,7 @@ def customer_share(data: ReportData) -> Spec:
             "type": "ordinal",
             "sort": None,
             "title": "customer share of talk time (%)",
-            "axis": {"labelAngle": 0},
+            "axis": {"labelAngle": -40},
         },
         "y": {"field": "calls", "type": "quantitative", "title": "calls (count)"},
     }

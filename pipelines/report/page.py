@@ -26,8 +26,19 @@ TITLE = "Neuron calls: dispositions"
 CHART_CONFIG = {
     "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
     "title": {"fontSize": 18, "subtitleFontSize": 13, "subtitleColor": "#555"},
-    "axis": {"labelFontSize": 13, "titleFontSize": 14, "titleFontWeight": "normal"},
-    "legend": {"labelFontSize": 13, "titleFontSize": 14, "orient": "bottom", "columns": 4},
+    "axis": {
+        "labelFontSize": 13,
+        "titleFontSize": 14,
+        "titleFontWeight": "normal",
+        "labelLimit": 220,
+    },
+    "legend": {
+        "labelFontSize": 13,
+        "titleFontSize": 14,
+        "orient": "bottom",
+        "columns": 4,
+        "labelLimit": 220,
+    },
     "view": {"stroke": None},
 }
 # no request of any kind: scripts and styles inline only (Vega compiles expressions: eval)
@@ -257,10 +268,21 @@ def _e(text: Any) -> str:
     return html.escape(str(text))
 
 
+# Charts grow with the screen as the page's text does: font sizes and heights scaled by the
+# width over a laptop's (1 up to 1400 px, at most 2.2 on a wall screen); the data is left alone.
 _EMBED = """
 const report = JSON.parse(document.getElementById('report-specs').textContent);
+const scale = Math.min(2.2, Math.max(1, window.innerWidth / 1400));
+const sized = /^(fontSize|labelFontSize|titleFontSize|subtitleFontSize|labelLimit|height|step)$/;
+function scaled(node) {
+  if (Array.isArray(node)) return node.map(scaled);
+  if (node === null || typeof node !== 'object') return node;
+  return Object.fromEntries(Object.entries(node).map(([key, value]) => [key,
+    key === 'data' ? value : typeof value === 'number' && sized.test(key) ? value * scale
+      : scaled(value)]));
+}
 for (const [id, spec] of Object.entries(report.specs)) {
-  vegaEmbed('#' + id, spec, report.options)
+  vegaEmbed('#' + id, scaled(spec), report.options)
     .then(() => document.getElementById(id).setAttribute('data-rendered', 'true'))
     .catch((error) => console.error('chart ' + id + ': ' + error));
 }
@@ -277,8 +299,8 @@ h1 { margin: 0; font-size: 1.7em; } h2 { font-size: 1.25em; margin: 0 0 .4em; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: .7em 1em; }
 .card .label { color: var(--muted); } .card .value { font-size: 2em; font-weight: 600; }
 .card .delta { color: var(--muted); font-size: .9em; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 34em), 1fr));
-  gap: 1em; margin-top: 1em; }
+.charts { display: grid; gap: 1em; margin-top: 1em;
+  grid-template-columns: repeat(auto-fit, minmax(min(100%, max(34em, 40%)), 1fr)); }
 .chart, .queue, .empty { background: #fff; border: 1px solid var(--line); border-radius: 8px;
   padding: 1em; min-width: 0; }
 .chart.wide { grid-column: 1 / -1; } .vis { width: 100%; }
