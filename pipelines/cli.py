@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `neuron-calls sql ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    if code == runner.EXIT_SIGTERM:
+        # recorded and told: leave now, not through the interpreter's shutdown, which could
+        # crash in a thread dlt left running the stopped extract
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 

@@ -56,6 +56,7 @@ RUN_COLUMNS: dict[str, str] = {
     "drift_found": "bigint",
     "drift_repaired": "bigint",
     "recordings": "bigint",
+    "checkpoints": "bigint",
 }
 STATUS_COLUMNS = [
     "started_at",

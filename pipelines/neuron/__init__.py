@@ -48,6 +48,7 @@ def neuron_source(
     timeout_seconds: float = settings.DEFAULT_TIMEOUT_SECONDS,
     max_requests_per_second: float | None = None,
     audit_days: int = settings.DEFAULT_AUDIT_DAYS,
+    checkpoint_seconds: float = settings.DEFAULT_CHECKPOINT_SECONDS,
     backfill_from: str | None = None,
     backfill_to: str | None = None,
     filters: dict[str, str] | None = None,
@@ -73,6 +74,9 @@ def neuron_source(
     `audit_days` UTC days (0: never) and repairs what differs. `repair_from`/`repair_to`
     (UTC days) make a repair run instead: only the audit and repair of that window, the cursor
     left alone; `repair_transcripts` also re-checks the window's stored transcripts.
+
+    Given a `report` (the runner's), a load stops listing after `checkpoint_seconds` and leaves
+    the rest of its windows to the next load (`report.checkpoints.more`).
     """
     tables.ask_dlt_for_row_ids()
     _check_numbers(max_concurrency, lookback_minutes, pending_max_days, audit_days)
@@ -101,6 +105,8 @@ def neuron_source(
             )
         plan.recordings_only, plan.incremental, plan.audit_days = True, False, 0
     run_report: SyncReport = report if report is not None else SyncReport()
+    if report is not None and not recordings_only:  # the caller loads segment after segment
+        run_report.checkpoints.interval = _checkpoint_seconds(checkpoint_seconds)
 
     def client() -> NeuronClient:
         return neuron_client(
@@ -160,6 +166,15 @@ def _check_numbers(
         )
 
 
+def _checkpoint_seconds(value: float) -> float:
+    if not 0 < value <= settings.MAX_CHECKPOINT_SECONDS:
+        raise ConfigError(
+            f"checkpoint_seconds must be above 0 and at most {settings.MAX_CHECKPOINT_SECONDS:g} "
+            f"(SOURCES__NEURON__CHECKPOINT_SECONDS), got {value:g}"
+        )
+    return float(value)
+
+
 def _check_client_settings(
     max_attempts: int, timeout_seconds: float, max_requests_per_second: float | None
 ) -> None:
@@ -216,7 +231,7 @@ def calls_resource(
                 yield table.materialize()  # every table exists, rows or not
                 hinted.add(table.name)
         state = dlt.current.source_state()
-        plan_window(state, plan, start_date)
+        plan_window(state, plan, start_date, report.checkpoints)
         async with make_client() as client:
             client.limiter.recall(state.get("rate_limit"))
             audit = None

@@ -1,0 +1,140 @@
+"""How far a listing has come: windows walked newest first, committed in checkpoints.
+
+`GET /calls` lists newest first by offset. A window (`from`..`to`, both inclusive) is walked with
+its `to` fixed, so calls dialled meanwhile (above `to`) shift no offset. As items go by, the walk
+keeps its boundary: `end`, the `started_at` of the last call listed, and `done`, the ids listed
+at that very second. Every call above `end`, and those ids at it, are listed; the rest of the
+window is `start`..`end` without `done`. dlt commits the walk with the rows of the calls it
+describes (the source state), so after a stop the next segment, or the next run, lists exactly
+what is left: nothing twice, nothing skipped, also when many calls share the boundary second.
+
+State layout (`walks` in the source state), oldest opened first:
+    {"kind": "history" | "backfill", "start": ISO | None, "end": ISO, "done": [ids],
+     "top": ISO (the window's `to` when opened), "filters": {...}, "opened": ISO (the run),
+     "listed": calls listed so far, "left": calls left at the last page (the list's `total`
+     minus what was listed of it), "seconds": time spent listing}
+`history` walks belong to the sync (the first sync, a full refresh, an incremental window cut
+by a checkpoint); `backfill` walks to a window a user asked for, which any later sync finishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pendulum
+
+from .rows import Row, iso_utc, parse_timestamp
+
+WALKS = "walks"  # the key of the walks in the source state
+HISTORY, BACKFILL = "history", "backfill"
+
+
+@dataclass
+class Walk:
+    """One window, listed newest first, and how far down it is listed."""
+
+    kind: str
+    start: str | None
+    end: str
+    top: str
+    opened: str
+    filters: dict[str, str] = field(default_factory=dict)
+    done: list[str] = field(default_factory=list)
+    listed: int = 0
+    left: int | None = None
+    seconds: float = 0.0
+
+    @classmethod
+    def open(
+        cls,
+        kind: str,
+        start: pendulum.DateTime | None,
+        end: pendulum.DateTime,
+        opened: pendulum.DateTime,
+        filters: dict[str, str] | None = None,
+    ) -> Walk:
+        top, bottom = iso_utc(end), iso_utc(start) if start else None
+        return cls(kind, bottom, top, top, iso_utc(opened), filters or {})
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> Walk:
+        return cls(**entry)
+
+    def params(self) -> dict[str, str]:
+        """The list's parameters for what is left: `to` is the boundary second, inclusive."""
+        params = dict(self.filters)
+        if self.start is not None:
+            params["from"] = self.start
+        params["to"] = self.end
+        return params
+
+    def take(self, item: Row) -> bool:
+        """Move the boundary past one listed item; False when it was listed before (an id done
+        at the boundary second) or lies outside what is left."""
+        started = parse_timestamp(item.get("started_at"))
+        call_id = item.get("id")
+        if started is None or not isinstance(call_id, str):
+            return True  # cannot be placed: listed, the boundary stays
+        end = _moment(self.end)
+        if started > end or (started == end and call_id in self.done):
+            return False
+        if started < end:
+            self.end, self.done = iso_utc(started), []
+        self.done.append(call_id)
+        self.listed += 1
+        if self.left is not None:
+            self.left = max(self.left - 1, 0)
+        return True
+
+    @property
+    def moves_cursor(self) -> bool:
+        return self.kind == HISTORY
+
+
+def _moment(value: str) -> pendulum.DateTime:
+    moment = parse_timestamp(value)
+    assert moment is not None, value
+    return moment
+
+
+def walks_of(state: dict[str, Any]) -> list[Walk]:
+    return [Walk.of(entry) for entry in state.get(WALKS, [])]
+
+
+def save_walks(state: dict[str, Any], walks: list[Walk]) -> None:
+    """The walks still open, in the state (none: the key is dropped)."""
+    if walks:
+        state[WALKS] = [asdict(walk) for walk in walks]
+    else:
+        state.pop(WALKS, None)
+
+
+@dataclass
+class HistoryProgress:
+    """What `status` shows of the open walks: loaded back to when, calls so far, what is left."""
+
+    walks: list[Walk]
+
+    @property
+    def loaded_back_to(self) -> str | None:
+        history = [w for w in self.walks if w.kind == HISTORY]
+        return min((w.end for w in history), default=None)
+
+    @property
+    def listed(self) -> int:
+        return sum(w.listed for w in self.walks)
+
+    @property
+    def left(self) -> int | None:
+        known = [w.left for w in self.walks if w.left is not None]
+        return sum(known) if known else None
+
+    @property
+    def seconds_left(self) -> float | None:
+        """At the pace seen so far (calls listed per second of listing), None when unknown."""
+        seconds = sum(w.seconds for w in self.walks)
+        left = self.left
+        if left is None or self.listed <= 0 or seconds <= 0:
+            return None
+        return left * seconds / self.listed
