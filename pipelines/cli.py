@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from . import runner
 from .neuron import SyncReport
+from .neuron.progress import describe, walks_of
 from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
 
 log = logging.getLogger(__name__)
@@ -532,6 +533,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     pending: dict[str, dict[str, str]] = state.get("pending", {})
     print(f"warehouse    {where}")
     print(f"cursor       {state.get('cursor') or 'none (no incremental run yet)'}")
+    walks = walks_of(state)
+    for walk in walks:
+        print(f"progress     {describe(walk)}")
+    if state.get("cursor") and not walks:
+        print("progress     every window listed (no history left to load)")
     if pending:
         oldest = min(entry.get("since", "") for entry in pending.values())
         reasons: dict[str, int] = {}

@@ -120,6 +120,10 @@ def test_sigterm_at_70_percent_keeps_the_checkpoints(
     row = last_run(db)
     assert row["exit_code"] == runner.EXIT_SIGTERM and row["checkpoints"] > 0, row
     assert row["inserted"] == calls_in(db) > 0, row
+    status = run_cli(tmp_path, [*sync_args(db)[:3], "status", "--duckdb", str(db)])
+    progress = [line for line in status.stdout.splitlines() if line.startswith("progress")]
+    assert len(progress) == 1 and "loaded newest first back to" in progress[0], status.stdout
+    assert "calls left" in progress[0], status.stdout
     resumed(sandbox, db, env, tmp_path, stopped)
 
 

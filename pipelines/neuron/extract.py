@@ -415,8 +415,8 @@ class CallSync:
                 if total is not None:
                     walk.left = max(total - offset, 0)
                 for item in data:
-                    if self.taken >= settings.PAGE_SIZE and self._past_deadline():
-                        return  # a page at least per segment: a slow API still gets through
+                    if self._past_deadline():
+                        return
                     if walk.take(item) and (job := self._listed(item, walk)) is not None:
                         yield job
                 save_walks(self.state, self.open_walks)
@@ -429,8 +429,11 @@ class CallSync:
             save_walks(self.state, self.open_walks)
 
     def _past_deadline(self) -> bool:
-        """The segment's deadline passed: no new call is listed (the work is left for later)."""
-        if self.deadline is None or time.monotonic() < self.deadline:
+        """The segment's deadline passed: no new call is listed (the work is left for later).
+        A segment lists a page's worth at least, so that a slow API still gets through."""
+        if self.deadline is None or self.taken < settings.PAGE_SIZE:
+            return False
+        if time.monotonic() < self.deadline:
             return False
         self.report.checkpoints.more = True
         return True

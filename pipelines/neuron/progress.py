@@ -110,31 +110,25 @@ def save_walks(state: dict[str, Any], walks: list[Walk]) -> None:
         state.pop(WALKS, None)
 
 
-@dataclass
-class HistoryProgress:
-    """What `status` shows of the open walks: loaded back to when, calls so far, what is left."""
+def describe(walk: Walk) -> str:
+    """One line of `status` about an open walk: how far back, how many so far, what is left."""
+    window = f"{_day(walk.start) if walk.start else 'the first call'} .. {_day(walk.top)}"
+    what = "history" if walk.kind == HISTORY else "backfill"
+    line = f"{what} {window}: loaded newest first back to {walk.end}, {walk.listed:,} calls so far"
+    if walk.left is not None:
+        line += f"; about {walk.left:,} calls left"
+        if walk.listed > 0 and walk.seconds > 0:
+            line += f", ~{_duration(walk.left * walk.seconds / walk.listed)} at the pace seen"
+    return line
 
-    walks: list[Walk]
 
-    @property
-    def loaded_back_to(self) -> str | None:
-        history = [w for w in self.walks if w.kind == HISTORY]
-        return min((w.end for w in history), default=None)
+def _day(value: str) -> str:
+    return value[:10]
 
-    @property
-    def listed(self) -> int:
-        return sum(w.listed for w in self.walks)
 
-    @property
-    def left(self) -> int | None:
-        known = [w.left for w in self.walks if w.left is not None]
-        return sum(known) if known else None
-
-    @property
-    def seconds_left(self) -> float | None:
-        """At the pace seen so far (calls listed per second of listing), None when unknown."""
-        seconds = sum(w.seconds for w in self.walks)
-        left = self.left
-        if left is None or self.listed <= 0 or seconds <= 0:
-            return None
-        return left * seconds / self.listed
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
