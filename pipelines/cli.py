@@ -56,8 +56,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    """Schedulers stop a run with SIGTERM: handled like Ctrl-C, once (a second one is ignored
-    while the run records itself)."""
+    """Schedulers stop a run with SIGTERM: a sync in progress commits what it fetched and ends
+    (exit 143; `runner.request_stop`); a second SIGTERM, or one outside a sync, stops at once,
+    like Ctrl-C (a third is ignored while the run records itself)."""
+    if runner.request_stop():
+        signal.signal(signal.SIGTERM, _stop_now)
+        return
+    _stop_now(signum, frame)
+
+
+def _stop_now(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise runner.Interrupted(signum)
 
@@ -255,8 +263,14 @@ class Progress:
 def summary(result: runner.SyncResult) -> str:
     r, s = result.report, result.report.stats
     if not result.loaded:
+        kept = (
+            f"{result.checkpoints} checkpoint(s) of this run were committed "
+            f"({result.inserted} new calls), the next run goes on from the last"
+            if result.checkpoints
+            else "nothing of this run was loaded"
+        )
         return (
-            f"failed       nothing of this run was loaded; {r.listed} calls listed, "
+            f"failed       {kept}; {r.listed} calls listed, "
             f"{s.requests} requests, {s.retries} retries, {s.rate_limited} x 429, "
             f"{result.seconds:.1f}s"
         )
@@ -265,7 +279,8 @@ def summary(result: runner.SyncResult) -> str:
         f"transcripts  loaded {r.transcripts}, still pending {r.pending_transcripts}"
         f" (calls not final yet: {r.pending_calls})",
         f"http         {s.requests} requests, {s.retries} retries, {s.rate_limited} x 429",
-        f"time         {result.seconds:.1f}s",
+        f"time         {result.seconds:.1f}s"
+        + (f" ({result.checkpoints} checkpoints)" if result.checkpoints > 1 else ""),
     ]
     if r.deferred:
         lines.append(

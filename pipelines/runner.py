@@ -13,6 +13,8 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,6 +142,9 @@ def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> 
     # arrow's own allocator held on to memory it had freed, through the load: the system's
     # returns it (peak RSS of a 100,000-call first sync at 128 in flight: 410 -> 360 MB)
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    # SIGTERM is ours through every step: a run stops at its next checkpoint (`request_stop`);
+    # dlt's own handler would drop the load that checkpoint is
+    os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
     return dlt.pipeline(
         pipeline_name=options.pipeline_name,
         pipelines_dir=str(pipelines_dir),
@@ -149,6 +154,23 @@ def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> 
 
 
 # -- one run ---------------------------------------------------------------------------------
+
+STOP_GRACE_SECONDS = 20.0  # a stopping run that has not committed by then stops at once
+_RUNNING: list[Any] = []  # the Checkpoints of the run in progress in this process, if any
+
+
+def request_stop() -> bool:
+    """Ask the run in progress to stop at its next checkpoint: it stops listing, finishes and
+    commits what it fetched, then ends as stopped. False when no run is in progress. If it has
+    not stopped within STOP_GRACE_SECONDS, a second SIGTERM is sent (the immediate stop)."""
+    if not _RUNNING:
+        return False
+    _RUNNING[-1].stopping = True
+    timer = threading.Timer(STOP_GRACE_SECONDS, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.daemon = True
+    timer.start()
+    _RUNNING[-1].grace = timer
+    return True
 
 
 def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
@@ -230,6 +252,7 @@ def _locked_run(
     with what the committed segments loaded."""
     run, committed = report.checkpoints, _Committed()
     workdir = Path(pipeline.working_dir)
+    _RUNNING.append(run)
     try:
         while True:
             started = time.monotonic()
@@ -252,14 +275,14 @@ def _locked_run(
         result.checkpoints, result.inserted = run.committed, committed.inserted
         result.updated = max(run.committed_calls - committed.inserted, 0)
         if run.committed and result.error:
-            result.error = result.error.replace(
-                "nothing of this run was published, the next run completes it",
-                f"{run.committed} checkpoint(s) of this run were committed ({committed.inserted} "
-                "new calls); the next run goes on from the last",
-            )
+            result.error = _committed_line(result.error, run.committed, committed.inserted)
         if not isinstance(exc, RunRefused):
             record_only(target, pipeline, result)
         return result
+    finally:
+        _RUNNING.remove(run)
+        if run.grace is not None:
+            run.grace.cancel()
 
 
 def _segment(
@@ -289,20 +312,43 @@ def _segment(
                 if not run.continuing or not run.more:
                     apply_views(wh)
                 committed.inserted = max(wh.count("calls") - committed.before, 0)
-                if not run.more:
-                    result = SyncResult(
-                        _loaded_exit_code(options, report),
-                        report,
-                        time.monotonic() - clock,
-                        mode=options.mode,
-                        inserted=committed.inserted,
-                        updated=max(len(report.calls) - committed.inserted, 0),
-                        pending=report.pending_calls + report.pending_transcripts,
-                        checkpoints=run.committed + 1,
-                    )
+                if not run.more or run.stopping:  # the last segment: the run's row with it
+                    result = _final(options, report, clock, committed)
                     wh.record_run(run_row(result))
         target.publish()
     return result
+
+
+def _final(
+    options: SyncOptions, report: SyncReport, clock: float, committed: _Committed
+) -> SyncResult:
+    """The run's result, written with its last segment: done, or stopped (SIGTERM) with work
+    left for the next run."""
+    run = report.checkpoints
+    code, error = _loaded_exit_code(options, report), None
+    if run.more:
+        code, error = explain(Interrupted(signal.SIGTERM))
+        error = _committed_line(error, run.committed + 1, committed.inserted)
+    return SyncResult(
+        code,
+        report,
+        time.monotonic() - clock,
+        mode=options.mode,
+        inserted=committed.inserted,
+        updated=max(len(report.calls) - committed.inserted, 0),
+        pending=report.pending_calls + report.pending_transcripts,
+        error=error,
+        checkpoints=run.committed + 1,
+    )
+
+
+def _committed_line(line: str, checkpoints: int, inserted: int) -> str:
+    """A stopped run's one line, saying what it committed."""
+    return line.replace(
+        "nothing of this run was published, the next run completes it",
+        f"{checkpoints} checkpoint(s) of this run were committed ({inserted} new calls); "
+        "the next run goes on from the last",
+    )
 
 
 def _loaded_exit_code(options: SyncOptions, report: SyncReport) -> int:

@@ -73,6 +73,7 @@ STATUS_COLUMNS = [
     "requests",
     "retries",
     "seconds",
+    "checkpoints",
 ]
 
 

@@ -264,7 +264,9 @@ class FanOut:
     async def batches(
         self, jobs: AsyncIterator[Job], apply: Callable[[Fetched, Batch], None]
     ) -> AsyncIterator[Batch]:
-        queue: asyncio.Queue[Job | None] = asyncio.Queue(self.workers * 4)
+        # two jobs a worker: enough to keep them fed across a list page, and little to finish
+        # when a checkpoint's deadline stops the lister
+        queue: asyncio.Queue[Job | None] = asyncio.Queue(self.workers * 2)
         results: asyncio.Queue[Any] = asyncio.Queue(BATCH_ROWS * 2)
         runner = asyncio.create_task(self._run(jobs, queue, results))
         try:
@@ -430,7 +432,11 @@ class CallSync:
 
     def _past_deadline(self) -> bool:
         """The segment's deadline passed: no new call is listed (the work is left for later).
-        A segment lists a page's worth at least, so that a slow API still gets through."""
+        A segment lists a page's worth at least, so that a slow API still gets through; a run
+        asked to stop lists nothing more."""
+        if self.report.checkpoints.stopping:
+            self.report.checkpoints.more = True
+            return True
         if self.deadline is None or self.taken < settings.PAGE_SIZE:
             return False
         if time.monotonic() < self.deadline:

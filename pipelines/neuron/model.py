@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pendulum
 
@@ -111,6 +111,8 @@ class Checkpoints:
     staging: float = 0.0  # seconds the last segment spent copying the file (DuckDB)
     fetching: float = 0.0  # seconds the current segment's extract took
     last_fetching: float = 0.0  # seconds the last committed segment's extract took
+    stopping: bool = False  # asked to stop (SIGTERM): this segment is the last one committed
+    grace: Any = None  # the timer that stops the run at once if it does not stop in time
 
     def seconds(self) -> float | None:
         """The next segment's length: the interval, stretched when staging is slow."""
