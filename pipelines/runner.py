@@ -326,7 +326,7 @@ def _final(
     left for the next run."""
     run = report.checkpoints
     code, error = _loaded_exit_code(options, report), None
-    if run.more:
+    if run.more or run.stopping:
         code, error = explain(Interrupted(signal.SIGTERM))
         error = _committed_line(error, run.committed + 1, committed.inserted)
     return SyncResult(

@@ -106,7 +106,7 @@ def first_sync_stopped(
 def resumed(sandbox: Sandbox, db: Path, env: dict[str, str], home: Path, stopped: int) -> None:
     """The next run goes on: it repeats at most a quarter of the stopped run's details."""
     sandbox.reset_stats()
-    again = run_cli(home, sync_args(db), env)
+    again = run_cli(home, sync_args(db), sandbox_env(home, sandbox))
     assert again.returncode == runner.EXIT_OK, again.stderr
     repeated = stopped + details(sandbox) - CALLS
     assert repeated <= stopped / 4, (repeated, stopped)
@@ -180,9 +180,9 @@ def test_an_interrupted_full_refresh_goes_on_in_the_next_run(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
     sandbox = make_sandbox(calls=CALLS, rate_limit=RATE)
-    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
     db = tmp_path / "calls.duckdb"
-    assert run_cli(tmp_path, sync_args(db), env).returncode == runner.EXIT_OK
+    assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox)).returncode == 0
+    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
     sandbox.reset_stats()
     proc = start(db, env, tmp_path, "--full-refresh")
     wait_for(proc, lambda: 0 < calls_in(db) < CALLS)  # dropped, and a checkpoint committed
@@ -193,7 +193,7 @@ def test_an_interrupted_full_refresh_goes_on_in_the_next_run(
     assert row["mode"] == "full-refresh" and row["checkpoints"] > 0, row
     kept, fetched = calls_in(db), details(sandbox)
     sandbox.reset_stats()
-    again = run_cli(tmp_path, sync_args(db), env)  # a plain sync: no table dropped again
+    again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))  # a plain sync: no table dropped again
     assert again.returncode == runner.EXIT_OK, again.stderr
     assert fetched + details(sandbox) - CALLS <= fetched / 4, "the refresh started over"
     assert calls_in(db) >= kept
@@ -204,9 +204,9 @@ def test_an_interrupted_backfill_goes_on_in_the_next_run(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
     sandbox = make_sandbox(calls=CALLS, rate_limit=RATE)
-    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
     db = tmp_path / "calls.duckdb"
-    assert run_cli(tmp_path, sync_args(db), env).returncode == runner.EXIT_OK
+    assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox)).returncode == 0
+    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
     sandbox.reset_stats()
     assert run_cli(tmp_path, sync_args(db), env).returncode == runner.EXIT_OK
     plain = details(sandbox)  # what a plain run fetches anyway (lookback, pending, audit)
@@ -221,7 +221,7 @@ def test_an_interrupted_backfill_goes_on_in_the_next_run(
     assert row["mode"] == "backfill" and row["checkpoints"] > 0, row
     fetched = details(sandbox)
     sandbox.reset_stats()
-    again = run_cli(tmp_path, sync_args(db), env)  # finishes the backfill unasked
+    again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))  # finishes the backfill unasked
     assert again.returncode == runner.EXIT_OK, again.stderr
     # the rest of the window is fetched again (a backfill re-reads it), and no more than that
     assert in_window <= fetched + details(sandbox) <= in_window + fetched / 4 + plain

@@ -145,7 +145,9 @@ async def extract_calls(
     sync = CallSync(state, plan, report, on_progress)
     fan_out = FanOut(lambda job: fetch_call(client, job, archiver, plan), concurrency)
     ahead = None
-    if audit is not None and plan.lists and len(sync.walks) <= 1:
+    first = not report.checkpoints.continuing
+    if audit is not None and plan.lists and len(sync.walks) <= 1 and first:
+        # beside the run's own window only: a segment going on with history may end before it
         ahead = asyncio.create_task(_look_ahead(audit, sync.answered))
     try:
         if plan.lists:
@@ -153,7 +155,7 @@ async def extract_calls(
             async for batch in fan_out.batches(sync.listed_jobs(client), sync.apply):
                 yield batch
                 sync.progress()
-        if audit is not None and not report.checkpoints.more:
+        if audit is not None and not (report.checkpoints.more or report.checkpoints.stopping):
             await (ahead if ahead is not None else audit.look_ahead())
             async for batch in fan_out.batches(audit.jobs(sync.loaded), sync.apply):
                 yield batch
