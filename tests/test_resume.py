@@ -74,7 +74,7 @@ def start(db: Path, env: dict[str, str], home: Path, *args: str) -> subprocess.P
     )  # fmt: skip
 
 
-def wait_for(proc: subprocess.Popen[str], done: Callable[[], bool], seconds: float = 40) -> None:
+def wait_for(proc: subprocess.Popen[str], done: Callable[[], bool], seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while not done():
         assert proc.poll() is None, proc.communicate()
@@ -88,7 +88,7 @@ def first_sync_stopped(
     """A first sync stopped by `sig` at ~70% of its details; returns the details it fetched."""
     sandbox = make_sandbox(calls=CALLS, rate_limit=RATE)
     db = tmp_path / "calls.duckdb"
-    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="0.5")
+    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
     proc = start(db, env, tmp_path)
     wait_for(proc, lambda: details(sandbox) >= CALLS * 0.35)
     seen = calls_in(db)  # a reader mid-run sees what is committed
@@ -193,7 +193,8 @@ def test_an_interrupted_full_refresh_goes_on_in_the_next_run(
     assert row["mode"] == "full-refresh" and row["checkpoints"] > 0, row
     kept, fetched = calls_in(db), details(sandbox)
     sandbox.reset_stats()
-    again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))  # a plain sync: no table dropped again
+    # a plain sync: no table dropped again
+    again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))
     assert again.returncode == runner.EXIT_OK, again.stderr
     assert fetched + details(sandbox) - CALLS <= fetched / 4, "the refresh started over"
     assert calls_in(db) >= kept
@@ -221,7 +222,8 @@ def test_an_interrupted_backfill_goes_on_in_the_next_run(
     assert row["mode"] == "backfill" and row["checkpoints"] > 0, row
     fetched = details(sandbox)
     sandbox.reset_stats()
-    again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))  # finishes the backfill unasked
+    # a plain sync finishes the backfill unasked
+    again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))
     assert again.returncode == runner.EXIT_OK, again.stderr
     # the rest of the window is fetched again (a backfill re-reads it), and no more than that
     assert in_window <= fetched + details(sandbox) <= in_window + fetched / 4 + plain
