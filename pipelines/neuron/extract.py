@@ -20,12 +20,12 @@ the previous state untouched. Layout (`dlt.current.source_state()`):
              lookback (a call that expired from the pending set). The format before drift
              checks, {call_id: ISO started_at}, reads as "fingerprint unknown": such a call is
              fetched once more when listed.
+    walks:   the windows listed newest first, and how far down (`progress.Walk`)
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,7 +43,6 @@ from .model import (
     WAITING_FOR_TRANSCRIPT,
     AuditStep,
     Batch,
-    Checkpoints,
     Fetched,
     Job,
     PendingReason,
@@ -51,7 +50,7 @@ from .model import (
     SyncPlan,
     SyncReport,
 )
-from .progress import BACKFILL, HISTORY, Walk, save_walks, walks_of
+from .progress import Walk, plan_window, save_walks, walks_of
 from .recordings import Archiver, RecordingFailed
 from .rows import (
     Row,
@@ -81,49 +80,6 @@ BATCH_SECONDS = 1.0  # or fewer, when their results took longer than this to arr
 
 def iso(moment: pendulum.DateTime) -> str:
     return iso_utc(moment)
-
-
-def plan_window(
-    state: dict[str, Any],
-    plan: SyncPlan,
-    start_date: pendulum.DateTime | None,
-    run: Checkpoints | None = None,
-) -> None:
-    """The run's own window, opened as a walk in the state by its first segment: an incremental
-    run lists from the cursor minus the lookback (or the start date) to now and audits the last
-    `audit_days` UTC days (the first run loads everything, so no audit); a backfill its window.
-    Later segments of the run open nothing: they go on with the walks left in the state."""
-    run = run if run is not None else Checkpoints()
-    if not run.continuing:
-        run.opened = iso(plan.now)
-    plan.opened = run.opened
-    if run.continuing:
-        plan.start = plan.end = None
-        if run.audits:
-            _plan_audit(plan, start_date)
-        return
-    if plan.incremental:
-        cursor = parse_timestamp(state.get("cursor"))
-        plan.start = cursor - plan.lookback if cursor else start_date
-        plan.end = plan.now
-        run.audits = cursor is not None and plan.audit_days > 0
-        if run.audits:
-            _plan_audit(plan, start_date)
-    if plan.lists:
-        kind = HISTORY if plan.incremental else BACKFILL
-        end = min(plan.end or plan.now, plan.now)
-        if plan.start is None or plan.start <= end:
-            opened = Walk.open(kind, plan.start, end, plan.now, plan.filters)
-            save_walks(state, [opened, *walks_of(state)])
-
-
-def _plan_audit(plan: SyncPlan, start_date: pendulum.DateTime | None) -> None:
-    first = plan.now.date() - dt.timedelta(days=plan.audit_days - 1)
-    if start_date is not None:  # only whole days after the start date: none was loaded before
-        midnight = start_date.time() == dt.time(0)
-        first = max(first, start_date.date() + dt.timedelta(days=0 if midnight else 1))
-    if first <= plan.now.date():
-        plan.audit_from, plan.audit_to = first, plan.now.date()
 
 
 async def extract_calls(

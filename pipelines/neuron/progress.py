@@ -13,17 +13,20 @@ State layout (`walks` in the source state), oldest opened first:
      "top": ISO (the window's `to` when opened), "filters": {...}, "opened": ISO (the run),
      "listed": calls listed so far, "left": calls left at the last page (the list's `total`
      minus what was listed of it), "seconds": time spent listing}
-`history` walks belong to the sync (the first sync, a full refresh, an incremental window cut
-by a checkpoint); `backfill` walks to a window a user asked for, which any later sync finishes.
+`plan_window` opens the run's own window as a walk. `history` walks belong to the sync (the
+first sync, a full refresh, an incremental window cut by a checkpoint); `backfill` walks to a
+window a user asked for, which any later sync finishes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pendulum
 
+from .model import Checkpoints, SyncPlan
 from .rows import Row, iso_utc, parse_timestamp
 
 WALKS = "walks"  # the key of the walks in the source state
@@ -90,6 +93,49 @@ class Walk:
     @property
     def moves_cursor(self) -> bool:
         return self.kind == HISTORY
+
+
+def plan_window(
+    state: dict[str, Any],
+    plan: SyncPlan,
+    start_date: pendulum.DateTime | None,
+    run: Checkpoints | None = None,
+) -> None:
+    """The run's own window, opened as a walk in the state by its first segment: an incremental
+    run lists from the cursor minus the lookback (or the start date) to now and audits the last
+    `audit_days` UTC days (the first run loads everything, so no audit); a backfill its window.
+    Later segments of the run open nothing: they go on with the walks left in the state."""
+    run = run if run is not None else Checkpoints()
+    if not run.continuing:
+        run.opened = iso_utc(plan.now)
+    plan.opened = run.opened
+    if run.continuing:
+        plan.start = plan.end = None
+        if run.audits:
+            _plan_audit(plan, start_date)
+        return
+    if plan.incremental:
+        cursor = parse_timestamp(state.get("cursor"))
+        plan.start = cursor - plan.lookback if cursor else start_date
+        plan.end = plan.now
+        run.audits = cursor is not None and plan.audit_days > 0
+        if run.audits:
+            _plan_audit(plan, start_date)
+    if plan.lists:
+        kind = HISTORY if plan.incremental else BACKFILL
+        end = min(plan.end or plan.now, plan.now)
+        if plan.start is None or plan.start <= end:
+            opened = Walk.open(kind, plan.start, end, plan.now, plan.filters)
+            save_walks(state, [opened, *walks_of(state)])
+
+
+def _plan_audit(plan: SyncPlan, start_date: pendulum.DateTime | None) -> None:
+    first = plan.now.date() - dt.timedelta(days=plan.audit_days - 1)
+    if start_date is not None:  # only whole days after the start date: none was loaded before
+        midnight = start_date.time() == dt.time(0)
+        first = max(first, start_date.date() + dt.timedelta(days=0 if midnight else 1))
+    if first <= plan.now.date():
+        plan.audit_from, plan.audit_to = first, plan.now.date()
 
 
 def _moment(value: str) -> pendulum.DateTime:
