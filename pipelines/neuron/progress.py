@@ -74,17 +74,19 @@ class Walk:
 
     def take(self, item: Row) -> bool:
         """Move the boundary past one listed item; False when it was listed before (an id done
-        at the boundary second) or lies outside what is left."""
+        at the boundary second) or lies above the window. An item above the boundary but in the
+        window (a list not quite newest first) is listed; the boundary only moves down."""
         started = parse_timestamp(item.get("started_at"))
         call_id = item.get("id")
         if started is None or not isinstance(call_id, str):
             return True  # cannot be placed: listed, the boundary stays
         end = _moment(self.end)
-        if started > end or (started == end and call_id in self.done):
+        if started > _moment(self.top) or (started == end and call_id in self.done):
             return False
         if started < end:
             self.end, self.done = iso_utc(started), []
-        self.done.append(call_id)
+        if started == _moment(self.end):
+            self.done.append(call_id)
         self.listed += 1
         if self.left is not None:
             self.left = max(self.left - 1, 0)
