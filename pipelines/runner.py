@@ -22,7 +22,7 @@ from typing import Any
 import dlt
 import pendulum
 
-from .neuron import SyncReport, neuron_client, neuron_source
+from .neuron import SyncReport, SyncRun, neuron_settings, run_source
 from .neuron.audit import audit_window
 from .outcomes import (
     EXIT_CONFIG,
@@ -90,6 +90,7 @@ class SyncOptions:
     repair_to: str | None = None
     repair_transcripts: bool = False
     recordings_only: bool = False  # `neuron-calls recordings`: archive the window's recordings
+    resources: tuple[str, ...] | None = None  # the source's resources to load (None: all)
     pipelines_dir: str | None = None  # dlt's default (~/.dlt/pipelines) when None
     pipeline_name: str = PIPELINE_NAME
     source_args: dict[str, Any] = field(default_factory=dict)  # explicit settings (demo, tests)
@@ -158,25 +159,34 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     try:
         _check(options)
         bound: list[Any] = []  # the pipeline, once made: the audit reads the warehouse through it
-        source = neuron_source(
-            backfill_from=options.backfill_from,
-            backfill_to=options.backfill_to,
-            filters=options.filters or None,
-            repair_from=options.repair_from,
-            repair_to=options.repair_to,
-            repair_transcripts=options.repair_transcripts,
-            recordings_only=options.recordings_only,
-            warehouse=DatasetReader(lambda: Warehouse.of(bound[0])),
-            report=report,
-            on_progress=progress,
-            **options.source_args,
-        )
+        source = build_source(options, report, progress, bound)
         target = target_of(options)
         with locked(options, target, loads=True) as pipeline:
             bound.append(pipeline)
             return _locked_run(options, source, target, pipeline, report, clock)
     except BaseException as exc:  # noqa: BLE001 - refused or failed before the run began
         return _failed(exc, options.mode, report, clock)
+
+
+def build_source(options: SyncOptions, report: SyncReport, progress: Any, bound: list[Any]) -> Any:
+    """The run's dlt source: the settings (explicit `source_args` first, then dlt's config), the
+    run's mode, and the resources selected; the audit reads the pipeline `bound` holds."""
+    settings = dict(options.source_args)
+    transport = settings.pop("transport", None)
+    run = SyncRun(
+        backfill_from=options.backfill_from,
+        backfill_to=options.backfill_to,
+        filters=dict(options.filters),
+        repair_from=options.repair_from,
+        repair_to=options.repair_to,
+        repair_transcripts=options.repair_transcripts,
+        warehouse=DatasetReader(lambda: Warehouse.of(bound[0])),
+        report=report,
+        on_progress=progress,
+        transport=transport,
+    )
+    resources = ("recordings",) if options.recordings_only else options.resources
+    return run_source(neuron_settings(**settings), run, resources)
 
 
 @contextlib.contextmanager
@@ -346,7 +356,8 @@ def run_audit(options: SyncOptions, first: dt.date, last: dt.date, transcripts: 
     report = SyncReport()
     try:
         settings = {k: v for k, v in options.source_args.items() if k in CLIENT_SETTINGS}
-        client = neuron_client(stats=report.stats, **settings)
+        transport = settings.pop("transport", None)
+        client = neuron_settings(**settings).client(transport, report.stats)
         target = target_of(options)
         with locked(options, target, loads=False) as pipeline:
             reader = DatasetReader(lambda: _read_access(target, pipeline))
