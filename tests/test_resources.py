@@ -158,3 +158,26 @@ def test_settings_are_checked_in_one_place() -> None:
     with pytest.raises(ConfigError, match="max_attempts"):
         neuron_source(api_key="k", base_url="http://127.0.0.1:1/v1", max_attempts=0)
     assert "k3y" not in repr(NeuronSettings(api_key="k3y"))
+
+
+def test_an_erased_call_leaves_every_table_whatever_the_selection(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """The audit of a calls-only sync finds a call erased upstream: its transcript rows go too
+    (the tombstones of tables not selected pass through `calls`)."""
+    import pendulum
+
+    sb = make_sandbox(calls=80)
+    pendulum.travel_to(sb.now(), freeze=False)  # the audit's days are the sandbox's
+    try:
+        assert sync(sb, tmp_path).exit_code == runner.EXIT_OK
+        erased = next(iter(expected(sb.truth())["transcripts"]))
+        sb.erase(erased)
+        result = sync(sb, tmp_path, resources=("calls",))
+    finally:
+        pendulum.travel_back()
+    assert result.exit_code == runner.EXIT_OK, result.error
+    assert result.report.erased == [erased]
+    got = warehouse(tmp_path / "calls.duckdb")
+    assert erased not in got["calls"] and erased not in got["transcripts"]
+    assert not [key for key in got["segments"] if key[0] == erased]

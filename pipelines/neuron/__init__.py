@@ -91,7 +91,6 @@ def run_source(
     run.plan(config, recordings_only=check_selection(_selection(resources), store))
     source = DltSource(dlt.Schema(SOURCE_NAME), SOURCE_NAME, neuron_resources(config, run, store))
     source.max_table_nesting = MAX_TABLE_NESTING
-    tables.ask_dlt_for_row_ids()
     return source.with_resources(*resources) if resources else source
 
 

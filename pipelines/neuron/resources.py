@@ -132,18 +132,23 @@ def _audit(client: Any, run: SyncRun, plan: SyncPlan) -> DayAudit | None:
 
 
 def route(rows: dict[str, list[Any]], selected: set[str], hinted: set[str]) -> Routed:
-    """A batch's rows by table -> dlt items by resource, for the selected resources only; the
-    first rows of a table in a run carry its hints (`tables.Table.rows`)."""
+    """A batch's rows by table -> dlt items by resource; the first rows of a table in a run
+    carry its hints (`tables.Table.rows`). A table whose resource is not selected gets rows
+    only when a call was erased upstream (tombstones: a call the API no longer has leaves every
+    table, whatever the selection); they go through the first selected resource."""
     routed: Routed = {}
     for name, table_rows in rows.items():
-        resource = RESOURCE_OF[name]
-        if resource not in selected:
-            continue
-        routed.setdefault(resource, []).extend(
+        routed.setdefault(_carrier(name, selected), []).extend(
             tables.TABLES[name].rows(table_rows, hinted=name in hinted)
         )
         hinted.add(name)
     return routed
+
+
+def _carrier(table: str, selected: set[str]) -> str:
+    """The resource that passes `table`'s items on: its own, or the first one selected."""
+    resource = RESOURCE_OF[table]
+    return resource if resource in selected else next(n for n in RESOURCE_TABLES if n in selected)
 
 
 def _materialized(selected: set[str], hinted: set[str]) -> Routed:
@@ -152,7 +157,6 @@ def _materialized(selected: set[str], hinted: set[str]) -> Routed:
     not selected this run comes through the first selected one, and goes back under its own
     resource (dlt's `resource` of the table) the next time that one is selected."""
     schema = dlt.current.source_schema()
-    first = next(name for name in RESOURCE_TABLES if name in selected)
     routed: Routed = {}
     for table in tables.TABLES.values():
         resource = RESOURCE_OF[table.name]
@@ -161,8 +165,6 @@ def _materialized(selected: set[str], hinted: set[str]) -> Routed:
             resource not in selected or schema.tables[table.name].get("resource") == resource
         ):
             continue
-        routed.setdefault(resource if resource in selected else first, []).append(
-            table.materialize()
-        )
+        routed.setdefault(_carrier(table.name, selected), []).append(table.materialize())
         hinted.add(table.name)
     return routed
