@@ -208,6 +208,10 @@ def _check(options: SyncOptions) -> None:
             "--full-refresh reloads everything: it cannot be combined with --from, --to "
             "or a filter (run those as a separate backfill)"
         )
+    if options.full_refresh and options.resources:
+        raise SyncAborted(
+            "--full-refresh reloads every table: it cannot be combined with --resources"
+        )
 
 
 def _locked_run(

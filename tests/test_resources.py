@@ -120,6 +120,8 @@ def test_what_cannot_be_selected_alone_is_refused_before_any_request(
     unknown = sync(sandbox, tmp_path, resources=("calls", "segments"))
     assert unknown.exit_code == runner.EXIT_CONFIG
     assert "unknown resource 'segments'" in (unknown.error or "")
+    partial = sync(sandbox, tmp_path, resources=("calls",), full_refresh=True)
+    assert partial.exit_code == runner.EXIT_CONFIG and "--resources" in (partial.error or "")
     source = neuron_source(api_key=sandbox.api_key, base_url=sandbox.base_url)
     sandbox.reset_stats()
     with pytest.raises(Exception) as failed:
