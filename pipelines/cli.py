@@ -232,7 +232,7 @@ class Progress:
             f"pages {report.pages}  listed {report.listed}  calls {len(report.calls)}  "
             f"transcripts {report.transcripts}  requests {requests} "
             f"({requests / elapsed:.0f}/s)  {elapsed:.0f}s"
-        )
+        ) + (f"  {report.stats.waiting}" if report.stats.waiting else "")
         if self.tty:
             self.stream.write("\r" + line + " " * 4)
             self.stream.flush()

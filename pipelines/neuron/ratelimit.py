@@ -203,8 +203,8 @@ class RateLimiter:
         self.block = [0, 0]
         self.noise_answers = 0.0
         self.noise_limited = 0.0
-        # the last decrease, until a block of noise after it tells whether it was a limit's: the pace,
-        # ceiling and limit_met before it, and the 429s and answers that brought it
+        # the last decrease, until a block of noise after it tells whether it was a limit's:
+        # the pace, ceiling and limit_met before it, and the 429s and answers that brought it
         self.undo: tuple[float | None, float | None, bool, int, int] | None = None
 
     # -- what one run tells the next -----------------------------------------------------------
