@@ -53,7 +53,7 @@ def test_a_sync_tells_the_next_whether_it_met_a_limit(
     """Through dlt's state: after a sync that met no limit the next one starts at full speed;
     after one that met a limit it ramps up again, and keeps to few 429s."""
     free, limited = make_sandbox(calls=100), make_sandbox(calls=60, rate_limit=50)
-    caplog.set_level(logging.DEBUG, logger="pipelines.neuron.client")
+    caplog.set_level(logging.DEBUG, logger="pipelines.neuron.ratelimit")
     for sb, met in ((free, False), (limited, True)):
         work = tmp_path / str(met)
         assert sync(sb, work).exit_code == 0
