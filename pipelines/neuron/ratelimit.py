@@ -134,9 +134,9 @@ class RateLimiter:
 
     - Noise or a limit, from the evidence of a window: a 429 counts as a limit's only when the
       429s among the last answers since the pace last came down are more than random ones
-      explain (`_is_limit`: at least two, and beyond the noise share by a few standard
-      deviations). The noise share is what slowing down did not remove: the share of 429s
-      answered at a pace brought under the fitted limit, where a limit refuses nothing. Any
+      explain (`_shows_limit`: at least two, and beyond the tail of the noise's Poisson law, or
+      a run of them in a row that noise would hardly give). The noise share is what a slower
+      pace did not remove: the 429s among answers at a pace not above the fitted limit. Any
       other 429 is noise (a busy gateway, a quota another client used a moment): its request
       waits its own `Retry-After`, like a 5xx waits its backoff, and nothing else changes.
       Neither one 429 nor a steady trickle of them sets the pace; a limit met at any speed
@@ -205,7 +205,7 @@ class RateLimiter:
         self.noise_limited = 0.0
         # the last decrease, until a block of noise after it tells whether it was a limit's:
         # the pace, ceiling and limit_met before it, and the 429s and answers that brought it
-        self.undo: tuple[float | None, float | None, bool, int, int] | None = None
+        self.undo: tuple[float | None, float | None, bool, tuple[int, int, int]] | None = None
 
     # -- what one run tells the next -----------------------------------------------------------
 
@@ -322,7 +322,7 @@ class RateLimiter:
         self._count_noise(sent_at, limited=True)
         if not self._is_limit():
             return
-        self.undo = (self.rate, self.ceiling, self.limit_met, sum(self.recent), len(self.recent))
+        self.undo = (self.rate, self.ceiling, self.limit_met, self._evidence())
         self.limit_met = True
         if wait is not None:
             self.pause(wait)
@@ -355,36 +355,55 @@ class RateLimiter:
             tail -= term
         return max(allowed, settings.RATE_EVIDENCE_MIN_429S - 1)
 
-    def _is_limit(self) -> bool:
-        """Are the 429s among the last answers since the pace came down more than noise?
+    def _evidence(self) -> tuple[int, int, int]:
+        """The last answers since the pace came down: the 429s at their end one after another,
+        the 429s among them, and how many they are."""
+        run = 0
+        for limited in reversed(self.recent):
+            if not limited:
+                break
+            run += 1
+        return run, sum(self.recent), len(self.recent)
 
-        Judged over at least RATE_EVIDENCE_MIN_ANSWERS answers, unless most were 429s."""
-        limited, answers = sum(self.recent), len(self.recent)  # 429s counted only on a 429
+    def _shows_limit(self, run: int, limited: int, answers: int) -> bool:
+        """Do these 429s show a limit, beyond the noise? A run of them in a row that noise
+        would hardly give (its share to that power under RATE_EVIDENCE_RUN_CHANCE: a limit that
+        ran out refuses everything it is sent), or more among the answers than the noise's
+        Poisson tail allows (over at least RATE_EVIDENCE_MIN_ANSWERS answers, unless most were
+        429s)."""
+        likely_run = math.log(settings.RATE_EVIDENCE_RUN_CHANCE) / math.log(self.noise)
+        if run >= max(settings.RATE_EVIDENCE_MIN_429S, math.ceil(likely_run)):
+            return True
         if answers < settings.RATE_EVIDENCE_MIN_ANSWERS and 2 * limited < answers:
             return False
-        if limited <= self._allowed(answers):
-            log.debug(
-                "429: %d of the last %d answers (noise %.1f%%): noise, not a limit",
-                limited,
-                len(self.recent),
-                100 * self.noise,
-            )
-            return False
-        return True
+        return limited > self._allowed(answers)
+
+    def _is_limit(self) -> bool:
+        """Do the 429s among the last answers since the pace came down show a limit?"""
+        evidence = self._evidence()
+        if self._shows_limit(*evidence):
+            return True
+        log.debug(
+            "429: %d of the last %d answers (noise %.1f%%): noise, not a limit",
+            evidence[1],
+            evidence[2],
+            100 * self.noise,
+        )
+        return False
 
     def _was_noise(self) -> bool:
-        """Do the 429s that brought the pace down fit the noise measured since? Then the pace
-        before comes back."""
+        """Does the noise measured since the last decrease explain the 429s that brought it?
+        Then the pace before comes back."""
         if self.undo is None:
             return False
-        rate, ceiling, limit_met, limited, answers = self.undo
+        rate, ceiling, limit_met, evidence = self.undo
         self.undo = None
-        if limited > self._allowed(answers):
+        if self._shows_limit(*evidence):
             return False
         log.debug(
-            "%d 429s of %d answers were noise (%.1f%% at a slower pace): pacing at %s again",
-            limited,
-            answers,
+            "%d 429s of %d answers were noise (%.1f%% since): pacing at %s again",
+            evidence[1],
+            evidence[2],
             100 * self.noise,
             _per_second(rate if ceiling is not None else None),
         )

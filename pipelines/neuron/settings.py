@@ -50,19 +50,21 @@ RATE_FIT_IDLE_SECONDS = 0.25  # nothing in flight this long: the fit starts agai
 RATE_MIN_REQUESTS_PER_SECOND = 0.5  # the pace never drops below this
 # A 429 brings the pace down (and holds every request for its Retry-After) only when the 429s
 # among the last RATE_EVIDENCE_WINDOW answers since the pace last came down are more than the
-# noise explains: at least RATE_EVIDENCE_MIN_429S, and more than the noise share's expected count
-# by RATE_EVIDENCE_SIGMAS standard deviations. Any other 429 waits alone, like a 5xx.
+# noise explains: at least RATE_EVIDENCE_MIN_429S, and beyond the noise's Poisson tail at
+# RATE_EVIDENCE_ALPHA. Any other 429 waits alone, like a 5xx.
 RATE_EVIDENCE_WINDOW = 100
 RATE_EVIDENCE_MIN_ANSWERS = 50  # fewer answers since the pace came down: a limit only if most 429
 RATE_EVIDENCE_MIN_429S = 2
-RATE_EVIDENCE_ALPHA = 0.001
+RATE_EVIDENCE_ALPHA = 0.002
+# ... or when the last answers were 429s in a row, a run the noise gives with a chance under this
+RATE_EVIDENCE_RUN_CHANCE = 1e-6
 # The noise: the share of 429s in blocks of RATE_NOISE_BLOCK answers at a pace not above the
 # fitted limit that ended without a decrease (older answers fade past RATE_NOISE_MEMORY); until
 # one such block, RATE_NOISE_PRIOR. A decrease whose 429s the noise measured after it explains
 # was noise's: the pace before it comes back.
 RATE_NOISE_BLOCK = 50
 RATE_NOISE_PRIOR = 0.01
-RATE_NOISE_PRIOR_ANSWERS = 100
+RATE_NOISE_PRIOR_ANSWERS = 50
 RATE_NOISE_MEMORY = 5000
 # Growth: once per interval without a decrease in which the pace held requests back: back to the
 # fitted limit first, then probing above it by a step that doubles each quiet interval.
