@@ -9,15 +9,23 @@ equal to the API's truth.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import re
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipelines import runner
+from pipelines.cli import Progress
 from pipelines.neuron.client import NeuronClient
+from pipelines.neuron.model import SyncReport
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, sync
+from .procs import cli_env, run_cli, sync_args
 
 
 def timed_sync(make_sandbox: Callable[..., Sandbox], tmp: Path, fault_rate: float) -> float:
@@ -91,3 +99,69 @@ def test_random_faults_cost_the_client_little(make_sandbox: Callable[..., Sandbo
     print("\nCLIENT 1200 details: " + ", ".join(f"{r:.0%} {t:.2f}s" for r, t in times.items()))
     assert times[0.02] <= 2 * times[0.0] + 0.3, times
     assert times[0.12] <= 3 * times[0.0] + 0.6, times
+
+
+@contextlib.contextmanager
+def silent_api() -> Iterator[str]:
+    """A server on loopback that accepts connections and never answers: its base URL."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_an_api_that_never_answers_says_so_at_each_retry(tmp_path: Path) -> None:
+    """Connections accepted, no answer: one INFO line a retry naming the path and the wait (no
+    key, no host's query), then exit 1, instead of minutes of silence."""
+    key = "sk_live_never_printed"
+    with silent_api() as base_url:
+        env = cli_env(
+            tmp_path,
+            SOURCES__NEURON__API_KEY=key,
+            SOURCES__NEURON__BASE_URL=base_url,
+            SOURCES__NEURON__TIMEOUT_SECONDS="0.5",
+            SOURCES__NEURON__MAX_ATTEMPTS="3",
+        )
+        proc = run_cli(tmp_path, sync_args(tmp_path / "calls.duckdb"), env, timeout=60)
+    assert proc.returncode == runner.EXIT_FAILED, proc.stderr
+    notes = re.findall(
+        r"GET /calls timed out after 0\.5 s; retry (\d) of 2 in [\d.]+ s", proc.stderr
+    )
+    assert notes == ["1", "2"], proc.stderr
+    assert key not in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_progress_line_shows_what_a_request_waits_for() -> None:
+    """On a terminal, a retry note redraws the progress line at once, with the note."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    progress = Progress(screen)
+    report = SyncReport()
+    report.stats.on_waiting = lambda: progress(report)
+    progress.last = 0.0  # nothing drawn for a while
+    report.stats.wait_note("GET /calls timed out after 30 s; retry 1 of 5 in 0.1 s")
+    assert "requests 0" in screen.getvalue()
+    assert screen.getvalue().rstrip().endswith("retry 1 of 5 in 0.1 s")

@@ -294,10 +294,12 @@ class NeuronClient:
             answer = await self._get(url, params)
         except (aiohttp.ClientError, httpx.TransportError, TimeoutError) as exc:
             # refused, reset, dropped, cut off, timed out
+            timed_out = _timed_out(exc)
+            why = f"no answer in {self._timeout:g} s, " if timed_out else ""
             return APIConnectionError(
-                f"cannot reach the API at {sanitize_url(url)} ({type(exc).__name__})",
+                f"cannot reach the API at {sanitize_url(url)} ({why}{type(exc).__name__})",
                 path=path,
-                timed_out=_timed_out(exc),
+                timed_out=timed_out,
             )
         finally:
             self.limiter.release()
