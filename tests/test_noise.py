@@ -55,21 +55,6 @@ def test_random_faults_cost_a_sync_little(
     assert high <= 3 * clean + 1.5, (clean, high)
 
 
-def test_a_60_per_second_limit_under_noise_keeps_few_429s(
-    make_sandbox: Callable[..., Sandbox], tmp_path: Path
-) -> None:
-    """A real 60 req/s limit with 2% of random faults on top: the sync ends equal to the truth,
-    with at most 5% of requests refused by the limit (429s beyond the random ones)."""
-    sandbox = make_sandbox(calls=120, rate_limit=60, fault_rate=0.02)
-    result = sync(sandbox, tmp_path)
-    assert result.exit_code == runner.EXIT_OK, result.error
-    assert_matches_truth(tmp_path / "calls.duckdb", sandbox.truth())
-    stats = sandbox.stats()
-    total, limited = stats["total"], stats["by_status"].get("429", 0)
-    random_429s = stats["faults"].get("429", 0)
-    assert limited - random_429s <= 0.05 * total, stats
-
-
 async def _fetch_all(sandbox: Sandbox, count: int) -> float:
     """`count` detail requests by 32 workers, as the sync's fan-out: their time."""
     async with NeuronClient(sandbox.api_key, sandbox.base_url, max_attempts=8) as client:
@@ -165,3 +150,17 @@ def test_the_progress_line_shows_what_a_request_waits_for() -> None:
     report.stats.wait_note("GET /calls timed out after 30 s; retry 1 of 5 in 0.1 s")
     assert "requests 0" in screen.getvalue()
     assert screen.getvalue().rstrip().endswith("retry 1 of 5 in 0.1 s")
+
+
+def test_a_60_per_second_limit_under_noise_keeps_few_429s(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    """A real 60 req/s limit with 2% of random faults on top, 600 details at 32 in flight: at
+    most 5% of requests refused by the limit (429s beyond the random ones), within 1.25x of the
+    rate-bound time plus a second of start-up."""
+    sandbox = make_sandbox(calls=100, rate_limit=60, fault_rate=0.02)
+    elapsed = asyncio.run(_fetch_all(sandbox, 600))
+    stats = sandbox.stats()
+    total, limited = stats["total"], stats["by_status"].get("429", 0)
+    assert limited - stats["faults"].get("429", 0) <= 0.05 * total, stats
+    assert elapsed <= 1.25 * 600 / 60 + 1.0, elapsed

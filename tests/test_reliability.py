@@ -583,7 +583,7 @@ def test_key_and_recording_tokens_never_logged_or_stored(
     assert len(logs.splitlines()) > 50, "debug logging should have said a lot"
     # httpx (recordings), the client, dlt: all of them talked
     assert "INFO httpx: HTTP Request: GET" in logs and "[DEBUG]|" in logs
-    assert "DEBUG pipelines.neuron.client: start-up" in logs
+    assert "DEBUG pipelines.neuron.ratelimit: start-up" in logs
     assert key not in logs
     assert "token=" not in logs
     assert re.search(r"httpx: HTTP Request: GET \S+/recordings/\S+\.wav\?… ", logs)  # cut
