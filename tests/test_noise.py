@@ -74,16 +74,21 @@ async def _fetch_all(sandbox: Sandbox, count: int) -> float:
 
 
 def test_random_faults_cost_the_client_little(make_sandbox: Callable[..., Sandbox]) -> None:
-    """The client alone (no dlt's fixed cost): 1,200 details at 32 in flight, 10 ms, with 2% and
+    """The client alone (no dlt's fixed cost): 1,000 details at 32 in flight, 20 ms, with 2% and
     12% of faults against none, on sandboxes of the same run: at most 2x and 3x (each random 429
-    holds its request for its second: 12% has ~43 of them, ~1.3 s over 32 workers)."""
-    times = {
-        rate: asyncio.run(_fetch_all(make_sandbox(calls=100, latency_ms=10, fault_rate=rate), 1200))
-        for rate in (0.0, 0.02, 0.12)
-    }
-    print("\nCLIENT 1200 details: " + ", ".join(f"{r:.0%} {t:.2f}s" for r, t in times.items()))
-    assert times[0.02] <= 2 * times[0.0] + 0.3, times
-    assert times[0.12] <= 3 * times[0.0] + 0.6, times
+    holds its request for its second: 12% has ~36 of them, ~1.1 s over 32 workers; and the run
+    ends no sooner than its last 429's second: 1 s of slack). Fault-free runs before and after,
+    the slower counting, so a busy moment on the machine is no fault's."""
+
+    def timed(rate: float) -> float:
+        sandbox = make_sandbox(calls=100, latency_ms=20, fault_rate=rate)
+        return asyncio.run(_fetch_all(sandbox, 1000))
+
+    times = {"before": timed(0.0), "2%": timed(0.02), "12%": timed(0.12), "after": timed(0.0)}
+    print("\nCLIENT 1000 details: " + ", ".join(f"{k} {t:.2f}s" for k, t in times.items()))
+    clean = max(times["before"], times["after"])
+    assert times["2%"] <= 2 * clean + 1.0, times
+    assert times["12%"] <= 3 * clean + 1.0, times
 
 
 @contextlib.contextmanager
