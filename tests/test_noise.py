@@ -160,12 +160,12 @@ def test_the_progress_line_shows_what_a_request_waits_for() -> None:
 def test_a_60_per_second_limit_under_noise_keeps_few_429s(
     make_sandbox: Callable[..., Sandbox],
 ) -> None:
-    """A real 60 req/s limit with 2% of random faults on top, 600 details at 32 in flight: at
+    """A real 60 req/s limit with 2% of random faults on top, 300 details at 32 in flight: at
     most 5% of requests refused by the limit (429s beyond the random ones), within 1.25x of the
     rate-bound time plus a second of start-up."""
     sandbox = make_sandbox(calls=100, rate_limit=60, fault_rate=0.02)
-    elapsed = asyncio.run(_fetch_all(sandbox, 600))
+    elapsed = asyncio.run(_fetch_all(sandbox, 300))
     stats = sandbox.stats()
     total, limited = stats["total"], stats["by_status"].get("429", 0)
     assert limited - stats["faults"].get("429", 0) <= 0.05 * total, stats
-    assert elapsed <= 1.25 * 600 / 60 + 1.0, elapsed
+    assert elapsed <= 1.25 * 300 / 60 + 1.0, elapsed
