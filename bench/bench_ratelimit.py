@@ -4,11 +4,13 @@
                                     [--old [COMMIT]]
 
 The sandbox runs in its own process with `--rate-limit RATE` (a token bucket, 429 with
-Retry-After). Three cases: the limit held throughout; the limit lifted halfway through the
-bound time; and no limit but 5% of requests failing at random (the sandbox's fault injection: a
-fifth of them 429 with `Retry-After: 1`, the rest 5xx, dropped or cut off), at 50 ms, against
-the same run without faults plus a second per 429. `--old` also runs the client of another
-commit, loaded from git: by default af1ca9f, before the learned limiter (a shared 429 gate).
+Retry-After). Cases: the limit held throughout; the limit lifted halfway through the bound time
+(both against the rate-bound time); then no limit, 20 ms, `--faults` details with no faults, 2%
+and 12% of requests failing at random (the sandbox's fault injection: 30% of them 429 with
+`Retry-After: 1`, the rest 5xx, dropped or cut off), against the fault-free time. `--old` also
+runs the client of another commit, loaded from git: by default af1ca9f, before the learned
+limiter (a shared 429 gate). Then whole first syncs (`--sync-calls`, 3,000 calls at 20 ms) with
+0, 2% and 12% of random faults, each against the fault-free sync.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import importlib.util
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -88,6 +91,8 @@ def main() -> None:
     parser.add_argument("--details", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=60)
+    parser.add_argument("--faults", type=int, default=3000)
+    parser.add_argument("--sync-calls", type=int, default=3000, help="0: no whole syncs")
     parser.add_argument(
         "--old", nargs="?", const=OLD_COMMIT, metavar="COMMIT", help="also run this commit's client"
     )
@@ -110,14 +115,37 @@ def main() -> None:
                 configure(sb, args.rate)
                 wall = asyncio.run(run(module, sb, args.details, args.concurrency, lift_at))
                 print_row(sb, case, name, wall, bound)
-        # rare 429s: the bound is the same run without faults, plus a second per 429
-        configure(sb, None, latency_ms=50)
-        clean = asyncio.run(run(new_client, sb, args.details, args.concurrency, None))
-        for name, module in clients.items():
-            configure(sb, None, fault_rate=0.05, latency_ms=50)
-            wall = asyncio.run(run(module, sb, args.details, args.concurrency, None))
-            print_row(sb, "rare 429s", name, wall, clean + counts(sb)[0])
-        print(f"(rare 429s: x bound = wall / (the run without faults, {clean:.2f}s, + 1 s a 429))")
+        # random faults: against the same run without faults
+        clean = 0.0
+        for fault_rate in (0.0, 0.02, 0.12):
+            for name, module in clients.items():
+                configure(sb, None, fault_rate=fault_rate, latency_ms=20)
+                wall = asyncio.run(run(module, sb, args.faults, args.concurrency, None))
+                clean = clean or wall
+                print_row(sb, f"{fault_rate:.0%} faults", name, wall, clean)
+        print(f"(faults: {args.faults} details at 20 ms; x bound = wall / the fault-free wall)")
+    if args.sync_calls:
+        sync_section(args.sync_calls, args.concurrency)
+
+
+def sync_section(calls: int, concurrency: int) -> None:
+    """Whole first syncs of `calls` calls at 20 ms with 0, 2% and 12% of random faults, each in a
+    child process as `bench_sync.py` runs them (its time runs to the end of publishing)."""
+    import bench_sync
+
+    print(f"\nfirst sync of {calls:,} calls at 20 ms, {concurrency} in flight, each a fresh one")
+    with sandbox(calls, 20) as sb, tempfile.TemporaryDirectory() as root:
+        clean = 0.0
+        for fault_rate in (0.0, 0.02, 0.12):
+            configure(sb, None, fault_rate=fault_rate, latency_ms=20)
+            sb.reset_stats()
+            work = Path(root) / f"faults-{fault_rate}"
+            work.mkdir()
+            job = {"dir": str(work), "base_url": sb.base_url, "api_key": sb.api_key}
+            wall = bench_sync.run_child("ours", {**job, "concurrency": concurrency})["seconds"]
+            clean = clean or wall
+            print_row(sb, f"{fault_rate:.0%} faults", "sync", wall, clean)
+    print("(x bound = wall / the fault-free sync's)")
 
 
 def print_row(sb: SandboxProc, case: str, client: str, wall: float, bound: float) -> None:

@@ -237,6 +237,7 @@ class Progress:
         self.tty = stream.isatty()
         self.every = 0.25 if self.tty else every
         self.started = self.last = time.monotonic()
+        self.width = 0  # the longest line drawn: a shorter one after it blanks the rest
 
     def __call__(self, report: SyncReport) -> None:
         now = time.monotonic()
@@ -249,16 +250,17 @@ class Progress:
             f"pages {report.pages}  listed {report.listed}  calls {len(report.calls)}  "
             f"transcripts {report.transcripts}  requests {requests} "
             f"({requests / elapsed:.0f}/s)  {elapsed:.0f}s"
-        )
+        ) + (f"  {report.stats.waiting}" if report.stats.waiting else "")
         if self.tty:
-            self.stream.write("\r" + line + " " * 4)
+            self.stream.write("\r" + line + " " * max(4, self.width - len(line)))
+            self.width = max(self.width, len(line))
             self.stream.flush()
         else:
             log.info(line)
 
     def close(self) -> None:
         if self.tty:
-            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.write("\r" + " " * max(100, self.width + 4) + "\r")
             self.stream.flush()
 
 

@@ -243,48 +243,108 @@ def test_the_limit_coming_back_lower_is_learned_again() -> None:
 
 class NoisyServer(BucketServer):
     """A `BucketServer` that also answers a random `share` of requests (seeded) 429 with
-    `Retry-After: 1` at any pace: a busy gateway, say, or a quota another client used a moment."""
+    `Retry-After: retry_after` at any pace: a busy gateway, say, or a quota another client used a
+    moment. `rate=None`: no limit underneath."""
 
-    def __init__(self, loop: VirtualTimeLoop, rate: float | None, share: float) -> None:
+    def __init__(
+        self, loop: VirtualTimeLoop, rate: float | None, share: float, retry_after: int = 1
+    ) -> None:
         super().__init__(loop, rate, 0.05)
         self.share, self.random, self.noise = share, random.Random(7), 0
+        self.retry_after = retry_after
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         if self.random.random() >= self.share:
             return await super().__call__(request)
         await asyncio.sleep(self.latency)
         self.noise += 1
-        return answer(429, {"Retry-After": "1"})
+        return answer(429, {"Retry-After": str(self.retry_after)})
 
 
-@pytest.mark.parametrize("rate", [None, 60.0], ids=["no-limit", "60-per-s"])
-def test_rare_429s_at_any_pace_only_pause(rate: float | None) -> None:
-    """1% of requests refused at random, 32 in flight at 50 ms, with no limit or under one: each
-    429 pauses every request for its second, and the pace does not sink (bringing it down for
-    each such 429 took the run without a limit to 307 s, and under the limit to 325 s)."""
-    useful = 2000
+def noisy_run(
+    share: float, rate: float | None, useful: int = 2000, retry_after: int = 1
+) -> tuple[float, NoisyServer, NeuronClient]:
+    """`useful` requests, 32 in flight at 50 ms, against a NoisyServer."""
 
-    async def main(loop: VirtualTimeLoop) -> tuple[float, NoisyServer]:
-        server = NoisyServer(loop, rate, 0.01)
+    async def main(loop: VirtualTimeLoop) -> tuple[float, NoisyServer, NeuronClient]:
+        server = NoisyServer(loop, rate, share, retry_after)
         async with client_on(loop, server) as client:
             await fetch(client, useful, concurrency=32)
-        return loop.time(), server
+        return loop.time(), server, client
 
-    elapsed, server = run_virtual(main)
-    assert len(server.ok) == useful and server.noise > 10
-    bound = useful / (rate or 32 / 0.05) + server.noise  # at full speed, plus a second a 429
-    # 3.6x and 1.8x here (it was 11x and 5.6x): where two 429s come within 100 answers, the
-    # pace still comes down, as it must for a limit
-    assert elapsed <= 4 * bound, f"{elapsed:.1f}s against {bound:.1f}s"
-    assert server.limited <= 0.05 * useful  # the limit's own 429s stay few
+    return run_virtual(main)
+
+
+@pytest.mark.parametrize("share", [0.005, 0.02, 0.05])
+def test_random_429s_do_not_slow_a_run_without_a_limit(share: float) -> None:
+    """Random 429s (Retry-After 1) and no limit: each waits its second alone, the rest go on at
+    full speed, and the run ends unpaced. The bound: 2000 requests at 32 / 50 ms, plus a
+    second a random 429 spread over the 32 in flight (1.3x, 1.4x, 1.2x of it; judging two 429s
+    in 100 answers a limit, and pausing every request for each, took 5x, 15x, 180x)."""
+    elapsed, server, client = noisy_run(share, None)
+    assert len(server.ok) == 2000 and server.noise >= 0.7 * share * 2000
+    bound = 2000 / (32 / 0.05) + server.noise / 32
+    assert elapsed <= 1.6 * bound, f"{elapsed:.1f}s against {bound:.1f}s"
+    assert client.limiter.pace is None  # no pace left behind
+    assert client.limiter.noise == pytest.approx(share, abs=0.015)
+
+
+@pytest.mark.parametrize("share", [0.005, 0.02, 0.05])
+def test_random_429s_above_a_real_limit_keep_its_promises(share: float) -> None:
+    """The same noise over a 60 req/s limit: the limit's own 429s stay at most 5% of all
+    requests (3.9%, 2.7%, 4.2%), and the run within 1.4x of the rate-bound time (1.09x, 1.14x,
+    1.11x)."""
+    elapsed, server, _ = noisy_run(share, 60.0)
+    assert len(server.ok) == 2000
+    total = 2000 + server.limited + server.noise
+    assert server.limited <= 0.05 * total, f"{server.limited} of {total}"
+    assert elapsed <= 1.4 * 2000 / 60, f"{elapsed:.1f}s"
+
+
+def test_a_limit_that_comes_and_goes_under_noise() -> None:
+    """2% random 429s throughout; no limit for 1,000 requests, then 30 req/s for 600, then none
+    again: the limit is learned (its 429s at most 5%, within 1.3x of its bound) and, once it
+    lifts, full speed is back within 12 s (8 in flight at 50 ms, each random 429 holding one of
+    them for its second: 8 / (0.05 + 0.02 x 1) = 114 req/s)."""
+    natural = 8 / (0.05 + 0.02 * 1.0)
+
+    async def main(loop: VirtualTimeLoop) -> tuple[NoisyServer, float, float, int]:
+        server = NoisyServer(loop, None, 0.02)
+        async with client_on(loop, server, max_concurrency=8) as client:
+            await fetch(client, 1000, concurrency=8)
+            server.set_rate(30.0)
+            began = loop.time()
+            await fetch(client, 600, concurrency=8)
+            limited, lifted_at = server.limited, loop.time()
+            server.set_rate(None)
+            await fetch(client, 2600, concurrency=8)
+        return server, lifted_at - began, lifted_at, limited
+
+    server, limited_time, lifted_at, limited = run_virtual(main)
+    assert limited <= 0.05 * 600 and limited_time <= 1.3 * 600 / 30, (limited, limited_time)
+    end = server.ok[-1]
+    assert end - lifted_at > 14
+    late = [t for t in server.ok if t >= lifted_at + 12]
+    assert len(late) / (end - (lifted_at + 12)) >= 0.8 * natural
+
+
+def test_a_long_retry_after_holds_only_its_request() -> None:
+    """1% random 429s asking for 30 s: those requests wait their 30 s, the others go on (no
+    shared pause, no pace left behind): the run takes the last one's 30 s more, not 30 s each."""
+    elapsed, server, client = noisy_run(0.01, None, retry_after=30)
+    assert server.noise >= 10
+    assert elapsed <= 2000 / (32 / 0.05) + 30 + 3, f"{elapsed:.1f}s"
+    assert client.limiter.resume_at == 0.0 and client.limiter.pace is None
+    assert not client.limiter.limit_met
 
 
 @pytest.mark.parametrize("unlimited", [0, 5000], ids=["from-the-start", "after-5000-unlimited"])
 def test_a_long_run_under_a_limit_keeps_its_429s_few(unlimited: int) -> None:
     """6,000 requests at 60/s, 32 in flight at 50 ms, the limit there from the start or only
-    after 5,000 requests without one: at most 1.5% of them get a 429 (1.2% and 1.1%, as before
-    rare 429s only paused; judging a 429 rare against every answer since the pace last came down
-    let 2.7% and 3.8% through)."""
+    after 5,000 requests without one: at most 2.5% of them get a 429 (1.5% and 1.8%; the promise
+    is 5%). A lone 429 no longer holds every request for its Retry-After (that braked each probe
+    past the limit, 1.2% and 1.1%, but made random 429s stall a run), so a probe that overshoots
+    meets a few more before the evidence brings the pace down."""
 
     async def main(loop: VirtualTimeLoop) -> BucketServer:
         server = BucketServer(loop, None, 0.05)
@@ -295,7 +355,7 @@ def test_a_long_run_under_a_limit_keeps_its_429s_few(unlimited: int) -> None:
         return server
 
     server = run_virtual(main)
-    assert server.limited <= 0.015 * 6000, server.limited
+    assert server.limited <= 0.025 * 6000, server.limited
 
 
 def test_the_hard_cap_holds_above_a_looser_learned_limit() -> None:

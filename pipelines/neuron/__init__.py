@@ -120,6 +120,8 @@ def neuron_source(
             )
         plan.recordings_only, plan.incremental, plan.audit_days = True, False, 0
     run_report: SyncReport = report if report is not None else SyncReport()
+    if on_progress is not None:  # a retry note redraws the progress line at once
+        run_report.stats.on_waiting = lambda: on_progress(run_report)
 
     def client() -> NeuronClient:
         return neuron_client(

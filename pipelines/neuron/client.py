@@ -8,9 +8,12 @@ takes an injectable `sleep`/`clock`/`random` so retry and rate tests run instant
 goes only into the Authorization header of API requests (never to a signed recording URL); it
 is never logged or put in a message.
 
-Every API request passes one `RateLimiter`: a shared pause after a 429 (`Retry-After`) or an
-exhausted quota (`RateLimit-*` headers), and a pace learned from the 429s themselves (see the
-class). The errors live in `errors.py`; they are re-exported here.
+Every API request passes one `RateLimiter`: a pace learned from the 429s when they show a limit,
+a shared pause then (`Retry-After`) or at an exhausted quota (`RateLimit-*` headers); random
+429s, 5xx, dropped connections and cut bodies are retried by the request that met them, after a
+short backoff of its own (see the class). A retry after a timeout, or one that waits long, is
+logged at INFO and shown on the progress line (`ClientStats.waiting`). The errors live in
+`errors.py`; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import logging
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlencode, urlsplit
@@ -105,6 +108,15 @@ class ClientStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0  # 429 answers seen, retried or not
+    # what a request waits for, while nothing else answers: "GET /calls timed out after 30 s;
+    # retry 2 of 5 in 0.3 s" (cleared by the next good answer), and who wants to know at once
+    waiting: str = field(default="", compare=False)
+    on_waiting: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    def wait_note(self, note: str) -> None:
+        self.waiting = note
+        if self.on_waiting is not None:
+            self.on_waiting()
 
 
 class Answer(NamedTuple):
@@ -285,7 +297,7 @@ class NeuronClient:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ResponseError(f"recording URL {sanitize_url(url)!r} is not an http(s) URL")
         response = await self._with_retries(
-            f"GET {sanitize_url(url)}", lambda attempt: self._open_recording(url)
+            f"GET {parts.path}", lambda attempt: self._open_recording(url)
         )
         try:
             content_type = response.headers.get("content-type", "application/octet-stream")
@@ -312,8 +324,12 @@ class NeuronClient:
         except (aiohttp.ClientError, httpx.TransportError, TimeoutError) as exc:
             # refused, reset, dropped, cut off, timed out
             _log_request(path, params, type(exc).__name__, started)
+            timed_out = _timed_out(exc)
+            why = f"no answer in {self._timeout:g} s, " if timed_out else ""
             return APIConnectionError(
-                f"cannot reach the API at {sanitize_url(url)} ({type(exc).__name__})", path=path
+                f"cannot reach the API at {sanitize_url(url)} ({why}{type(exc).__name__})",
+                path=path,
+                timed_out=timed_out,
             )
         finally:
             self.limiter.release()
@@ -355,7 +371,9 @@ class NeuronClient:
             self.stats.rate_limited += 1
             self.limiter.on_rate_limited(sent_at, error.retry_after)
         else:
-            self.limiter.on_answer()
+            self.limiter.on_answer(sent_at)
+            if self.stats.waiting:
+                self.stats.waiting = ""
 
     async def _open_recording(self, url: str) -> httpx.Response | NeuronError:
         """One GET of a signed URL without the API key, streamed: the response, or an error."""
@@ -371,6 +389,7 @@ class NeuronClient:
             return APIConnectionError(
                 f"cannot download the recording at {sanitize_url(url)} ({type(exc).__name__})",
                 path=path,
+                timed_out=_timed_out(exc),
             )
         _log_request(path, None, response.status_code, started)  # never the URL's token
         if response.status_code < 300:
@@ -426,8 +445,25 @@ class NeuronClient:
                 raise result
             delay = self._retry_delay(result, number)
             self.stats.retries += 1
-            log.debug("retrying %s in %.2fs after: %s", what, delay, result)
+            self._tell_retry(what, result, number, delay)
             await self.sleep(delay)
+
+    def _tell_retry(self, what: str, error: NeuronError, number: int, delay: float) -> None:
+        """One line a retry: at INFO (and on the progress line) after a timeout or before a long
+        wait, where a person would otherwise see nothing happen; else at DEBUG (random faults)."""
+        timed_out = isinstance(error, APIConnectionError) and error.timed_out
+        if timed_out:
+            why = f"{what} timed out after {self._timeout:g} s"
+        elif isinstance(error, RateLimitError):
+            why = f"{what} answered 429"
+        else:
+            why = str(error) if str(error).startswith(what) else f"{what}: {error}"
+        note = f"{why}; retry {number} of {self.max_attempts - 1} in {delay:.2g} s"
+        if delay < settings.RETRY_NOTICE_SECONDS and not timed_out:
+            log.debug("%s", note)
+            return
+        log.info("%s", note)
+        self.stats.wait_note(note)
 
     def _should_retry(self, error: NeuronError, attempt: int) -> bool:
         """Retry 429, 5xx, dropped connections and cut bodies, while attempts remain."""
@@ -445,9 +481,10 @@ class NeuronClient:
         return self._backoff(attempt)
 
     def _backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with jitter: 50-100% of the capped delay."""
-        cap = min(settings.BACKOFF_MAX_SECONDS, settings.BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-        return cap * (0.5 + self.random() / 2)
+        """Capped exponential backoff with jitter: 50-100% of the capped delay. It starts short:
+        it holds only the request that failed, and a random fault is gone at the next try."""
+        delay = settings.BACKOFF_BASE_SECONDS * settings.BACKOFF_FACTOR ** (attempt - 1)
+        return min(settings.BACKOFF_MAX_SECONDS, delay) * (0.5 + self.random() / 2)
 
     # -- reading answers ---------------------------------------------------------------------
 
@@ -523,6 +560,10 @@ def _log_request(path: str, params: Mapping[str, Any] | None, status: Any, start
         query = f"?{urlencode(params)}" if params else ""
         took = (time.monotonic() - started) * 1000
         log.debug("GET %s%s -> %s in %.0f ms", path, query, status, took)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError | httpx.TimeoutException)
 
 
 def _env_proxy(url: str) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:

@@ -115,11 +115,13 @@ class RecordingURLRefused(APIStatusError):
 
 
 class APIConnectionError(NeuronError):
-    """The API could not be reached, or dropped the connection, after every retry."""
+    """The API could not be reached, dropped the connection, or did not answer in time (then
+    `timed_out`), after every retry."""
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
+    def __init__(self, message: str, *, path: str | None = None, timed_out: bool = False) -> None:
         super().__init__(message)
         self.path = sanitize_url(path) if path is not None else None
+        self.timed_out = timed_out
 
 
 class ResponseError(NeuronError):

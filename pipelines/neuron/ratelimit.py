@@ -2,7 +2,8 @@
 
 `parse_retry_after` and `parse_rate_limit_headers` read a 429's `Retry-After` and the
 `RateLimit-*` / `X-RateLimit-*` quota headers; `RateLimiter` decides when each request may go
-(a shared pause, a pace learned from 429s, a start-up ramp). `NeuronClient` owns one.
+(a shared pause, a pace learned from 429s, a start-up ramp) and tells a limit's 429s from random
+ones. `NeuronClient` owns one.
 """
 
 from __future__ import annotations
@@ -131,31 +132,34 @@ def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitQuota | Non
 class RateLimiter:
     """The pace of every API request: a shared pause, a learned rate, a hard cap.
 
-    - A shared pause: when one request is told to wait (`Retry-After`, or a quota at 0 until its
-      reset), every request waits, instead of each retrying on its own into a limiter that
-      already said no.
+    - Noise or a limit, from the evidence of a window: a 429 counts as a limit's only when the
+      429s among the last answers since the pace last came down are more than random ones
+      explain (`_shows_limit`: at least two, and beyond the tail of the noise's Poisson law, or
+      a run of them in a row that noise would hardly give). The noise share is what a slower
+      pace did not remove: the 429s among answers at a pace not above the fitted limit. Any
+      other 429 is noise (a busy gateway, a quota another client used a moment): its request
+      waits its own `Retry-After`, like a 5xx waits its backoff, and nothing else changes.
+      Neither one 429 nor a steady trickle of them sets the pace; a limit met at any speed
+      answers a growing share of 429s, and slowing down removes them.
+    - A shared pause: when the evidence shows a limit, every request waits out the `Retry-After`
+      (or a quota at 0 until its reset), instead of each retrying into a limiter that already
+      said no.
     - A start-up ramp: until a limit shows up, requests in flight start at a few and grow by one
       every few good answers, and the pace starts moderate and doubles every few good answers,
       so that few requests are in flight when a limit shows up (each of them gets a 429).
-    - A learned pace, AIMD style. On a 429 the limit is fitted to what got through since the last
-      pause (good answers over that time plus the wait asked for) and the pace set just under it.
+    - A learned pace, AIMD style. On a limit's 429 the limit is fitted to what got through since
+      the last pause (good answers over that time plus the wait asked for), the pace set just
+      under it. A decrease whose 429s the noise measured after it explains is undone.
       After each quiet interval in which the pace held requests back it goes back to the fitted
       limit, then probes above it by a step that doubles each quiet interval; far above the fitted
       limit and no longer binding, the limit counts as lifted and pacing stops. A 429 to a request
       sent before the pace came down is old news: no second decrease.
-    - Rare 429s only pause: after start-up a 429 brings the pace down only when it is not alone,
-      with another 429 among the last 100 answers (a limit answers several). A 429 now and then at
-      any pace (a busy gateway, a quota another client used for a moment) is no limit a slower pace
-      avoids: bringing the pace down for each would sink a run with 1% of 429s to a few requests a
-      second. A window of recent answers, not a share of all answers since the pace came down:
-      over a long run such a share lets a real limit's 429s pass as rare. In start-up, the first
-      429 still ends the ramp: a limit met there is met with few requests in flight.
     - A quota from `RateLimit-*` / `X-RateLimit-*` headers sets the pace directly: what remains,
       spread evenly until the reset.
     - `max_rps` is a hard cap over all of it.
     - Across runs (`recall` / `memory`): while no run has met a limit, a run that reached full
-      speed lets the next one start there, without the ramp; once a limit was met (a 429, or a
-      quota announced), every later run ramps up again.
+      speed lets the next one start there, without the ramp; once a limit was met (429s that
+      showed one, or a quota announced), every later run ramps up again.
     """
 
     def __init__(
@@ -191,9 +195,17 @@ class RateLimiter:
         self._room = asyncio.Event()  # set when a seat in the window may have come free
         self.adjusted_at = 0.0
         self.interval_answers = 0  # good answers since the last adjustment
-        self.limit_met = False  # a 429, or a quota announced, this run
+        self.limit_met = False  # 429s that showed a limit, or a quota announced, this run
         # the last answers since the pace came down: True for a 429
-        self.recent: deque[bool] = deque(maxlen=settings.RATE_RARE_WINDOW)
+        self.recent: deque[bool] = deque(maxlen=settings.RATE_EVIDENCE_WINDOW)
+        # answers since the last decrease or block, and their 429s, at a pace not above the
+        # fitted limit: every RATE_NOISE_BLOCK of them join the noise's
+        self.block = [0, 0]
+        self.noise_answers = 0.0
+        self.noise_limited = 0.0
+        # the last decrease, until a block of noise after it tells whether it was a limit's:
+        # the pace, ceiling and limit_met before it, and the 429s and answers that brought it
+        self.undo: tuple[float | None, float | None, bool, tuple[int, int, int]] | None = None
 
     # -- what one run tells the next -----------------------------------------------------------
 
@@ -281,11 +293,14 @@ class RateLimiter:
 
     # -- what the answers say ----------------------------------------------------------------
 
-    def on_answer(self) -> None:
-        """A good (not 429) answer: it counts for the fit, and speeds up the start-up ramp."""
-        self.answers.append(self.clock())
+    def on_answer(self, sent_at: float | None = None) -> None:
+        """A good (not 429) answer to a request sent at `sent_at`: it counts for the fit and the
+        noise, and speeds up the start-up ramp."""
+        now = self.clock()
+        self.answers.append(now)
         self.interval_answers += 1
         self.recent.append(False)
+        self._count_noise(now if sent_at is None else sent_at, limited=False)
         if self.starting or self.window is not None:
             self.start_answers += 1
             if self.window is not None:
@@ -294,19 +309,123 @@ class RateLimiter:
                 self._ramp_up()
 
     def on_rate_limited(self, sent_at: float, wait: float | None) -> None:
-        """A 429 to a request sent at `sent_at`; the server asked to wait `wait` seconds."""
-        self.limit_met = True
-        if wait is not None:
-            self.pause(wait)
+        """A 429 to a request sent at `sent_at`; the server asked to wait `wait` seconds.
+
+        The request waits `wait` whatever this decides (the client's retry); every request
+        waits, and the pace comes down, only when the recent answers show a limit."""
         if sent_at <= self.limited_at:
             log.debug("429 to a request sent before the pace came down: no new decrease")
             return
         self.recent.append(True)
-        limited = sum(self.recent)  # counted only on a 429, over the window (100 answers)
-        if not self.starting and limited < settings.RATE_RARE_LIMITED:
-            log.debug("a rare 429 (%d in the last answers): pausing only", limited)
+        self._count_noise(sent_at, limited=True)
+        if not self._is_limit():
             return
+        self.undo = (self.rate, self.ceiling, self.limit_met, self._evidence())
+        self.limit_met = True
+        if wait is not None:
+            self.pause(wait)
         self._decrease(self.clock(), wait or 0.0)
+
+    # -- noise or a limit --------------------------------------------------------------------
+
+    @property
+    def noise(self) -> float:
+        """The share of 429s that showed no limit: random.
+
+        Counted in blocks of answers at a pace not above the fitted limit (so not while probing
+        past it); a block cut short by a decrease does not count (those 429s were a limit's).
+        A small prior weighs in as RATE_NOISE_PRIOR_ANSWERS answers: a few clean blocks are not
+        taken for no noise at all."""
+        prior = settings.RATE_NOISE_PRIOR_ANSWERS
+        return (self.noise_limited + settings.RATE_NOISE_PRIOR * prior) / (
+            self.noise_answers + prior
+        )
+
+    def _allowed(self, answers: int) -> int:
+        """The most 429s among `answers` the noise explains: its Poisson tail above this is
+        under RATE_EVIDENCE_ALPHA."""
+        mean = self.noise * answers
+        allowed, term = 0, math.exp(-mean)
+        tail = 1.0 - term
+        while tail >= settings.RATE_EVIDENCE_ALPHA:
+            allowed += 1
+            term *= mean / allowed
+            tail -= term
+        return max(allowed, settings.RATE_EVIDENCE_MIN_429S - 1)
+
+    def _evidence(self) -> tuple[int, int, int]:
+        """The last answers since the pace came down: the 429s at their end one after another,
+        the 429s among them, and how many they are."""
+        run = 0
+        for limited in reversed(self.recent):
+            if not limited:
+                break
+            run += 1
+        return run, sum(self.recent), len(self.recent)
+
+    def _shows_limit(self, run: int, limited: int, answers: int) -> bool:
+        """Do these 429s show a limit, beyond the noise? A run of them in a row that noise
+        would hardly give (its share to that power under RATE_EVIDENCE_RUN_CHANCE: a limit that
+        ran out refuses everything it is sent), or more among the answers than the noise's
+        Poisson tail allows (over at least RATE_EVIDENCE_MIN_ANSWERS answers, unless most were
+        429s)."""
+        likely_run = math.log(settings.RATE_EVIDENCE_RUN_CHANCE) / math.log(self.noise)
+        if run >= max(settings.RATE_EVIDENCE_MIN_429S, math.ceil(likely_run)):
+            return True
+        if answers < settings.RATE_EVIDENCE_MIN_ANSWERS and 2 * limited < answers:
+            return False
+        return limited > self._allowed(answers)
+
+    def _is_limit(self) -> bool:
+        """Do the 429s among the last answers since the pace came down show a limit?"""
+        evidence = self._evidence()
+        if self._shows_limit(*evidence):
+            return True
+        log.debug(
+            "429: %d of the last %d answers (noise %.1f%%): noise, not a limit",
+            evidence[1],
+            evidence[2],
+            100 * self.noise,
+        )
+        return False
+
+    def _was_noise(self) -> bool:
+        """Does the noise measured since the last decrease explain the 429s that brought it?
+        Then the pace before comes back."""
+        if self.undo is None:
+            return False
+        rate, ceiling, limit_met, evidence = self.undo
+        self.undo = None
+        if self._shows_limit(*evidence):
+            return False
+        log.debug(
+            "%d 429s of %d answers were noise (%.1f%% since): pacing at %s again",
+            evidence[1],
+            evidence[2],
+            100 * self.noise,
+            _per_second(rate if ceiling is not None else None),
+        )
+        self.rate, self.ceiling = (rate, ceiling) if ceiling is not None else (None, None)
+        self.limit_met = limit_met
+        return True
+
+    def _count_noise(self, sent_at: float, *, limited: bool) -> None:
+        """Count an answer for the noise; a full block joins it (and judges the last decrease)."""
+        if sent_at <= self.limited_at:
+            return
+        if self.ceiling is not None and (self.rate is None or self.rate > self.ceiling):
+            return  # probing past the fitted limit: its 429s may be the limit's
+        self.block[0] += 1
+        self.block[1] += limited
+        if self.block[0] < settings.RATE_NOISE_BLOCK:
+            return
+        if self.noise_answers >= settings.RATE_NOISE_MEMORY:  # older answers fade
+            self.noise_answers /= 2
+            self.noise_limited /= 2
+        self.noise_answers += self.block[0]
+        self.noise_limited += self.block[1]
+        self.block = [0, 0]
+        self._was_noise()
 
     def on_quota(self, quota: RateLimitQuota) -> None:
         """Pace by the quota the server announces: what remains, spread until the reset."""
@@ -407,6 +526,7 @@ class RateLimiter:
         self.probe_step = settings.RATE_PROBE_STEP
         self.limited_at = now
         self.recent.clear()
+        self.block = [0, 0]
         self.epoch_start = max(now, self.resume_at)
         self.next_slot = max(now, self.resume_at)
         self.generation += 1

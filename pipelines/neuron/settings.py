@@ -29,8 +29,13 @@ DEFAULT_PENDING_MAX_DAYS = 7  # re-poll a non-final call this long after first s
 
 DEFAULT_MAX_ATTEMPTS = 6  # per request, including the first
 DEFAULT_TIMEOUT_SECONDS = 30.0
-BACKOFF_BASE_SECONDS = 0.5
+# A failed request (5xx, dropped, cut off, a 429 without Retry-After) waits on its own, never
+# holding the others: BACKOFF_BASE_SECONDS x BACKOFF_FACTOR ** (retry - 1), 50-100% of it, capped.
+# Short at first (a random fault costs one quick retry), long soon (a server that keeps failing).
+BACKOFF_BASE_SECONDS = 0.1
+BACKOFF_FACTOR = 3.0
 BACKOFF_MAX_SECONDS = 30.0
+RETRY_NOTICE_SECONDS = 2.0  # a retry that waits this long (or after a timeout) is logged at INFO
 RETRY_AFTER_MAX_SECONDS = 120.0
 
 # The signed recording URL is a short-lived credential: it is never stored.
@@ -38,9 +43,9 @@ DROPPED_CALL_FIELDS = frozenset({"recording_url", "contact"})
 
 # -- the learned rate limit (client.RateLimiter) ------------------------------------------------
 # The API documents no limit; it answers 429. The client paces its requests at a rate it learns
-# from those answers: multiplicative decrease on a 429, growth after quiet intervals.
-# Start-up: until the first 429 the pace starts here and doubles every few good answers, so a
-# limit is discovered with few requests in flight (each in flight then would be refused).
+# from those answers: multiplicative decrease when the 429s show a limit, growth after quiet
+# intervals. Start-up: until a limit shows, the pace starts here and doubles every few good
+# answers, so a limit is discovered with few requests in flight (each in flight then is refused).
 SLOW_START_WINDOW = 4  # requests in flight at first; one more per good answer
 SLOW_START_REQUESTS_PER_SECOND = 200.0
 SLOW_START_DOUBLING_ANSWERS = 25  # good answers between two doublings of the start-up pace
@@ -52,12 +57,25 @@ RATE_FIT_MIN_ANSWERS = 20  # fewer good answers than this: no fit, halve the pac
 RATE_FIT_WINDOW_SECONDS = 30.0  # the fit looks back at most this far
 RATE_FIT_IDLE_SECONDS = 0.25  # nothing in flight this long: the fit starts again after it
 RATE_MIN_REQUESTS_PER_SECOND = 0.5  # the pace never drops below this
-# After start-up a 429 brings the pace down only when it is not alone: at least this many of the
-# last RATE_RARE_WINDOW answers since the pace last came down were 429s (itself included). A
-# rarer one only pauses every request for its Retry-After.
-RATE_RARE_LIMITED = 2
-RATE_RARE_WINDOW = 100
-# Growth: once per interval without a 429 in which the pace held requests back: back to the
+# A 429 brings the pace down (and holds every request for its Retry-After) only when the 429s
+# among the last RATE_EVIDENCE_WINDOW answers since the pace last came down are more than the
+# noise explains: at least RATE_EVIDENCE_MIN_429S, and beyond the noise's Poisson tail at
+# RATE_EVIDENCE_ALPHA. Any other 429 waits alone, like a 5xx.
+RATE_EVIDENCE_WINDOW = 100
+RATE_EVIDENCE_MIN_ANSWERS = 50  # fewer answers since the pace came down: a limit only if most 429
+RATE_EVIDENCE_MIN_429S = 2
+RATE_EVIDENCE_ALPHA = 0.002
+# ... or when the last answers were 429s in a row, a run the noise gives with a chance under this
+RATE_EVIDENCE_RUN_CHANCE = 1e-6
+# The noise: the share of 429s in blocks of RATE_NOISE_BLOCK answers at a pace not above the
+# fitted limit that ended without a decrease (older answers fade past RATE_NOISE_MEMORY); until
+# one such block, RATE_NOISE_PRIOR. A decrease whose 429s the noise measured after it explains
+# was noise's: the pace before it comes back.
+RATE_NOISE_BLOCK = 50
+RATE_NOISE_PRIOR = 0.01
+RATE_NOISE_PRIOR_ANSWERS = 50
+RATE_NOISE_MEMORY = 5000
+# Growth: once per interval without a decrease in which the pace held requests back: back to the
 # fitted limit first, then probing above it by a step that doubles each quiet interval.
 RATE_ADJUST_INTERVAL_SECONDS = 1.0
 RATE_PROBE_STEP = 0.05  # first probe: 5% above the fitted limit
