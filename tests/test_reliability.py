@@ -244,7 +244,9 @@ def test_a_list_page_that_fails_fails_the_run_and_keeps_the_cursor(
     db = tmp_path / "calls.duckdb"
 
     # first run: page 3 fails after pages 1-2 were fanned out; nothing is loaded, no cursor
-    third_page = Failing(lambda r: r.url.path == "/v1/calls" and r.url.params.get("offset") == "200")
+    third_page = Failing(
+        lambda r: r.url.path == "/v1/calls" and r.url.params.get("offset") == "200"
+    )
     first = sync(sandbox, tmp_path, source_args={"transport": third_page, **FAST})
     assert first.exit_code == runner.EXIT_FAILED
     assert first.error and "GET /calls" in first.error and "503" in first.error
