@@ -40,10 +40,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_ratelimit.py
 	$(BIN)/python bench/bench_pii.py
 
-# a 100,000-call history at 128 in flight: the full sync's peak RSS, then an unchanged run
+# 100,000- and 300,000-call histories at 128 in flight: the full sync's peak RSS and dlt's working
+# folder, then an unchanged run
 bench-100k: $(STAMP)
-	$(BIN)/python bench/bench_sync.py --calls 100000 --concurrency 128 --skip-baseline \
-		--skip-views --skip-postgres --efficiency --fixed-calls 0 --ladder
+	for calls in 100000 300000; do \
+		$(BIN)/python bench/bench_sync.py --calls $$calls --concurrency 128 --skip-baseline \
+			--skip-views --skip-postgres --efficiency --checkpoints --fixed-calls 0 --ladder \
+			|| exit 1; \
+	done
 
 bench-views: $(STAMP)
 	$(BIN)/python bench/bench_views.py

@@ -25,6 +25,7 @@ from .forget import add_forget
 from .neuron import SyncReport
 from .neuron.dates import window_bound
 from .neuron.errors import ConfigError
+from .neuron.progress import describe, walks_of
 from .query import QueryRefused, one_line, prepare
 from .snapshot import held_read_write, read_write_holder_message
 from .views import REPORT_VIEWS
@@ -50,12 +51,26 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `neuron-calls sql ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    if code == runner.EXIT_SIGTERM:
+        # recorded and told: leave now, not through the interpreter's shutdown, which could
+        # crash in a thread dlt left running the stopped extract
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    """Schedulers stop a run with SIGTERM: handled like Ctrl-C, once (a second one is ignored
-    while the run records itself)."""
+    """Schedulers stop a run with SIGTERM: a sync in progress commits what it fetched and ends
+    (exit 143; `runner.request_stop`); a second SIGTERM, or one outside a sync, stops at once,
+    like Ctrl-C (a third is ignored while the run records itself)."""
+    if runner.request_stop():
+        signal.signal(signal.SIGTERM, _stop_now)
+        return
+    _stop_now(signum, frame)
+
+
+def _stop_now(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise runner.Interrupted(signum)
 
@@ -267,8 +282,14 @@ class Progress:
 def summary(result: runner.SyncResult) -> str:
     r, s = result.report, result.report.stats
     if not result.loaded:
+        kept = (
+            f"{result.checkpoints} checkpoint(s) of this run were committed "
+            f"({result.inserted} new calls), the next run goes on from the last"
+            if result.checkpoints
+            else "nothing of this run was loaded"
+        )
         return (
-            f"failed       nothing of this run was loaded; {r.listed} calls listed, "
+            f"failed       {kept}; {r.listed} calls listed, "
             f"{s.requests} requests, {s.retries} retries, {s.rate_limited} x 429, "
             f"{result.seconds:.1f}s"
         )
@@ -277,7 +298,8 @@ def summary(result: runner.SyncResult) -> str:
         f"transcripts  loaded {r.transcripts}",
         f"pending      {pending_line(r.pending.values())}",
         f"http         {s.requests} requests, {s.retries} retries, {s.rate_limited} x 429",
-        f"time         {result.seconds:.1f}s",
+        f"time         {result.seconds:.1f}s"
+        + (f" ({result.checkpoints} checkpoints)" if result.checkpoints > 1 else ""),
     ]
     if r.deferred:
         lines.append(
@@ -597,6 +619,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     pending: dict[str, dict[str, str]] = state.get("pending", {})
     print(f"warehouse    {where}")
     print(f"cursor       {state.get('cursor') or 'none (no incremental run yet)'}")
+    walks = walks_of(state)
+    for walk in walks:
+        print(f"progress     {describe(walk)}")
+    if state.get("cursor") and not walks:
+        print("progress     every window listed (no history left to load)")
     if pending:
         oldest = min(entry.get("since", "") for entry in pending.values())
         reasons = (entry.get("reason", "?") for entry in pending.values())

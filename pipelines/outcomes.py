@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
@@ -84,9 +85,9 @@ _KNOWN = (
 def explain(exc: BaseException) -> tuple[int, str]:
     """The exit code and the one line a user reads, for any failure of a run."""
     cause = cause_of(exc)
-    if isinstance(cause, Interrupted):
-        return (
-            cause.code,
+    if isinstance(cause, Interrupted) or getattr(cause, "signal_code", None) == signal.SIGTERM:
+        return (  # ours, or dlt's own handler (it takes SIGTERM while it normalizes and loads)
+            cause.code if isinstance(cause, Interrupted) else EXIT_SIGTERM,
             "stopped by SIGTERM; nothing of this run was published, the next run completes it",
         )
     if isinstance(cause, KeyboardInterrupt):

@@ -13,6 +13,8 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,8 +49,10 @@ from .targets import (
     Target,
     align_working_folder,
     default_pipelines_dir,
+    drop_loaded_packages,
     exclusive,
     mark_published,
+    unmark_published,
 )
 from .views import apply_views, drop_views
 from .warehouse import (
@@ -120,6 +124,7 @@ class SyncResult:
     updated: int = 0
     pending: int = 0
     error: str | None = None
+    checkpoints: int = 0  # segments committed (loaded, and published on DuckDB)
 
     @property
     def loaded(self) -> bool:
@@ -141,6 +146,9 @@ def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> 
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     # a loaded package's files are a clear copy of every row: gone once loaded (docs/pii.md)
     os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
+    # SIGTERM is ours through every step: a run stops at its next checkpoint (`request_stop`);
+    # dlt's own handler would drop the load that checkpoint is
+    os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
     return dlt.pipeline(
         pipeline_name=options.pipeline_name,
         pipelines_dir=str(pipelines_dir),
@@ -150,6 +158,23 @@ def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> 
 
 
 # -- one run ---------------------------------------------------------------------------------
+
+STOP_GRACE_SECONDS = 20.0  # a stopping run that has not committed by then stops at once
+_RUNNING: list[Any] = []  # the Checkpoints of the run in progress in this process, if any
+
+
+def request_stop() -> bool:
+    """Ask the run in progress to stop at its next checkpoint: it stops listing, finishes and
+    commits what it fetched, then ends as stopped. False when no run is in progress. If it has
+    not stopped within STOP_GRACE_SECONDS, a second SIGTERM is sent (the immediate stop)."""
+    if not _RUNNING:
+        return False
+    _RUNNING[-1].stopping = True
+    timer = threading.Timer(STOP_GRACE_SECONDS, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.daemon = True
+    timer.start()
+    _RUNNING[-1].grace = timer
+    return True
 
 
 def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
@@ -162,25 +187,30 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     try:
         _check(options)
         bound: list[Any] = []  # the pipeline, once made: the audit reads the warehouse through it
+
         privacy = privacy_settings(options)
-        source = neuron_source(
-            privacy=privacy,
-            backfill_from=options.backfill_from,
-            backfill_to=options.backfill_to,
-            filters=options.filters or None,
-            repair_from=options.repair_from,
-            repair_to=options.repair_to,
-            repair_transcripts=options.repair_transcripts,
-            recordings_only=options.recordings_only,
-            warehouse=DatasetReader(lambda: Warehouse.of(bound[0])),
-            report=report,
-            on_progress=progress,
-            **options.source_args,
-        )
+
+        def source() -> Any:
+            return neuron_source(
+                privacy=privacy,
+                backfill_from=options.backfill_from,
+                backfill_to=options.backfill_to,
+                filters=options.filters or None,
+                repair_from=options.repair_from,
+                repair_to=options.repair_to,
+                repair_transcripts=options.repair_transcripts,
+                recordings_only=options.recordings_only,
+                warehouse=DatasetReader(lambda: Warehouse.of(bound[0])),
+                report=report,
+                on_progress=progress,
+                **options.source_args,
+            )
+
+        first = source()  # the settings are checked here, before the lock
         target = target_of(options)
         with locked(options, target, loads=True) as pipeline:
             bound.append(pipeline)
-            return _locked_run(options, source, target, pipeline, report, clock, privacy)
+            return _locked_run(options, [first], source, target, pipeline, report, clock, privacy)
     except BaseException as exc:  # noqa: BLE001 - refused or failed before the run began
         return _failed(exc, options.mode, report, clock)
 
@@ -214,47 +244,130 @@ def _check(options: SyncOptions) -> None:
         )
 
 
+@dataclass
+class _Committed:
+    """What the committed segments of a run added: the run log's figures if it stops."""
+
+    before: int = 0  # calls in the warehouse before the run
+    inserted: int = 0
+    staging: float = 0.0  # seconds the last segment took to stage (copy) the file
+
+
 def _locked_run(
     options: SyncOptions,
-    source: Any,
+    first: list[Any],
+    make_source: Any,
     target: Target,
     pipeline: Any,
     report: SyncReport,
     clock: float,
     privacy: Privacy,
 ) -> SyncResult:
-    """Stage, load, views, run log, publish; a failure is logged in a run of its own."""
+    """Segment after segment (each one dlt load, published on DuckDB) until the extract has no
+    work left; the run log's row goes with the last. A failure is logged in a run of its own,
+    with what the committed segments loaded."""
+    run, committed = report.checkpoints, _Committed()
+    workdir = Path(pipeline.working_dir)
+    _RUNNING.append(run)
     try:
-        with target.stage():
-            with target.kept_open(pipeline):
-                with Warehouse.of(pipeline) as wh:
-                    before = 0 if options.full_refresh else wh.count("calls")
-                    bind_privacy(wh, privacy, options.full_refresh)  # before anything loads
-                    if options.full_refresh:
-                        drop_views(wh)  # Postgres refuses to drop tables that views depend on
-                load(pipeline, source, options)
-                with Warehouse.of(pipeline) as wh:
-                    apply_views(wh)
-                    remember_privacy(wh, privacy)
-                    inserted = max(wh.count("calls") - before, 0)
-                    result = SyncResult(
-                        _loaded_exit_code(options, report),
-                        report,
-                        time.monotonic() - clock,
-                        mode=options.mode,
-                        inserted=inserted,
-                        updated=max(len(report.calls) - inserted, 0),
-                        pending=len(report.pending),
-                    )
-                    wh.record_run(run_row(result))
-            target.publish()
-        mark_published(Path(pipeline.working_dir), target)
-        return result
+        while True:
+            started = time.monotonic()
+            source = first.pop() if first else make_source()
+            result = _segment(options, source, target, pipeline, report, clock, committed, privacy)
+            mark_published(workdir, target)
+            drop_loaded_packages(workdir)
+            run.commit(time.monotonic() - started, committed.inserted, committed.staging)
+            log.debug(
+                "checkpoint %d: %.2f s, of which %.2f s fetching and %.2f s staging",
+                run.committed,
+                time.monotonic() - started,
+                run.last_fetching,
+                committed.staging,
+            )
+            if result is not None:
+                return result
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a one-line message
         result = _failed(exc, options.mode, report, clock)
+        result.checkpoints, result.inserted = run.committed, committed.inserted
+        result.updated = max(run.committed_calls - committed.inserted, 0)
+        if run.committed and result.error:
+            result.error = _committed_line(result.error, run.committed, committed.inserted)
         if not isinstance(exc, RunRefused):
             record_only(target, pipeline, result)
         return result
+    finally:
+        _RUNNING.remove(run)
+        if run.grace is not None:
+            run.grace.cancel()
+
+
+def _segment(
+    options: SyncOptions,
+    source: Any,
+    target: Target,
+    pipeline: Any,
+    report: SyncReport,
+    clock: float,
+    committed: _Committed,
+    privacy: Privacy,
+) -> SyncResult | None:
+    """Stage, load, views, publish one segment; the run's result once no work is left."""
+    run = report.checkpoints
+    result = None
+    staging = time.monotonic()
+    with target.stage():
+        committed.staging = time.monotonic() - staging  # a copy of the file: grows with it
+        with target.kept_open(pipeline):
+            if not run.continuing:
+                with Warehouse.of(pipeline) as wh:
+                    committed.before = 0 if options.full_refresh else wh.count("calls")
+                    bind_privacy(wh, privacy, options.full_refresh)  # before anything loads
+                    if options.full_refresh:
+                        drop_views(wh)  # Postgres refuses to drop tables that views depend on
+            unmark_published(Path(pipeline.working_dir), target)
+            load(pipeline, source, options, refresh=not run.continuing)
+            with Warehouse.of(pipeline) as wh:
+                if not run.continuing or not run.more:
+                    apply_views(wh)
+                remember_privacy(wh, privacy)
+                committed.inserted = max(wh.count("calls") - committed.before, 0)
+                if not run.more or run.stopping:  # the last segment: the run's row with it
+                    result = _final(options, report, clock, committed)
+                    wh.record_run(run_row(result))
+        target.publish()
+    return result
+
+
+def _final(
+    options: SyncOptions, report: SyncReport, clock: float, committed: _Committed
+) -> SyncResult:
+    """The run's result, written with its last segment: done, or stopped (SIGTERM) with work
+    left for the next run."""
+    run = report.checkpoints
+    code, error = _loaded_exit_code(options, report), None
+    if run.more or run.stopping:
+        code, error = explain(Interrupted(signal.SIGTERM))
+        error = _committed_line(error, run.committed + 1, committed.inserted)
+    return SyncResult(
+        code,
+        report,
+        time.monotonic() - clock,
+        mode=options.mode,
+        inserted=committed.inserted,
+        updated=max(len(report.calls) - committed.inserted, 0),
+        pending=report.pending_calls + report.pending_transcripts,
+        error=error,
+        checkpoints=run.committed + 1,
+    )
+
+
+def _committed_line(line: str, checkpoints: int, inserted: int) -> str:
+    """A stopped run's one line, saying what it committed."""
+    return line.replace(
+        "nothing of this run was published, the next run completes it",
+        f"{checkpoints} checkpoint(s) of this run were committed ({inserted} new calls); "
+        "the next run goes on from the last",
+    )
 
 
 def _loaded_exit_code(options: SyncOptions, report: SyncReport) -> int:
@@ -280,9 +393,10 @@ def loader_file_format(pipeline: Any) -> str:
     return str(caps.preferred_loader_file_format)
 
 
-def load(pipeline: Any, source: Any, options: SyncOptions) -> None:
+def load(pipeline: Any, source: Any, options: SyncOptions, refresh: bool = True) -> None:
+    """One dlt load; a full refresh drops the tables in its first load only (`refresh`)."""
     file_format = loader_file_format(pipeline)
-    if options.full_refresh:
+    if options.full_refresh and refresh:
         pipeline.run(source, refresh="drop_sources", loader_file_format=file_format)
     else:
         pipeline.run(source, loader_file_format=file_format)
@@ -327,6 +441,7 @@ def run_row(result: SyncResult) -> dict[str, Any]:
         "drift_found": drift_found(report),
         "drift_repaired": sum(report.audit.repaired.values()),
         "recordings": report.recordings,
+        "checkpoints": result.checkpoints,
     }
 
 

@@ -195,3 +195,18 @@ def align_working_folder(workdir: Path, target: Target) -> None:
 
 def mark_published(workdir: Path, target: Target) -> None:
     (workdir / "neuron_target").write_text(target.identity, encoding="utf-8")
+
+
+def unmark_published(workdir: Path, target: Target) -> None:
+    """Before a load into a staged copy: until it is published, the folder is not in step."""
+    if target.staged:
+        (workdir / "neuron_target").unlink(missing_ok=True)
+
+
+def drop_loaded_packages(workdir: Path) -> None:
+    """dlt keeps every loaded package (a clear copy of every row); recovery needs none of them:
+    the state is in the working folder and in the warehouse."""
+    loaded = workdir / "load" / "loaded"
+    if loaded.is_dir():
+        for package in loaded.iterdir():
+            shutil.rmtree(package, ignore_errors=True)

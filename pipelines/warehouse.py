@@ -55,6 +55,7 @@ RUN_COLUMNS: dict[str, str] = {
     "drift_found": "bigint",
     "drift_repaired": "bigint",
     "recordings": "bigint",
+    "checkpoints": "bigint",
 }
 STATUS_COLUMNS = [
     "started_at",
@@ -71,6 +72,7 @@ STATUS_COLUMNS = [
     "requests",
     "retries",
     "seconds",
+    "checkpoints",
 ]
 
 

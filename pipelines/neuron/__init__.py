@@ -59,6 +59,7 @@ def neuron_source(
     timeout_seconds: float = settings.DEFAULT_TIMEOUT_SECONDS,
     max_requests_per_second: float | None = None,
     audit_days: int = settings.DEFAULT_AUDIT_DAYS,
+    checkpoint_seconds: float = settings.DEFAULT_CHECKPOINT_SECONDS,
     backfill_from: str | None = None,
     backfill_to: str | None = None,
     filters: dict[str, str] | None = None,
@@ -91,6 +92,8 @@ def neuron_source(
 
     `pii` (`keep` or `pseudonymize`, with `pii_key`) is what the rows hold; a `privacy` given
     (the runner's, which knows the warehouse's erased contacts) wins over those settings.
+    Given a `report` (the runner's), a load stops listing after `checkpoint_seconds` and leaves
+    the rest of its windows to the next load (`report.checkpoints.more`).
     """
     tables.ask_dlt_for_row_ids()
     _check_numbers(max_concurrency, lookback_minutes, pending_max_days, audit_days)
@@ -122,6 +125,8 @@ def neuron_source(
     run_report: SyncReport = report if report is not None else SyncReport()
     if on_progress is not None:  # a retry note redraws the progress line at once
         run_report.stats.on_waiting = lambda: on_progress(run_report)
+    if report is not None and not recordings_only:  # the caller loads segment after segment
+        run_report.checkpoints.interval = _checkpoint_seconds(checkpoint_seconds)
 
     def client() -> NeuronClient:
         return neuron_client(
@@ -204,6 +209,15 @@ def _check_numbers(
         )
 
 
+def _checkpoint_seconds(value: float) -> float:
+    if not 0 < value <= settings.MAX_CHECKPOINT_SECONDS:
+        raise ConfigError(
+            f"checkpoint_seconds must be above 0 and at most {settings.MAX_CHECKPOINT_SECONDS:g} "
+            f"(SOURCES__NEURON__CHECKPOINT_SECONDS), got {value:g}"
+        )
+    return float(value)
+
+
 def _check_client_settings(
     max_attempts: int, timeout_seconds: float, max_requests_per_second: float | None
 ) -> None:
@@ -262,8 +276,8 @@ def calls_resource(
         state = dlt.current.source_state()
         async with make_client() as client:
             client.limiter.recall(state.get("rate_limit"))
-            plan.api_now = await client.clock()  # its today is the audit's
-            plan_window(state, plan, start_date)
+            plan.api_now = await client.clock()  # its today is the window's end and the audit's
+            plan_window(state, plan, start_date, report.checkpoints)
             audit = None
             if warehouse is not None and plan.audit_from and plan.audit_to:
                 audit = DayAudit(

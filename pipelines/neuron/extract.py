@@ -18,18 +18,20 @@ the previous state untouched. Layout (`dlt.current.source_state()`):
              again with the same fingerprint (`rows.fingerprint` of the call as loaded), a call
              is not fetched again. `null` instead of a fingerprint: never fetched again by the
              lookback (a call that expired from the pending set).
+    walks:   the windows listed newest first, and how far down (`progress.Walk`)
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pendulum
 
+from . import settings
 from .client import (
     NeuronClient,
     NotFoundError,
@@ -46,6 +48,7 @@ from .model import (
     SyncPlan,
     SyncReport,
 )
+from .progress import Walk, plan_window, save_walks, walks_of
 from .recordings import Archiver, RecordingFailed
 from .rows import (
     Row,
@@ -77,27 +80,6 @@ def iso(moment: pendulum.DateTime) -> str:
     return iso_utc(moment)
 
 
-def plan_window(
-    state: dict[str, Any], plan: SyncPlan, start_date: pendulum.DateTime | None
-) -> None:
-    """An incremental run lists from the cursor minus the lookback (or the start date) to now,
-    and audits the last `audit_days` UTC days; the first run loads everything, so no audit."""
-    if not plan.incremental:
-        return
-    cursor = parse_timestamp(state.get("cursor"))
-    plan.start = cursor - plan.lookback if cursor else start_date
-    plan.end = plan.api_clock
-    if cursor is None or plan.audit_days <= 0:
-        return
-    today = plan.api_clock.date()  # the API's today
-    first = today - dt.timedelta(days=plan.audit_days - 1)
-    if start_date is not None:  # only whole days after the start date: none was loaded before
-        midnight = start_date.time() == dt.time(0)
-        first = max(first, start_date.date() + dt.timedelta(days=0 if midnight else 1))
-    if first <= today:
-        plan.audit_from, plan.audit_to = first, today
-
-
 async def extract_calls(
     client: NeuronClient,
     state: dict[str, Any],
@@ -108,10 +90,18 @@ async def extract_calls(
     audit: AuditStep | None = None,
     archiver: Archiver | None = None,
 ) -> AsyncIterator[Batch]:
+    """One segment: the open walks until they are done or the segment's deadline passes (then
+    the calls listed so far are fetched, and the walks keep their place for the next segment),
+    the pending set, then the audit, which only a segment that finished every walk runs."""
+    started = time.monotonic()
+    if plan.opened is None:  # a plan made without `plan_window`: its window as it stands
+        plan_window(state, plan, plan.start, report.checkpoints)
     sync = CallSync(state, plan, report, on_progress)
     fan_out = FanOut(lambda job: fetch_call(client, job, archiver, plan), concurrency)
     ahead = None
-    if audit is not None and plan.lists:
+    first = not report.checkpoints.continuing
+    if audit is not None and plan.lists and len(sync.walks) <= 1 and first:
+        # beside the run's own window only: a segment going on with history may end before it
         ahead = asyncio.create_task(_look_ahead(audit, sync.answered))
     try:
         if plan.lists:
@@ -119,9 +109,8 @@ async def extract_calls(
             async for batch in fan_out.batches(sync.listed_jobs(client), sync.apply):
                 yield batch
                 sync.progress()
-        if audit is not None:
-            if ahead is not None:
-                await ahead
+        if audit is not None and not (report.checkpoints.more or report.checkpoints.stopping):
+            await (ahead if ahead is not None else audit.look_ahead())
             async for batch in fan_out.batches(audit.jobs(sync.loaded), sync.apply):
                 yield batch
                 sync.progress()
@@ -130,6 +119,7 @@ async def extract_calls(
             ahead.cancel()
             await asyncio.gather(ahead, return_exceptions=True)
     sync.advance_cursor()
+    report.checkpoints.fetching = time.monotonic() - started
 
 
 async def _look_ahead(audit: AuditStep, answered: asyncio.Event) -> None:
@@ -232,7 +222,9 @@ class FanOut:
     async def batches(
         self, jobs: AsyncIterator[Job], apply: Callable[[Fetched, Batch], None]
     ) -> AsyncIterator[Batch]:
-        queue: asyncio.Queue[Job | None] = asyncio.Queue(self.workers * 4)
+        # two jobs a worker: enough to keep them fed across a list page, and little to finish
+        # when a checkpoint's deadline stops the lister
+        queue: asyncio.Queue[Job | None] = asyncio.Queue(self.workers * 2)
         results: asyncio.Queue[Any] = asyncio.Queue(BATCH_ROWS * 2)
         runner = asyncio.create_task(self._run(jobs, queue, results))
         try:
@@ -323,48 +315,115 @@ class CallSync:
         # list-visible fields of the calls loaded this run in the audit window; None: erased
         self.loaded: dict[str, Row | None] = {}
         self.answered = asyncio.Event()  # set once the list has answered
+        run = report.checkpoints
+        self.open_walks = walks_of(state)
+        # a sync goes on with every open walk, a backfill with the one it opened
+        self.walks = [w for w in self.open_walks if plan.incremental or w.opened == plan.opened]
+        seconds = run.seconds()
+        self.deadline = time.monotonic() + seconds if seconds is not None else None
+        self.taken = 0  # calls listed this segment
 
     def progress(self) -> None:
         if self.on_progress:
             self.on_progress(self.report)
 
     async def listed_jobs(self, client: NeuronClient) -> AsyncIterator[Job]:
-        seen: set[str] = set()
-        async for page in client.iter_calls(self.plan.list_params()):
-            self.answered.set()
-            self.report.pages += 1
-            for item in page:
-                job = self._listed(item, seen)
-                if job is not None:
-                    yield job
-            self.progress()
+        """The jobs of every walk this segment may go on with, newest calls first; the pending
+        calls the run has not listed once a walk is done (once per run)."""
+        run = self.report.checkpoints
+        run.more = False
+        for walk in list(self.walks):
+            async for job in self._walk_jobs(client, walk):
+                yield job
+            if run.more:
+                return
+            self.open_walks.remove(walk)
+            save_walks(self.state, self.open_walks)
+            async for job in self._repoll():
+                yield job
         self.answered.set()
+        async for job in self._repoll():
+            yield job
+
+    async def _repoll(self) -> AsyncIterator[Job]:
+        """The pending calls not listed this run, once per run."""
+        run = self.report.checkpoints
+        if run.repolled:
+            return
+        run.repolled = True
         if self.plan.recordings_only:
             return  # the window is the window: a pending call it did not list waits for a sync
         for call_id in list(self.pending):
-            if call_id not in seen:
+            if call_id not in run.seen:
                 yield Job(call_id, Purpose.PENDING)
 
-    def _listed(self, item: Row, seen: set[str]) -> Job | None:
+    async def _walk_jobs(self, client: NeuronClient, walk: Walk) -> AsyncIterator[Job]:
+        """One walk's window, page by page with its `to` fixed; stops at the deadline between
+        two calls, the walk then ends at the last call listed (`report.checkpoints.more`)."""
+        clock, offset = time.monotonic(), 0
+        params: dict[str, Any] = {**walk.params(), "limit": settings.PAGE_SIZE}
+        try:
+            while True:
+                if self._past_deadline():
+                    return
+                page = await client.list_calls({**params, "offset": offset})
+                self.answered.set()
+                self.report.pages += 1
+                data, total = page["data"], page.get("total")
+                offset += len(data)
+                if total is not None:
+                    walk.left = max(total - offset, 0)
+                for item in data:
+                    if self._past_deadline():
+                        return
+                    if walk.take(item) and (job := self._listed(item, walk)) is not None:
+                        yield job
+                save_walks(self.state, self.open_walks)
+                self.progress()
+                last = offset >= total if total is not None else len(data) < settings.PAGE_SIZE
+                if not data or last:
+                    return
+        finally:
+            walk.seconds += time.monotonic() - clock
+            save_walks(self.state, self.open_walks)
+
+    def _past_deadline(self) -> bool:
+        """The segment's deadline passed: no new call is listed (the work is left for later).
+        A segment lists a page's worth at least, so that a slow API still gets through; a run
+        asked to stop lists nothing more."""
+        if self.report.checkpoints.stopping:
+            self.report.checkpoints.more = True
+            return True
+        if self.deadline is None or self.taken < settings.PAGE_SIZE:
+            return False
+        if time.monotonic() < self.deadline:
+            return False
+        self.report.checkpoints.more = True
+        return True
+
+    def _listed(self, item: Row, walk: Walk) -> Job | None:
         call_id = item.get("id")
         if not isinstance(call_id, str) or not call_id:
             self.report.skipped_invalid += 1
             return None
+        seen = self.report.checkpoints.seen
         if call_id in seen:
             return None
         seen.add(call_id)
+        self.taken += 1
         if self.plan.privacy.suppressed(item):
             return None  # an erased contact's call: never fetched, never loaded
         self.report.listed += 1
         started = parse_timestamp(item.get("started_at"))
-        if started is not None and (self.newest is None or started > self.newest):
+        moves_cursor = self.plan.incremental and walk.moves_cursor
+        if moves_cursor and started is not None and (self.newest is None or started > self.newest):
             self.newest = started
         pending = call_id in self.pending
-        if self.plan.incremental and not pending and self._unchanged(call_id, item):
+        if moves_cursor and not pending and self._unchanged(call_id, item):
             return None  # final, and listed as it was loaded: nothing to fetch
         # new for sure: past the cursor of an incremental run (else it may be loaded)
         past_cursor = self.old_cursor is None or started is None or started > self.old_cursor
-        new = self.plan.incremental and past_cursor and not pending
+        new = moves_cursor and past_cursor and not pending
         return Job(call_id, Purpose.LISTED, item, new)
 
     def _unchanged(self, call_id: str, item: Row) -> bool:
@@ -506,7 +565,8 @@ class CallSync:
                 self.report.expired.append(call_id)
 
     def advance_cursor(self) -> None:
-        """Move the cursor to the newest call listed, and forget final ids out of the lookback."""
+        """Move the cursor to the newest call listed (its segment commits every call above the
+        walks left open), and forget final ids out of the lookback."""
         if not self.plan.incremental:
             return
         cursor = self.old_cursor

@@ -10,10 +10,11 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pendulum
 
+from . import settings
 from .client import APIConnectionError, ClientStats, RateLimitError, ResponseError, ServerError
 from .pii import Privacy
 from .rows import Row, iso_utc
@@ -49,6 +50,8 @@ class SyncPlan:
     def api_clock(self) -> pendulum.DateTime:
         """The API's now (the pipeline's until it answered): the list's end, the audit's today."""
         return self.api_now or self.now
+
+    opened: str | None = None  # the run's tag on the windows it opened (`progress.Walk`)
 
     def list_params(self) -> dict[str, str]:
         params = dict(self.filters)
@@ -98,6 +101,52 @@ class AuditReport:
 
 
 @dataclass
+class Checkpoints:
+    """A run's segments: each one dlt load of what was fetched until its deadline.
+
+    Shared by the runner (which loads and publishes each segment) and the extract (which stops
+    listing at the deadline and says whether work is left). On DuckDB each segment works on a
+    fresh copy of the file, a cost that grows with the file: the interval stretches so that
+    copying stays under `settings.CHECKPOINT_STAGING_SHARE` of the run.
+    """
+
+    interval: float | None = None  # SOURCES__NEURON__CHECKPOINT_SECONDS; None: no deadline
+    committed: int = 0  # segments loaded (and published) so far in this run
+    committed_calls: int = 0  # calls in the warehouse's rows committed by those segments
+    more: bool = False  # the last segment stopped at its deadline with work left
+    opened: str | None = None  # the run's first segment's clock: tags the windows it opened
+    audits: bool = False  # the run audits (decided by its first segment)
+    repolled: bool = False  # the pending set was polled again this run
+    seen: set[str] = field(default_factory=set)  # calls listed this run
+    cost: float = 0.0  # seconds spent committing segments (all but their fetching)
+    staging: float = 0.0  # seconds the last segment spent copying the file (DuckDB)
+    fetching: float = 0.0  # seconds the current segment's extract took
+    last_fetching: float = 0.0  # seconds the last committed segment's extract took
+    stopping: bool = False  # asked to stop (SIGTERM): this segment is the last one committed
+    grace: Any = None  # the timer that stops the run at once if it does not stop in time
+
+    def seconds(self) -> float | None:
+        """The next segment's length: the interval, stretched when staging is slow."""
+        if self.interval is None:
+            return None
+        share = settings.CHECKPOINT_STAGING_SHARE
+        return max(self.interval, self.staging * (1 - share) / share)
+
+    def commit(self, seconds: float, calls: int, staging: float) -> None:
+        """A segment was committed after `seconds` (its fetching, and committing it), of which
+        `staging` went to copying the file."""
+        self.committed += 1
+        self.committed_calls = calls
+        self.cost += max(seconds - self.fetching, 0.0)
+        self.staging = staging
+        self.last_fetching, self.fetching = self.fetching, 0.0
+
+    @property
+    def continuing(self) -> bool:
+        return self.committed > 0
+
+
+@dataclass
 class SyncReport:
     """Counters of one run, read by the CLI's summary."""
 
@@ -117,6 +166,7 @@ class SyncReport:
     skipped_invalid: int = 0
     stats: ClientStats = field(default_factory=ClientStats)  # requests, retries, 429s
     audit: AuditReport = field(default_factory=AuditReport)
+    checkpoints: Checkpoints = field(default_factory=Checkpoints)
 
 
 class PendingReason(Enum):

@@ -26,6 +26,13 @@ FINAL_STATUSES = frozenset({"completed", "failed"})
 DEFAULT_LOOKBACK_MINUTES = 60  # re-read the list this far behind the cursor, for late arrivals
 DEFAULT_MAX_CONCURRENCY = 32  # requests in flight at once
 DEFAULT_PENDING_MAX_DAYS = 7  # re-poll a non-final call this long after first seeing it pending
+# A run commits what it fetched (a dlt load, published on DuckDB) at least this often; a stop
+# loses at most the work since the last commit. On DuckDB each commit copies the file (a cost that
+# grows with it): the interval stretches so that copying stays under CHECKPOINT_STAGING_SHARE of
+# the run (docs/checkpoints.md).
+DEFAULT_CHECKPOINT_SECONDS = 60.0
+MAX_CHECKPOINT_SECONDS = 300.0
+CHECKPOINT_STAGING_SHARE = 0.05
 
 DEFAULT_MAX_ATTEMPTS = 6  # per request, including the first
 DEFAULT_TIMEOUT_SECONDS = 30.0

@@ -1,0 +1,183 @@
+"""How far a listing has come: windows walked newest first, committed in checkpoints.
+
+`GET /calls` lists newest first by offset. A window (`from`..`to`, both inclusive) is walked with
+its `to` fixed, so calls dialled meanwhile (above `to`) shift no offset. As items go by, the walk
+keeps its boundary: `end`, the `started_at` of the last call listed, and `done`, the ids listed
+at that very second. Every call above `end`, and those ids at it, are listed; the rest of the
+window is `start`..`end` without `done`. dlt commits the walk with the rows of the calls it
+describes (the source state), so after a stop the next segment, or the next run, lists exactly
+what is left: nothing twice, nothing skipped, also when many calls share the boundary second.
+
+State layout (`walks` in the source state), oldest opened first:
+    {"kind": "history" | "backfill", "start": ISO | None, "end": ISO, "done": [ids],
+     "top": ISO (the window's `to` when opened), "filters": {...}, "opened": ISO (the run),
+     "listed": calls listed so far, "left": calls left at the last page (the list's `total`
+     minus what was listed of it), "seconds": time spent listing}
+`plan_window` opens the run's own window as a walk. `history` walks belong to the sync (the
+first sync, a full refresh, an incremental window cut by a checkpoint); `backfill` walks to a
+window a user asked for, which any later sync finishes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pendulum
+
+from .model import Checkpoints, SyncPlan
+from .rows import Row, iso_utc, parse_timestamp
+
+WALKS = "walks"  # the key of the walks in the source state
+HISTORY, BACKFILL = "history", "backfill"
+
+
+@dataclass
+class Walk:
+    """One window, listed newest first, and how far down it is listed."""
+
+    kind: str
+    start: str | None
+    end: str
+    top: str
+    opened: str
+    filters: dict[str, str] = field(default_factory=dict)
+    done: list[str] = field(default_factory=list)
+    listed: int = 0
+    left: int | None = None
+    seconds: float = 0.0
+
+    @classmethod
+    def open(
+        cls,
+        kind: str,
+        start: pendulum.DateTime | None,
+        end: pendulum.DateTime,
+        opened: pendulum.DateTime,
+        filters: dict[str, str] | None = None,
+    ) -> Walk:
+        top, bottom = iso_utc(end), iso_utc(start) if start else None
+        return cls(kind, bottom, top, top, iso_utc(opened), filters or {})
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> Walk:
+        return cls(**entry)
+
+    def params(self) -> dict[str, str]:
+        """The list's parameters for what is left: `to` is the boundary second, inclusive."""
+        params = dict(self.filters)
+        if self.start is not None:
+            params["from"] = self.start
+        params["to"] = self.end
+        return params
+
+    def take(self, item: Row) -> bool:
+        """Move the boundary past one listed item; False when it was listed before (an id done
+        at the boundary second) or lies above the window. An item above the boundary but in the
+        window (a list not quite newest first) is listed; the boundary only moves down."""
+        started = parse_timestamp(item.get("started_at"))
+        call_id = item.get("id")
+        if started is None or not isinstance(call_id, str):
+            return True  # cannot be placed: listed, the boundary stays
+        end = _moment(self.end)
+        if started > _moment(self.top) or (started == end and call_id in self.done):
+            return False
+        if started < end:
+            self.end, self.done = iso_utc(started), []
+        if started == _moment(self.end):
+            self.done.append(call_id)
+        self.listed += 1
+        if self.left is not None:
+            self.left = max(self.left - 1, 0)
+        return True
+
+    @property
+    def moves_cursor(self) -> bool:
+        return self.kind == HISTORY
+
+
+def plan_window(
+    state: dict[str, Any],
+    plan: SyncPlan,
+    start_date: pendulum.DateTime | None,
+    run: Checkpoints | None = None,
+) -> None:
+    """The run's own window, opened as a walk in the state by its first segment: an incremental
+    run lists from the cursor minus the lookback (or the start date) to now and audits the last
+    `audit_days` UTC days (the first run loads everything, so no audit); a backfill its window.
+    Later segments of the run open nothing: they go on with the walks left in the state."""
+    run = run if run is not None else Checkpoints()
+    if not run.continuing:
+        run.opened = iso_utc(plan.now)
+    plan.opened = run.opened
+    if run.continuing:
+        plan.start = plan.end = None
+        if run.audits:
+            _plan_audit(plan, start_date)
+        return
+    if plan.incremental:
+        cursor = parse_timestamp(state.get("cursor"))
+        plan.start = cursor - plan.lookback if cursor else start_date
+        plan.end = plan.api_clock
+        run.audits = cursor is not None and plan.audit_days > 0
+        if run.audits:
+            _plan_audit(plan, start_date)
+    if plan.lists:
+        kind = HISTORY if plan.incremental else BACKFILL
+        end = min(plan.end or plan.api_clock, plan.api_clock)
+        if plan.start is None or plan.start <= end:
+            opened = Walk.open(kind, plan.start, end, plan.now, plan.filters)
+            save_walks(state, [opened, *walks_of(state)])
+
+
+def _plan_audit(plan: SyncPlan, start_date: pendulum.DateTime | None) -> None:
+    today = plan.api_clock.date()  # the API's today
+    first = today - dt.timedelta(days=plan.audit_days - 1)
+    if start_date is not None:  # only whole days after the start date: none was loaded before
+        midnight = start_date.time() == dt.time(0)
+        first = max(first, start_date.date() + dt.timedelta(days=0 if midnight else 1))
+    if first <= today:
+        plan.audit_from, plan.audit_to = first, today
+
+
+def _moment(value: str) -> pendulum.DateTime:
+    moment = parse_timestamp(value)
+    assert moment is not None, value
+    return moment
+
+
+def walks_of(state: dict[str, Any]) -> list[Walk]:
+    return [Walk.of(entry) for entry in state.get(WALKS, [])]
+
+
+def save_walks(state: dict[str, Any], walks: list[Walk]) -> None:
+    """The walks still open, in the state (none: the key is dropped)."""
+    if walks:
+        state[WALKS] = [asdict(walk) for walk in walks]
+    else:
+        state.pop(WALKS, None)
+
+
+def describe(walk: Walk) -> str:
+    """One line of `status` about an open walk: how far back, how many so far, what is left."""
+    window = f"{_day(walk.start) if walk.start else 'the first call'} .. {_day(walk.top)}"
+    what = "history" if walk.kind == HISTORY else "backfill"
+    line = f"{what} {window}: loaded newest first back to {walk.end}, {walk.listed:,} calls so far"
+    if walk.left is not None:
+        line += f"; about {walk.left:,} calls left"
+        if walk.listed > 0 and walk.seconds > 0:
+            line += f", ~{_duration(walk.left * walk.seconds / walk.listed)} at the pace seen"
+    return line
+
+
+def _day(value: str) -> str:
+    return value[:10]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,233 @@
+"""Long syncs keep their progress: real processes stopped mid-run against a rate-limited sandbox.
+
+A first sync commits a checkpoint every CHECKPOINT_SECONDS; stopped by SIGTERM or kill -9 at
+~70%, the next run repeats at most a quarter of the stopped run's work and ends equal to the
+API's truth. Runs a scheduler stops after a fixed time complete the history; an interrupted full
+refresh and an interrupted backfill window go on in the next plain run.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines import runner
+from pipelines.sandbox import Sandbox
+from pipelines.warehouse import Warehouse
+
+from .helpers import assert_matches_truth
+from .procs import run_cli, sandbox_env, sync_args
+
+CALLS = 2000
+RATE = 400  # requests a second: a first sync of CALLS takes ~8 s
+
+
+def details(sandbox: Sandbox) -> int:
+    """Details the sandbox answered (200) since its stats were reset."""
+    return int(sandbox.stats()["by_endpoint_status"]["detail"].get("200", 0))
+
+
+def answered(sandbox: Sandbox) -> int:
+    """Requests the sandbox answered 200 since its stats were reset (429s left out)."""
+    return int(sandbox.stats()["by_status"].get("200", 0))
+
+
+def calls_in(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with duckdb.connect(str(db), read_only=True) as conn:
+        try:
+            return int(conn.execute("select count(*) from neuron.calls").fetchone()[0])  # type: ignore[index]
+        except duckdb.CatalogException:
+            return 0
+
+
+def walks_left(db: Path) -> bool:
+    """Some window is not walked down to its end yet (or nothing is committed at all)."""
+    if not db.exists():
+        return True
+    with Warehouse.duckdb_file(db) as wh:
+        state = wh.source_state()
+    return "cursor" not in state or bool(state.get("walks"))
+
+
+def last_run(db: Path) -> dict[str, Any]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        cursor = conn.execute(
+            "select mode, exit_code, checkpoints, inserted, error from neuron._sync_runs "
+            "order by started_at desc limit 1"
+        )
+        columns = [c[0] for c in cursor.description or []]
+        return dict(zip(columns, cursor.fetchone() or (), strict=True))
+
+
+def start(db: Path, env: dict[str, str], home: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        sync_args(db, *args), cwd=home, env=env, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def wait_for(proc: subprocess.Popen[str], done: Callable[[], bool], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run did not get there in time"
+        time.sleep(0.05)
+
+
+def first_sync_stopped(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path, sig: int
+) -> tuple[Sandbox, Path, dict[str, str], int]:
+    """A first sync stopped by `sig` at ~70% of its details; returns the details it fetched."""
+    sandbox = make_sandbox(calls=CALLS, rate_limit=RATE)
+    db = tmp_path / "calls.duckdb"
+    # kill -9 loses the segment it hits: shorter ones (a SIGTERM'd run commits its own)
+    interval = "1" if sig == signal.SIGTERM else "0.5"
+    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS=interval)
+    proc = start(db, env, tmp_path)
+    wait_for(proc, lambda: details(sandbox) >= CALLS * 0.35)
+    seen = calls_in(db)  # a reader mid-run sees what is committed
+    assert seen > 0, "nothing committed at 35% of a first sync"
+    wait_for(proc, lambda: details(sandbox) >= CALLS * 0.7)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    code = runner.EXIT_SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert calls_in(db) >= seen
+    return sandbox, db, env, details(sandbox)
+
+
+def resumed(sandbox: Sandbox, db: Path, env: dict[str, str], home: Path, stopped: int) -> None:
+    """The next run goes on: it repeats at most a quarter of the stopped run's details."""
+    sandbox.reset_stats()
+    again = run_cli(home, sync_args(db), sandbox_env(home, sandbox))
+    assert again.returncode == runner.EXIT_OK, again.stderr
+    repeated = stopped + details(sandbox) - CALLS
+    assert repeated <= stopped / 4, (repeated, stopped)
+    assert_matches_truth(db, sandbox.truth())
+
+
+def test_sigterm_at_70_percent_keeps_the_checkpoints(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox, db, env, stopped = first_sync_stopped(make_sandbox, tmp_path, signal.SIGTERM)
+    row = last_run(db)
+    assert row["exit_code"] == runner.EXIT_SIGTERM and row["checkpoints"] > 0, row
+    assert row["inserted"] == calls_in(db) > 0, row
+    status = run_cli(tmp_path, [*sync_args(db)[:3], "status", "--duckdb", str(db)])
+    progress = [line for line in status.stdout.splitlines() if line.startswith("progress")]
+    assert len(progress) == 1 and "loaded newest first back to" in progress[0], status.stdout
+    assert "calls left" in progress[0], status.stdout
+    resumed(sandbox, db, env, tmp_path, stopped)
+
+
+def test_kill_9_at_70_percent_keeps_the_checkpoints(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox, db, env, stopped = first_sync_stopped(make_sandbox, tmp_path, signal.SIGKILL)
+    assert calls_in(db) > CALLS // 3
+    resumed(sandbox, db, env, tmp_path, stopped)
+
+
+def stopped_after(
+    seconds: float, sandbox: Sandbox, db: Path, env: dict[str, str], home: Path, *args: str
+) -> int:
+    """One run a scheduler stops (SIGTERM) `seconds` after its first request (the clock starts
+    there: imports take seconds on a loaded machine), or that ends before; its exit code."""
+    proc = start(db, env, home, *args)
+    wait_for(proc, lambda: sandbox.stats()["total"] > 0 or proc.poll() is not None)
+    try:
+        proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    # -SIGTERM: the signal came as the run was exiting, done (the interpreter's shutdown)
+    assert proc.returncode in (runner.EXIT_OK, runner.EXIT_SIGTERM, -signal.SIGTERM)
+    return proc.returncode
+
+
+def test_runs_stopped_after_a_fixed_time_complete_the_history(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(calls=1000, rate_limit=RATE)
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    started = time.monotonic()
+    once = run_cli(whole, sync_args(whole / "calls.duckdb"), sandbox_env(whole, sandbox))
+    assert once.returncode == runner.EXIT_OK, once.stderr
+    one_run, one_run_requests = time.monotonic() - started, answered(sandbox)
+    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="0.5")
+    db = tmp_path / "calls.duckdb"
+    runs, requests = 0, 0
+    while runs == 0 or walks_left(db):
+        sandbox.reset_stats()
+        # stopped after a third of an uninterrupted run (start-up included), from the first request
+        stopped_after(max(one_run / 3, 2.0), sandbox, db, env, tmp_path)
+        runs, requests = runs + 1, requests + answered(sandbox)
+        assert runs < 12, f"the history never completed ({calls_in(db)} calls loaded)"
+    assert runs > 1, "no run was stopped: the test proves nothing"
+    assert_matches_truth(db, sandbox.truth())
+    assert requests <= 1.25 * one_run_requests, (requests, one_run_requests, runs)
+
+
+def test_an_interrupted_full_refresh_goes_on_in_the_next_run(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(calls=CALLS, rate_limit=RATE)
+    db = tmp_path / "calls.duckdb"
+    assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox)).returncode == 0
+    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
+    sandbox.reset_stats()
+    proc = start(db, env, tmp_path, "--full-refresh")
+    wait_for(proc, lambda: 0 < calls_in(db) < CALLS)  # dropped, and a checkpoint committed
+    wait_for(proc, lambda: details(sandbox) >= CALLS / 2)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    row = last_run(db)
+    assert row["mode"] == "full-refresh" and row["checkpoints"] > 0, row
+    kept, fetched = calls_in(db), details(sandbox)
+    sandbox.reset_stats()
+    # a plain sync: no table dropped again
+    again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))
+    assert again.returncode == runner.EXIT_OK, again.stderr
+    assert fetched + details(sandbox) - CALLS <= fetched / 4, "the refresh started over"
+    assert calls_in(db) >= kept
+    assert_matches_truth(db, sandbox.truth())
+
+
+def test_an_interrupted_backfill_goes_on_in_the_next_run(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(calls=CALLS, rate_limit=RATE)
+    db = tmp_path / "calls.duckdb"
+    assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox)).returncode == 0
+    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
+    sandbox.reset_stats()
+    assert run_cli(tmp_path, sync_args(db), env).returncode == runner.EXIT_OK
+    plain = details(sandbox)  # what a plain run fetches anyway (lookback, pending, audit)
+    first, last = "2026-10-05T00:00:00Z", "2026-10-25T00:00:00Z"
+    in_window = sum(first <= c["started_at"] <= last for c in sandbox.truth()["calls"])
+    sandbox.reset_stats()
+    proc = start(db, env, tmp_path, "--from", first, "--to", last)
+    wait_for(proc, lambda: details(sandbox) >= in_window / 2)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    row = last_run(db)
+    assert row["mode"] == "backfill" and row["checkpoints"] > 0, row
+    fetched = details(sandbox)
+    sandbox.reset_stats()
+    # a plain sync finishes the backfill unasked
+    again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))
+    assert again.returncode == runner.EXIT_OK, again.stderr
+    # the rest of the window is fetched again (a backfill re-reads it), and no more than that
+    assert in_window <= fetched + details(sandbox) <= in_window + fetched / 4 + plain
+    assert not walks_left(db)
+    assert_matches_truth(db, sandbox.truth())
