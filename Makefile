@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # the extras installed: `make install EXTRAS=postgres` for a lean one (the tests need them all)
-EXTRAS ?= dev,sandbox,postgres,s3,report,pii
+EXTRAS ?= dev,sandbox,postgres,s3,report,pii,dagster
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 

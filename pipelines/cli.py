@@ -125,6 +125,13 @@ def _add_sync(commands: Any) -> None:
         action="store_true",
         help="forget the cursor and pending set, drop the tables, reload everything",
     )
+    sync.add_argument(
+        "--resources",
+        metavar="NAMES",
+        help="load only these of the source's resources, comma-separated: calls (with "
+        "deleted_calls), transcripts (with segments and speaker sentiment; needs calls), "
+        "recordings (default: all)",
+    )
     sync.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sync.set_defaults(func=cmd_sync)
 
@@ -359,11 +366,22 @@ def cmd_sync(args: argparse.Namespace) -> int:
         backfill_to=args.backfill_to,
         filters={key: value for key, value in named.items() if value},
         full_refresh=args.full_refresh,
+        resources=_resources(args.resources),
     )
     result = _run(options)
     if result.loaded and (written := report.after_sync(lambda: open_warehouse(args))):
         print(f"report       {written}")
     return result.exit_code
+
+
+def _resources(names: str | None) -> tuple[str, ...] | None:
+    """`--resources calls,transcripts` as names (checked with the source's own rules)."""
+    if names is None:
+        return None
+    chosen = tuple(name.strip() for name in names.split(",") if name.strip())
+    if not chosen:
+        raise runner.SyncAborted("--resources needs at least one name, e.g. --resources calls")
+    return chosen
 
 
 def cmd_recordings(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 import dlt
 import pendulum
 
-from .neuron import Privacy, SyncReport, neuron_client, neuron_privacy, neuron_source
+from .neuron import Privacy, SyncReport, SyncRun, neuron_privacy, neuron_settings, run_source
 from .neuron.audit import audit_window
 from .outcomes import (
     EXIT_CONFIG,
@@ -96,6 +96,7 @@ class SyncOptions:
     repair_to: str | None = None
     repair_transcripts: bool = False
     recordings_only: bool = False  # `neuron-calls recordings`: archive the window's recordings
+    resources: tuple[str, ...] | None = None  # the source's resources to load (None: all)
     pipelines_dir: str | None = None  # dlt's default (~/.dlt/pipelines) when None
     pipeline_name: str = PIPELINE_NAME
     source_args: dict[str, Any] = field(default_factory=dict)  # explicit settings (demo, tests)
@@ -187,24 +188,10 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     try:
         _check(options)
         bound: list[Any] = []  # the pipeline, once made: the audit reads the warehouse through it
-
         privacy = privacy_settings(options)
 
         def source() -> Any:
-            return neuron_source(
-                privacy=privacy,
-                backfill_from=options.backfill_from,
-                backfill_to=options.backfill_to,
-                filters=options.filters or None,
-                repair_from=options.repair_from,
-                repair_to=options.repair_to,
-                repair_transcripts=options.repair_transcripts,
-                recordings_only=options.recordings_only,
-                warehouse=DatasetReader(lambda: Warehouse.of(bound[0])),
-                report=report,
-                on_progress=progress,
-                **options.source_args,
-            )
+            return build_source(options, report, progress, bound, privacy)
 
         first = source()  # the settings are checked here, before the lock
         target = target_of(options)
@@ -213,6 +200,38 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
             return _locked_run(options, [first], source, target, pipeline, report, clock, privacy)
     except BaseException as exc:  # noqa: BLE001 - refused or failed before the run began
         return _failed(exc, options.mode, report, clock)
+
+
+def build_source(
+    options: SyncOptions,
+    report: SyncReport,
+    progress: Any,
+    bound: list[Any],
+    privacy: Privacy | None = None,
+) -> Any:
+    """The run's dlt source: the settings (explicit `source_args` first, then dlt's config), the
+    run's mode, and the resources selected; the audit reads the pipeline `bound` holds. The
+    runner loads it segment after segment: its listing stops after `checkpoint_seconds`."""
+    settings = dict(options.source_args)
+    transport = settings.pop("transport", None)
+    run = SyncRun(
+        backfill_from=options.backfill_from,
+        backfill_to=options.backfill_to,
+        filters=dict(options.filters),
+        repair_from=options.repair_from,
+        repair_to=options.repair_to,
+        repair_transcripts=options.repair_transcripts,
+        warehouse=DatasetReader(lambda: Warehouse.of(bound[0])),
+        report=report,
+        on_progress=progress,
+        transport=transport,
+        privacy=privacy,
+    )
+    config = neuron_settings(**settings)
+    if not options.recordings_only:
+        report.checkpoints.interval = config.checkpoint_seconds
+    resources = ("recordings",) if options.recordings_only else options.resources
+    return run_source(config, run, resources)
 
 
 @contextlib.contextmanager
@@ -241,6 +260,10 @@ def _check(options: SyncOptions) -> None:
         raise SyncAborted(
             "--full-refresh reloads everything: it cannot be combined with --from, --to "
             "or a filter (run those as a separate backfill)"
+        )
+    if options.full_refresh and options.resources:
+        raise SyncAborted(
+            "--full-refresh reloads every table: it cannot be combined with --resources"
         )
 
 
@@ -492,7 +515,8 @@ def api_now(options: SyncOptions) -> pendulum.DateTime:
 
 def _client(options: SyncOptions, report: SyncReport) -> Any:
     settings = {k: v for k, v in options.source_args.items() if k in CLIENT_SETTINGS}
-    return neuron_client(stats=report.stats, **settings)
+    transport = settings.pop("transport", None)
+    return neuron_settings(**settings).client(transport, report.stats)
 
 
 def run_audit(

@@ -47,6 +47,7 @@ from .model import (
     Purpose,
     SyncPlan,
     SyncReport,
+    waits_for_transcript,
 )
 from .progress import Walk, plan_window, save_walks, walks_of
 from .recordings import Archiver, RecordingFailed
@@ -167,8 +168,8 @@ async def fetch_call(
         return fetched
     if archiver is not None and detail.get("recording_url"):
         await _archive(client, archiver, detail, fetched)
-    recordings_only = plan is not None and plan.recordings_only
-    if detail.get("transcript_job_id") and not recordings_only:
+    wanted = plan is None or (plan.transcripts and not plan.recordings_only)
+    if detail.get("transcript_job_id") and wanted:
         await _fetch_transcript(client, fetched)
     return fetched
 
@@ -354,7 +355,7 @@ class CallSync:
         if self.plan.recordings_only:
             return  # the window is the window: a pending call it did not list waits for a sync
         for call_id in list(self.pending):
-            if call_id not in run.seen:
+            if call_id not in run.seen and not self._left_for_transcripts(call_id):
                 yield Job(call_id, Purpose.PENDING)
 
     async def _walk_jobs(self, client: NeuronClient, walk: Walk) -> AsyncIterator[Job]:
@@ -419,12 +420,25 @@ class CallSync:
         if moves_cursor and started is not None and (self.newest is None or started > self.newest):
             self.newest = started
         pending = call_id in self.pending
+        if self._left_for_transcripts(call_id):
+            return None
         if moves_cursor and not pending and self._unchanged(call_id, item):
             return None  # final, and listed as it was loaded: nothing to fetch
         # new for sure: past the cursor of an incremental run (else it may be loaded)
         past_cursor = self.old_cursor is None or started is None or started > self.old_cursor
         new = moves_cursor and past_cursor and not pending
         return Job(call_id, Purpose.LISTED, item, new)
+
+    def _left_for_transcripts(self, call_id: str) -> bool:
+        """A call pending only for its transcript, in a run without transcripts: not fetched,
+        kept pending for the next run with them (counted as a pending transcript)."""
+        entry = self.pending.get(call_id)
+        if self.plan.transcripts or self.plan.recordings_only or entry is None:
+            return False
+        if not waits_for_transcript(entry):
+            return False
+        self.report.pending_transcripts += 1
+        return True
 
     def _unchanged(self, call_id: str, item: Row) -> bool:
         entry = self.recent.get(call_id)

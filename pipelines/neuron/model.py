@@ -40,6 +40,7 @@ class SyncPlan:
     audit_from: dt.date | None = None  # the audited UTC days (None: no audit)
     audit_to: dt.date | None = None
     audit_transcripts: bool = False  # also re-check the stored transcripts of those days
+    transcripts: bool = True  # ask for transcripts (the `transcripts` resource is selected)
     recordings_only: bool = (
         False  # `neuron-calls recordings`: archive recordings, load nothing else
     )
@@ -188,6 +189,12 @@ class PendingReason(Enum):
 WAITING_FOR_TRANSCRIPT = frozenset(
     {PendingReason.TRANSCRIPT_NOT_READY, PendingReason.TRANSCRIPT_NOT_FOUND}
 )
+
+
+def waits_for_transcript(entry: Mapping[str, str]) -> bool:
+    """A pending-set entry of a call that waits only for its transcript (ready, found or
+    fetched): a run without transcripts leaves it for the next run that has them."""
+    return str(entry.get("reason", "")).startswith(PendingReason.TRANSCRIPT_NOT_READY.value)
 
 
 class Purpose(Enum):

@@ -107,7 +107,6 @@ DOCUMENTED_DISPOSITIONS = (
 )
 
 # -- every setting of the source, the one list -------------------------------------------------
-DEFAULT_CHECKPOINT_SECONDS = 60  # a run commits what it fetched at least this often
 DEFAULT_PII = "keep"  # or "pseudonymize"
 
 

@@ -1,0 +1,174 @@
+"""The source's settings, checked in one place, and what one run adds to them.
+
+`NeuronSettings` holds the settings a user sets (`SOURCES__NEURON__*`, `.dlt/config.toml`) and
+checks them when made. `SyncRun` holds what a caller adds for one run: its window, filters or
+repair, the warehouse it audits, its report and progress, a test transport. `neuron_source()`
+runs the default `SyncRun` (incremental); only the runner makes others, so no setting can turn
+a plain source into a backfill or a repair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dlt
+import pendulum
+from dlt.common.configuration.inject import with_config
+from dlt.common.typing import TSecretStrValue
+
+from . import settings
+from .audit import WarehouseReader
+from .client import ConfigError, NeuronClient, check_settings
+from .dates import window_bound
+from .model import SyncPlan, SyncReport
+from .pii import Privacy, privacy_of
+from .rows import to_utc
+
+
+def parse_moment(name: str, value: Any) -> pendulum.DateTime | None:
+    """An ISO 8601 date or timestamp as UTC, None when unset; ConfigError naming `name`."""
+    if value in (None, ""):
+        return None
+    try:
+        return to_utc(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name} {value!r} is not an ISO 8601 date or timestamp, e.g. 2024-01-31T00:00:00Z"
+        ) from None
+
+
+@dataclass(frozen=True)
+class NeuronSettings:
+    """The source's settings (defaults in `settings.py`); a wrong one raises ConfigError."""
+
+    api_key: str = field(default=dlt.secrets.value, repr=False)  # a secret: never printed
+    base_url: str = settings.DEFAULT_BASE_URL
+    start_date: str | None = None
+    lookback_minutes: float = settings.DEFAULT_LOOKBACK_MINUTES
+    max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY
+    pending_max_days: float = settings.DEFAULT_PENDING_MAX_DAYS
+    max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS
+    timeout_seconds: float = settings.DEFAULT_TIMEOUT_SECONDS
+    max_requests_per_second: float | None = None
+    audit_days: int = settings.DEFAULT_AUDIT_DAYS
+    recordings_url: str | None = None
+    checkpoint_seconds: float = settings.DEFAULT_CHECKPOINT_SECONDS
+    pii: str = settings.DEFAULT_PII
+    pii_key: TSecretStrValue | None = field(default=None, repr=False)  # a secret
+    pii_archive_recordings: bool = False
+
+    def __post_init__(self) -> None:
+        check_settings(self.api_key if isinstance(self.api_key, str) else None, self.base_url)
+        if (
+            self.max_concurrency < 1
+            or self.lookback_minutes < 0
+            or self.pending_max_days < 0
+            or self.audit_days < 0
+        ):
+            raise ConfigError(
+                "max_concurrency must be at least 1, lookback_minutes, pending_max_days and "
+                "audit_days at least 0 (SOURCES__NEURON__MAX_CONCURRENCY, ...)"
+            )
+        if (
+            self.max_attempts < 1
+            or self.timeout_seconds <= 0
+            or (self.max_requests_per_second is not None and self.max_requests_per_second <= 0)
+        ):
+            raise ConfigError(
+                "max_attempts must be at least 1, timeout_seconds and max_requests_per_second "
+                "above 0 (SOURCES__NEURON__MAX_ATTEMPTS, ..._TIMEOUT_SECONDS, "
+                "..._MAX_REQUESTS_PER_SECOND)"
+            )
+        if not 0 < self.checkpoint_seconds <= settings.MAX_CHECKPOINT_SECONDS:
+            raise ConfigError(
+                "checkpoint_seconds must be above 0 and at most "
+                f"{settings.MAX_CHECKPOINT_SECONDS:g} (SOURCES__NEURON__CHECKPOINT_SECONDS), "
+                f"got {self.checkpoint_seconds:g}"
+            )
+        self.start  # noqa: B018 - a bad start date fails here, not at extraction
+        self.privacy()  # a bad policy or key fails here too
+
+    def privacy(self) -> Privacy:
+        """The personal data policy these settings ask for (docs/pii.md)."""
+        return privacy_of(self.pii, self.pii_key, self.pii_archive_recordings)
+
+    @property
+    def start(self) -> pendulum.DateTime | None:
+        return parse_moment("start_date (SOURCES__NEURON__START_DATE)", self.start_date)
+
+    def client(self, transport: Any = None, stats: Any = None) -> NeuronClient:
+        """A client with these settings; makes no request."""
+        return NeuronClient(
+            self.api_key,
+            self.base_url,
+            max_concurrency=self.max_concurrency,
+            max_attempts=self.max_attempts,
+            timeout=self.timeout_seconds,
+            max_rps=self.max_requests_per_second,
+            transport=transport,
+            stats=stats,
+        )
+
+
+# dlt resolves the settings it is not given from its config, under sources.neuron
+neuron_settings: Callable[..., NeuronSettings] = with_config(
+    NeuronSettings, sections=("sources", "neuron")
+)
+
+
+@dataclass
+class SyncRun:
+    """What a caller adds to the settings for one run (the runner: `neuron-calls` commands)."""
+
+    backfill_from: str | None = None  # a window on started_at: the cursor stays where it is
+    backfill_to: str | None = None
+    filters: dict[str, str] = field(default_factory=dict)  # the list's own filters
+    repair_from: str | None = None  # `audit --repair`: audit and repair these UTC days only
+    repair_to: str | None = None
+    repair_transcripts: bool = False
+    warehouse: WarehouseReader | None = None  # what the audit compares with; None: no audit
+    report: SyncReport = field(default_factory=SyncReport)
+    on_progress: Callable[[SyncReport], None] | None = None
+    transport: Any = None  # an httpx transport (tests)
+    privacy: Privacy | None = None  # the runner's (it knows the erased contacts); None: settings'
+
+    def plan(self, config: NeuronSettings, recordings_only: bool = False) -> SyncPlan:
+        """This run's plan; ConfigError for a window or a repair that cannot be."""
+        plan = SyncPlan(
+            now=pendulum.now("UTC"),
+            start=window_bound("--from", self.backfill_from),
+            end=window_bound("--to", self.backfill_to, end=True),
+            filters=dict(self.filters),
+            incremental=not (self.backfill_from or self.backfill_to or self.filters),
+            lookback=pendulum.duration(minutes=config.lookback_minutes),
+            pending_max_days=config.pending_max_days,
+            audit_days=config.audit_days if self.warehouse is not None else 0,
+            privacy=self.privacy or config.privacy(),
+        )
+        if plan.start and plan.end and plan.start > plan.end:
+            raise ConfigError(f"--from {self.backfill_from} is after --to {self.backfill_to}")
+        if self.repair_from or self.repair_to:
+            self._plan_repair(plan)
+        if recordings_only:  # only the recordings of calls already loaded
+            plan.recordings_only, plan.incremental, plan.audit_days = True, False, 0
+            plan.transcripts = False
+        return plan
+
+    def _plan_repair(self, plan: SyncPlan) -> None:
+        """A repair run: no list, no cursor; the audit of the UTC days repair_from..repair_to."""
+        first = window_bound("--from", self.repair_from)
+        last = window_bound("--to", self.repair_to, end=True)
+        if first is None or last is None or first > last:
+            raise ConfigError("a repair needs a window: --from and --to, --from not after --to")
+        if not plan.incremental:
+            raise ConfigError("a repair cannot be combined with a backfill window or a filter")
+        if self.warehouse is None:
+            raise ConfigError("a repair needs the warehouse to compare with (no reader given)")
+        plan.incremental = plan.lists = False
+        plan.audit_from, plan.audit_to = first.date(), last.date()  # it stops at the API's now
+        plan.audit_transcripts = self.repair_transcripts
+
+
+__all__ = ["NeuronSettings", "SyncRun", "neuron_settings", "parse_moment"]

@@ -1,0 +1,91 @@
+"""The Dagster definitions in-process against the sandbox: every table equals the truth, the
+views exist, the audit check passes, then fails once the API drifts.
+
+Dagster is imported inside the tests (its import takes seconds), so the other test files'
+workers do not pay for it at collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.sandbox import Sandbox
+from pipelines.views import VIEW_NAMES
+
+from .helpers import assert_matches_truth, query, read_state
+
+SANDBOX_DAY = "2026-11-01"  # the sandbox's today (conftest's SANDBOX_NOW)
+
+
+@pytest.fixture
+def dagster_env(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, Sandbox, Path]:
+    from pipelines import dagster_defs
+
+    sb = make_sandbox(calls=80)
+    monkeypatch.setenv("SOURCES__NEURON__API_KEY", sb.api_key)
+    monkeypatch.setenv("SOURCES__NEURON__BASE_URL", sb.base_url)
+    db = tmp_path / "dagster.duckdb"
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(db))  # dlt's config, as the CLI
+    warehouse = dagster_defs.NeuronWarehouse(
+        pipelines_dir=str(tmp_path / "dlt"), audit_until=SANDBOX_DAY
+    )
+    return warehouse, sb, db
+
+
+def test_assets_load_every_table_and_the_audit_check_sees_drift(
+    dagster_env: tuple[Any, Sandbox, Path],
+) -> None:
+    import dagster as dg
+
+    from pipelines import dagster_defs
+
+    warehouse, sb, db = dagster_env
+    assets = [dagster_defs.neuron_calls, dagster_defs.calls_audit]
+    result = dg.materialize(assets, resources={"warehouse": warehouse})
+    assert result.success
+    assert_matches_truth(db, sb.truth())
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert materialized == set(dagster_defs.TABLE_KEYS) | set(VIEW_NAMES)
+    views = {name for (name,) in query(db, "select table_name from information_schema.views")}
+    assert set(VIEW_NAMES) <= views
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed, check.metadata
+    # the runner's run log and state: the same code path as `neuron-calls sync`
+    assert query(db, "select count(*), min(outcome) from neuron._sync_runs")[0] == (2, "ok")
+    assert read_state(db)["cursor"]
+    erased = sb.truth()["calls"][3]["id"]
+    sb.erase(erased)
+    only_check = dg.AssetSelection.checks(dagster_defs.calls_audit)
+    drifted = dg.materialize(assets, resources={"warehouse": warehouse}, selection=only_check)
+    [check] = drifted.get_asset_check_evaluations()
+    assert not check.passed and check.metadata["erased"].value == 1
+    # the views alone: through the lock, the private copy and its publish, as a sync
+    views = dg.AssetSelection.assets(*dagster_defs.VIEW_KEYS.values())
+    alone = dg.materialize(assets, resources={"warehouse": warehouse}, selection=views)
+    assert alone.success  # no run of its own in the run log: a sync and two audits
+    assert query(db, "select count(*) from neuron._sync_runs")[0][0] == 3
+
+
+def test_the_definitions() -> None:
+    """One asset per table and per view, the views downstream of what they read, the schedule,
+    the check on calls."""
+    from pipelines import dagster_defs
+
+    defs = dagster_defs.defs
+    graph = defs.resolve_asset_graph()
+    keys = {key.path[-1] for key in graph.get_all_asset_keys()}
+    assert keys == set(dagster_defs.TABLE_KEYS) | set(VIEW_NAMES)
+    talk_time = graph.get(dagster_defs.VIEW_KEYS["talk_time"])
+    assert dagster_defs.VIEW_KEYS["stg_transcript_segments"] in talk_time.parent_keys
+    [check] = graph.asset_check_keys
+    assert check.asset_key == dagster_defs.TABLE_KEYS["calls"]
+    [schedule] = defs.schedules or []
+    assert schedule.cron_schedule == "*/15 * * * *"
+    assert dagster_defs.resources_for({"transcripts"}) == ("calls", "transcripts")
+    assert dagster_defs.resources_for(set(dagster_defs.TABLE_KEYS)) is None
