@@ -1,35 +1,32 @@
-"""`neuron-calls` and its commands (`_parser` lists them). What a person sees lives here: the
-progress line, the summary, logging, tables and one-line errors."""
+"""`neuron-calls` and its commands (`_parser` lists them): status, sql, demo, report,
+recordings and sync here; audit and forget in their own modules; what a run shows (progress
+line, summary, one-line errors) in `console.py`."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import importlib.util
-import io
 import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from . import report, runner
-from .display import days_named, pending_line, print_runs, print_table, write_rows
+from .audit_command import add_audit
+from .console import add_target, run_and_tell, target_options
+from .display import pending_line, print_runs, print_table, write_rows
 from .forget import add_forget
-from .neuron import SyncReport
-from .neuron.dates import window_bound
-from .neuron.errors import ConfigError
 from .neuron.progress import describe, walks_of
 from .query import QueryRefused, one_line, prepare
 from .snapshot import held_read_write, read_write_holder_message
 from .views import REPORT_VIEWS
-from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
+from .warehouse import DATASET_NAME, PIPELINE_NAME, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     _add_sync(commands)
     _add_demo(commands)
     status = commands.add_parser("status", help="cursor, pending calls and the last runs")
-    _add_target(status)
+    add_target(status)
     status.set_defaults(func=cmd_status)
-    _add_audit(commands)
+    add_audit(commands)
     _add_recordings(commands)
     _add_sql(commands)
     reporting = commands.add_parser("report", help="the disposition report: one HTML file")
-    _add_target(reporting)
+    add_target(reporting)
     report.add_arguments(reporting)
     reporting.set_defaults(func=cmd_report)
-    add_forget(commands, _add_target)
+    add_forget(commands, add_target)
     from .sandbox import add_arguments  # builds the sandbox's options, not its web server
 
     sandbox = commands.add_parser("sandbox", help="serve the sandbox API until stopped")
@@ -104,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_sync(commands: Any) -> None:
     sync = commands.add_parser("sync", help="incremental sync of the API into the warehouse")
-    _add_target(sync)
+    add_target(sync)
     sync.add_argument(
         "--from",
         dest="backfill_from",
@@ -150,39 +147,11 @@ def _add_demo(commands: Any) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
-def _add_audit(commands: Any) -> None:
-    audit = commands.add_parser("audit", help="compare the API with the warehouse per UTC day")
-    _add_target(audit)
-    audit.add_argument(
-        "--days", type=int, metavar="N", help="the last N UTC days, today included (default 7)"
-    )
-    audit.add_argument(
-        "--from",
-        dest="audit_from",
-        metavar="ISO8601",
-        help="first UTC day of the window (instead of --days)",
-    )
-    audit.add_argument(
-        "--to",
-        dest="audit_to",
-        metavar="ISO8601",
-        help="last UTC day of the window (default today)",
-    )
-    audit.add_argument(
-        "--transcripts",
-        action="store_true",
-        help="also re-check every completed transcript (one request each)",
-    )
-    audit.add_argument("--repair", action="store_true", help="fix what differs")
-    audit.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    audit.set_defaults(func=cmd_audit)
-
-
 def _add_recordings(commands: Any) -> None:
     recordings = commands.add_parser(
         "recordings", help="archive the recordings of calls already loaded (RECORDINGS_URL)"
     )
-    _add_target(recordings)
+    add_target(recordings)
     recordings.add_argument(
         "--from",
         dest="backfill_from",
@@ -204,7 +173,7 @@ def _add_recordings(commands: Any) -> None:
 def _add_sql(commands: Any) -> None:
     sql = commands.add_parser("sql", help="run one read-only SQL query on the warehouse")
     sql.add_argument("query", help='e.g. "select * from neuron.campaign_funnel"')
-    _add_target(sql)
+    add_target(sql)
     sql.add_argument(
         "--format",
         choices=["table", "csv", "json", "jsonl"],
@@ -218,23 +187,6 @@ def _add_sql(commands: Any) -> None:
         help="send the destination's own SQL untranslated (default: DuckDB's SQL, transpiled)",
     )
     sql.set_defaults(func=cmd_sql)
-
-
-def _add_target(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--duckdb",
-        type=Path,
-        default=Path(DEFAULT_DUCKDB_PATH),
-        metavar="PATH",
-        help=f"the DuckDB file (default {DEFAULT_DUCKDB_PATH})",
-    )
-    where.add_argument(
-        "--destination",
-        metavar="NAME",
-        help="a dlt destination (postgres, motherduck, ...) or a named one from "
-        "dlt's config; credentials the dlt way, e.g. DESTINATION__POSTGRES__CREDENTIALS",
-    )
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -251,109 +203,6 @@ def configure_logging(verbose: bool = False) -> None:
 # -- sync ------------------------------------------------------------------------------------
 
 
-class Progress:
-    """Pages, calls and requests/s while a run goes: a live line on a terminal, else log lines."""
-
-    def __init__(self, stream: TextIO, every: float = 5.0) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.every = 0.25 if self.tty else every
-        self.started = self.last = time.monotonic()
-        self.width = 0  # the longest line drawn: a shorter one after it blanks the rest
-
-    def __call__(self, report: SyncReport) -> None:
-        now = time.monotonic()
-        if now - self.last < self.every:
-            return
-        self.last = now
-        elapsed = max(now - self.started, 1e-6)
-        requests = report.stats.requests
-        line = (
-            f"pages {report.pages}  listed {report.listed}  calls {len(report.calls)}  "
-            f"transcripts {report.transcripts}  requests {requests} "
-            f"({requests / elapsed:.0f}/s)  {elapsed:.0f}s"
-        ) + (f"  {report.stats.waiting}" if report.stats.waiting else "")
-        if self.tty:
-            self.stream.write("\r" + line + " " * max(4, self.width - len(line)))
-            self.width = max(self.width, len(line))
-            self.stream.flush()
-        else:
-            log.info(line)
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\r" + " " * max(100, self.width + 4) + "\r")
-            self.stream.flush()
-
-
-def summary(result: runner.SyncResult) -> str:
-    r, s = result.report, result.report.stats
-    if not result.loaded:
-        kept = (
-            f"{result.checkpoints} checkpoint(s) of this run were committed "
-            f"({result.inserted} new calls), the next run goes on from the last"
-            if result.checkpoints
-            else "nothing of this run was loaded"
-        )
-        return (
-            f"failed       {kept}; {r.listed} calls listed, "
-            f"{s.requests} requests, {s.retries} retries, {s.rate_limited} x 429, "
-            f"{result.seconds:.1f}s"
-        )
-    lines = [
-        f"calls        listed {r.listed}, inserted {result.inserted}, updated {result.updated}",
-        f"transcripts  loaded {r.transcripts}",
-        f"pending      {pending_line(r.pending.values())}",
-        f"http         {s.requests} requests, {s.retries} retries, {s.rate_limited} x 429",
-        f"time         {result.seconds:.1f}s"
-        + (f" ({result.checkpoints} checkpoints)" if result.checkpoints > 1 else ""),
-    ]
-    if r.deferred:
-        lines.append(
-            f"deferred     {len(r.deferred)} calls failed after retries; the next run "
-            f"retries them (e.g. {next(iter(r.deferred.values()))})"
-        )
-    if r.expired:
-        lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
-    if r.skipped_invalid:
-        lines.append(f"skipped      {r.skipped_invalid} list items without an id")
-    if r.recordings or r.recordings_kept or r.pending_recordings:
-        lines.append(
-            f"recordings   archived {r.recordings} (downloaded now), {r.recordings_kept} in "
-            f"storage already; still pending {r.pending_recordings} (retried next run)"
-        )
-    if r.audit.days:
-        lag = r.audit.found("lagging")
-        lines.append(
-            f"audit        {days_named(r.audit.days)}: {r.audit.days_differing} differed; "
-            f"repaired {sum(r.audit.repaired.values())} calls"
-            + (f" ({len(r.erased)} erased upstream, removed)" if r.erased else "")
-            + (f"; {lag} listed late (listing lag, not drift)" if lag else "")
-        )
-    return "\n".join(lines)
-
-
-def _with_progress(options: runner.SyncOptions) -> runner.SyncResult:
-    progress = Progress(sys.stderr)
-    try:
-        return runner.run_sync(options, progress)
-    finally:
-        progress.close()
-
-
-def _run(options: runner.SyncOptions) -> runner.SyncResult:
-    result = _with_progress(options)
-    if result.error:
-        print(f"neuron-calls: {result.error}", file=sys.stderr)
-    if result.exit_code not in (runner.EXIT_CONFIG, runner.EXIT_SIGINT, runner.EXIT_SIGTERM):
-        print(summary(result))
-    return result
-
-
-def _target_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"duckdb_path": args.duckdb, "destination": args.destination}
-
-
 def cmd_sync(args: argparse.Namespace) -> int:
     named = {
         "campaign_id": args.campaign,
@@ -361,14 +210,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
         "language": args.language,
     }
     options = runner.SyncOptions(
-        **_target_options(args),
+        **target_options(args),
         backfill_from=args.backfill_from,
         backfill_to=args.backfill_to,
         filters={key: value for key, value in named.items() if value},
         full_refresh=args.full_refresh,
         resources=_resources(args.resources),
     )
-    result = _run(options)
+    result = run_and_tell(options)
     if result.loaded and (written := report.after_sync(lambda: open_warehouse(args))):
         print(f"report       {written}")
     return result.exit_code
@@ -386,113 +235,12 @@ def _resources(names: str | None) -> tuple[str, ...] | None:
 
 def cmd_recordings(args: argparse.Namespace) -> int:
     options = runner.SyncOptions(
-        **_target_options(args),
+        **target_options(args),
         backfill_from=args.backfill_from,
         backfill_to=args.backfill_to,
         recordings_only=True,
     )
-    return _run(options).exit_code
-
-
-# -- audit -----------------------------------------------------------------------------------
-
-AUDIT_COLUMNS = ["day", "api", "warehouse", "missing", "changed", "erased", "lagging"]
-
-
-def audit_window_of(args: argparse.Namespace, today: dt.date) -> tuple[dt.date, dt.date]:
-    """The UTC days an `audit` covers: --days N (default 7) or --from [--to], up to `today`
-    (the API's today)."""
-    _check_audit_args(args)
-    if args.audit_from:
-        first = _utc_day("--from", args.audit_from)
-        last = _utc_day("--to", args.audit_to) if args.audit_to else today
-        if first > last:
-            raise runner.SyncAborted(f"--from {args.audit_from} is after --to {last}")
-        return first, last
-    days = 7 if args.days is None else args.days
-    return today - dt.timedelta(days=days - 1), today
-
-
-def _check_audit_args(args: argparse.Namespace) -> None:
-    """What is wrong with the options alone, before the API is asked for its today."""
-    if args.days is not None and (args.audit_from or args.audit_to):
-        raise runner.SyncAborted("give either --days or --from/--to, not both")
-    if args.audit_to and not args.audit_from:
-        raise runner.SyncAborted("--to needs --from (or use --days N)")
-    if args.days is not None and args.days < 1:
-        raise runner.SyncAborted(f"--days must be at least 1, got {args.days}")
-    days = [
-        _utc_day(name, value)
-        for name, value in (("--from", args.audit_from), ("--to", args.audit_to))
-        if value
-    ]
-    if len(days) == 2 and days[0] > days[1]:
-        raise runner.SyncAborted(f"--from {args.audit_from} is after --to {args.audit_to}")
-
-
-def _utc_day(name: str, value: str) -> dt.date:
-    try:
-        moment = window_bound(name, value, end=name == "--to")
-    except ConfigError as exc:
-        raise runner.SyncAborted(str(exc)) from None
-    assert moment is not None
-    return moment.date()
-
-
-def cmd_audit(args: argparse.Namespace) -> int:
-    _check_audit_args(args)
-    options = runner.SyncOptions(**_target_options(args))
-    now = runner.api_now(options)
-    first, last = audit_window_of(args, now.date())
-    if args.repair:
-        options.repair_from, options.repair_to = first.isoformat(), last.isoformat()
-        options.repair_transcripts = args.transcripts
-        repaired = _with_progress(options)
-        if repaired.error:
-            print(f"neuron-calls: {repaired.error}", file=sys.stderr)
-            return repaired.exit_code
-        # the verdict is what a fresh audit says, not what the repair believes it fixed
-        options = runner.SyncOptions(**_target_options(args))
-        result = runner.run_audit(options, first, last, args.transcripts)
-        result.report.audit.repaired = repaired.report.audit.repaired
-    else:
-        result = runner.run_audit(options, first, last, args.transcripts, until=now)
-    if result.error:
-        print(f"neuron-calls: {result.error}", file=sys.stderr)
-        return result.exit_code
-    print(audit_report(result, args.transcripts, args.repair))
-    return result.exit_code
-
-
-def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> str:
-    audit = result.report.audit
-    columns = AUDIT_COLUMNS + (
-        ["transcripts_checked", "transcripts_changed"] if transcripts else []
-    )
-    rows = [tuple(getattr(day, c) for c in columns) for day in audit.days]
-    out = io.StringIO()
-    print_table(columns, rows, None, out)
-    kinds = ("missing", "changed", "erased", "transcripts_changed")
-    found = {kind: audit.found(kind) for kind in kinds}
-    detail = f"{found['missing']} missing, {found['changed']} changed, {found['erased']} erased" + (
-        f", {found['transcripts_changed']} transcripts changed" if transcripts else ""
-    )
-    s = result.report.stats
-    cost = f"({s.requests} requests, {result.seconds:.1f}s)"
-    fixed = f"repaired {sum(audit.repaired.values())} calls; " if repair else ""
-    window = days_named(audit.days) if audit.days else "no day checked"
-    if not audit.days_differing:
-        verdict = f"{fixed}no drift: {window}, they match {cost}"
-    else:
-        again = "run --repair again" if repair else "run with --repair to fix it"
-        verdict = f"{fixed}drift in {audit.days_differing} of {window}: {detail}; {again} {cost}"
-    lag = audit.found("lagging")
-    if lag:
-        verdict += (
-            f"\nlisting lag: {lag} calls the API has (GET /calls/{{id}}) but does not list yet; "
-            "not drift, nothing to repair"
-        )
-    return out.getvalue() + verdict
+    return run_and_tell(options).exit_code
 
 
 # -- demo ------------------------------------------------------------------------------------
@@ -527,7 +275,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             pipeline_name=demo_pipeline,
             source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
         )
-        result = _run(options)
+        result = run_and_tell(options)
     finally:
         sandbox.stop()
         shutil.rmtree(workdir, ignore_errors=True)

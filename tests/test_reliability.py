@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 
-from pipelines import cli, runner
+from pipelines import console, runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, query, read_state, sync
@@ -195,7 +195,7 @@ def test_failed_details_and_transcripts_are_deferred_then_completed(
     first = sync(sandbox, tmp_path, source_args={"transport": transport, **FAST})
     assert first.exit_code == runner.EXIT_PARTIAL, first.error
     assert set(first.report.deferred) == bad_details | bad_transcripts
-    assert "deferred     5 calls failed after retries" in cli.summary(first)
+    assert "deferred     5 calls failed after retries" in console.summary(first)
     pending = read_state(db)["pending"]
     assert {i: pending[i]["reason"] for i in bad_details | bad_transcripts} == (
         {i: "details failed" for i in bad_details}
@@ -371,7 +371,7 @@ def test_odd_but_valid_data_is_loaded_as_is(tmp_path: Path) -> None:
     result = sync_with(tmp_path, httpx.MockTransport(odd_api))
     db = tmp_path / "calls.duckdb"
     assert result.exit_code == runner.EXIT_OK, result.error
-    assert result.report.skipped_invalid == 1 and "skipped      1" in cli.summary(result)
+    assert result.report.skipped_invalid == 1 and "skipped      1" in console.summary(result)
     rows = {
         r[0]: r[1:]
         for r in query(

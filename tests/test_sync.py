@@ -6,7 +6,7 @@ import argparse
 
 import pendulum
 
-from pipelines import cli, runner
+from pipelines import console, runner
 from pipelines.cli import cmd_status
 from pipelines.sandbox import Sandbox
 
@@ -277,7 +277,7 @@ def test_status_shows_cursor_pending_and_runs(sandbox, tmp_path, capsys):
 
 def test_summary_names_every_figure(sandbox, tmp_path):
     result = sync(sandbox, tmp_path)
-    text = cli.summary(result)
+    text = console.summary(result)
     for word in (
         "listed",
         "inserted",

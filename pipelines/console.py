@@ -1,0 +1,138 @@
+"""What a person sees of a run: the live progress line, the summary, the one-line error; and
+the options every command that reads or loads a warehouse takes (`--duckdb`, `--destination`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import runner
+from .display import days_named, pending_line
+from .neuron import SyncReport
+from .warehouse import DEFAULT_DUCKDB_PATH
+
+log = logging.getLogger(__name__)
+
+
+def add_target(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--duckdb",
+        type=Path,
+        default=Path(DEFAULT_DUCKDB_PATH),
+        metavar="PATH",
+        help=f"the DuckDB file (default {DEFAULT_DUCKDB_PATH})",
+    )
+    where.add_argument(
+        "--destination",
+        metavar="NAME",
+        help="a dlt destination (postgres, motherduck, ...) or a named one from "
+        "dlt's config; credentials the dlt way, e.g. DESTINATION__POSTGRES__CREDENTIALS",
+    )
+
+
+class Progress:
+    """Pages, calls and requests/s while a run goes: a live line on a terminal, else log lines."""
+
+    def __init__(self, stream: TextIO, every: float = 5.0) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every = 0.25 if self.tty else every
+        self.started = self.last = time.monotonic()
+        self.width = 0  # the longest line drawn: a shorter one after it blanks the rest
+
+    def __call__(self, report: SyncReport) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        requests = report.stats.requests
+        line = (
+            f"pages {report.pages}  listed {report.listed}  calls {len(report.calls)}  "
+            f"transcripts {report.transcripts}  requests {requests} "
+            f"({requests / elapsed:.0f}/s)  {elapsed:.0f}s"
+        ) + (f"  {report.stats.waiting}" if report.stats.waiting else "")
+        if self.tty:
+            self.stream.write("\r" + line + " " * max(4, self.width - len(line)))
+            self.width = max(self.width, len(line))
+            self.stream.flush()
+        else:
+            log.info(line)
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + " " * max(100, self.width + 4) + "\r")
+            self.stream.flush()
+
+
+def summary(result: runner.SyncResult) -> str:
+    r, s = result.report, result.report.stats
+    if not result.loaded:
+        kept = (
+            f"{result.checkpoints} checkpoint(s) of this run were committed "
+            f"({result.inserted} new calls), the next run goes on from the last"
+            if result.checkpoints
+            else "nothing of this run was loaded"
+        )
+        return (
+            f"failed       {kept}; {r.listed} calls listed, "
+            f"{s.requests} requests, {s.retries} retries, {s.rate_limited} x 429, "
+            f"{result.seconds:.1f}s"
+        )
+    lines = [
+        f"calls        listed {r.listed}, inserted {result.inserted}, updated {result.updated}",
+        f"transcripts  loaded {r.transcripts}",
+        f"pending      {pending_line(r.pending.values())}",
+        f"http         {s.requests} requests, {s.retries} retries, {s.rate_limited} x 429",
+        f"time         {result.seconds:.1f}s"
+        + (f" ({result.checkpoints} checkpoints)" if result.checkpoints > 1 else ""),
+    ]
+    if r.deferred:
+        lines.append(
+            f"deferred     {len(r.deferred)} calls failed after retries; the next run "
+            f"retries them (e.g. {next(iter(r.deferred.values()))})"
+        )
+    if r.expired:
+        lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
+    if r.skipped_invalid:
+        lines.append(f"skipped      {r.skipped_invalid} list items without an id")
+    if r.recordings or r.recordings_kept or r.pending_recordings:
+        lines.append(
+            f"recordings   archived {r.recordings} (downloaded now), {r.recordings_kept} in "
+            f"storage already; still pending {r.pending_recordings} (retried next run)"
+        )
+    if r.audit.days:
+        lag = r.audit.found("lagging")
+        lines.append(
+            f"audit        {days_named(r.audit.days)}: {r.audit.days_differing} differed; "
+            f"repaired {sum(r.audit.repaired.values())} calls"
+            + (f" ({len(r.erased)} erased upstream, removed)" if r.erased else "")
+            + (f"; {lag} listed late (listing lag, not drift)" if lag else "")
+        )
+    return "\n".join(lines)
+
+
+def with_progress(options: runner.SyncOptions) -> runner.SyncResult:
+    progress = Progress(sys.stderr)
+    try:
+        return runner.run_sync(options, progress)
+    finally:
+        progress.close()
+
+
+def run_and_tell(options: runner.SyncOptions) -> runner.SyncResult:
+    result = with_progress(options)
+    if result.error:
+        print(f"neuron-calls: {result.error}", file=sys.stderr)
+    if result.exit_code not in (runner.EXIT_CONFIG, runner.EXIT_SIGINT, runner.EXIT_SIGTERM):
+        print(summary(result))
+    return result
+
+
+def target_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"duckdb_path": args.duckdb, "destination": args.destination}
