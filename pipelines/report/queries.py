@@ -131,7 +131,10 @@ class Reader:
         data = ReportData(window, self.headline(window), self.headline(window.before()))
         if not data.headline.calls:
             return data
-        data.funnel = self.rows(self.windowed("campaign_funnel", window) + " order by calls desc")
+        data.funnel = self.rows(
+            self.windowed("campaign_funnel", window)
+            + " order by calls desc, campaign_id nulls last"
+        )
         data.daily_dispositions = self.rows(
             "select day, disposition, sum(calls) as calls from {schema}.disposition_daily "
             f"where day between {literal(window.first)} and {literal(window.last)} "
@@ -139,7 +142,8 @@ class Reader:
         )
         data.daily_rates = self.rows(_DAILY_RATES.format(window=self._calls(window)))
         data.sentiment = self.rows(
-            self.windowed("sentiment_by_disposition", window) + " order by calls desc"
+            self.windowed("sentiment_by_disposition", window)
+            + " order by calls desc, disposition nulls last"
         )
         data.customer_share = self.rows(_SHARES.format(calls=self._calls(window), bins=SHARE_BINS))
         data.languages = self.rows(
