@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipelines import runner
-from pipelines.cli import Progress
+from pipelines.console import Progress
 from pipelines.neuron.client import NeuronClient
 from pipelines.neuron.model import SyncReport
 from pipelines.sandbox import Sandbox
