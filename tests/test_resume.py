@@ -26,6 +26,7 @@ from .procs import run_cli, sandbox_env, sync_args
 
 CALLS = 2000
 RATE = 400  # requests a second: a first sync of CALLS takes ~8 s
+SHORT = 1000  # a history for the tests that sync it whole first
 
 
 def details(sandbox: Sandbox) -> int:
@@ -181,14 +182,14 @@ def test_runs_stopped_after_a_fixed_time_complete_the_history(
 def test_an_interrupted_full_refresh_goes_on_in_the_next_run(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox(calls=CALLS, rate_limit=RATE)
+    sandbox = make_sandbox(calls=SHORT, rate_limit=RATE)
     db = tmp_path / "calls.duckdb"
     assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox)).returncode == 0
     env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
     sandbox.reset_stats()
     proc = start(db, env, tmp_path, "--full-refresh")
-    wait_for(proc, lambda: 0 < calls_in(db) < CALLS)  # dropped, and a checkpoint committed
-    wait_for(proc, lambda: details(sandbox) >= CALLS / 2)
+    wait_for(proc, lambda: 0 < calls_in(db) < SHORT)  # dropped, and a checkpoint committed
+    wait_for(proc, lambda: details(sandbox) >= SHORT / 2)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     row = last_run(db)
@@ -198,7 +199,7 @@ def test_an_interrupted_full_refresh_goes_on_in_the_next_run(
     # a plain sync: no table dropped again
     again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))
     assert again.returncode == runner.EXIT_OK, again.stderr
-    assert fetched + details(sandbox) - CALLS <= fetched / 4, "the refresh started over"
+    assert fetched + details(sandbox) - SHORT <= fetched / 4, "the refresh started over"
     assert calls_in(db) >= kept
     assert_matches_truth(db, sandbox.truth())
 
@@ -206,7 +207,7 @@ def test_an_interrupted_full_refresh_goes_on_in_the_next_run(
 def test_an_interrupted_backfill_goes_on_in_the_next_run(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox(calls=CALLS, rate_limit=RATE)
+    sandbox = make_sandbox(calls=SHORT, rate_limit=RATE)
     db = tmp_path / "calls.duckdb"
     assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox)).returncode == 0
     env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
