@@ -6,13 +6,16 @@ independently of `pipelines.neuron.rows`, so a bug in the pipeline's mapping sho
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from pipelines import runner
+from pipelines.neuron.client import NeuronClient
 from pipelines.sandbox import Sandbox
 
 # The fields the vendor documents (docs/api-behaviour.md): of a list item, and of the details.
@@ -161,3 +164,18 @@ def read_state(db: Path) -> dict[str, Any]:
 
     with Warehouse.duckdb_file(db) as wh:
         return wh.source_state()
+
+
+async def timed_details(client: NeuronClient, ids: list[str], count: int, workers: int) -> float:
+    """`count` detail requests over `ids` by `workers` at once, as the sync's fan-out: seconds."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(ids[i % len(ids)])
+
+    async def worker() -> None:
+        while not queue.empty():
+            await client.get_call(queue.get_nowait())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return time.perf_counter() - started

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,24 +14,14 @@ import pytest
 
 from pipelines.neuron.client import BaseURLError, NeuronClient, RecordingURLRefused
 from pipelines.sandbox import Sandbox
-from tests.helpers import read_state, sync
+from tests.helpers import read_state, sync, timed_details
 
 
 async def _details(sb: Sandbox, count: int, concurrency: int) -> float:
     async with NeuronClient(sb.api_key, sb.base_url, max_concurrency=concurrency) as client:
         ids = [c["id"] for page in [p async for p in client.iter_calls({})] for c in page]
         sb.reset_stats()
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        for i in range(count):
-            queue.put_nowait(ids[i % len(ids)])
-
-        async def worker() -> None:
-            while not queue.empty():
-                await client.get_call(queue.get_nowait())
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started
+        return await timed_details(client, ids, count, concurrency)
 
 
 def test_a_60_per_second_limit_is_met_with_few_429s(make_sandbox: Callable[..., Sandbox]) -> None:

@@ -24,7 +24,7 @@ from pipelines.neuron.client import NeuronClient
 from pipelines.neuron.model import SyncReport
 from pipelines.sandbox import Sandbox
 
-from .helpers import assert_matches_truth, sync
+from .helpers import assert_matches_truth, sync, timed_details
 from .procs import cli_env, run_cli, sync_args
 
 
@@ -60,17 +60,7 @@ async def _fetch_all(sandbox: Sandbox, count: int) -> float:
     async with NeuronClient(sandbox.api_key, sandbox.base_url, max_attempts=8) as client:
         page = await client.list_calls({"limit": 100})
         ids = [call["id"] for call in page["data"]]
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        for i in range(count):
-            queue.put_nowait(ids[i % len(ids)])
-
-        async def worker() -> None:
-            while not queue.empty():
-                await client.get_call(queue.get_nowait())
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(32)))
-        return time.perf_counter() - started
+        return await timed_details(client, ids, count, 32)
 
 
 def test_random_faults_cost_the_client_little(make_sandbox: Callable[..., Sandbox]) -> None:

@@ -179,14 +179,21 @@ def test_runs_stopped_after_a_fixed_time_complete_the_history(
     assert requests <= 1.25 * one_run_requests, (requests, one_run_requests, runs)
 
 
+def synced(
+    make_sandbox: Callable[..., Sandbox], home: Path
+) -> tuple[Sandbox, Path, dict[str, str]]:
+    """A SHORT history synced whole; the environment of runs that commit every second."""
+    sandbox = make_sandbox(calls=SHORT, rate_limit=RATE)
+    db = home / "calls.duckdb"
+    assert run_cli(home, sync_args(db), sandbox_env(home, sandbox)).returncode == 0
+    sandbox.reset_stats()
+    return sandbox, db, sandbox_env(home, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
+
+
 def test_an_interrupted_full_refresh_goes_on_in_the_next_run(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox(calls=SHORT, rate_limit=RATE)
-    db = tmp_path / "calls.duckdb"
-    assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox)).returncode == 0
-    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
-    sandbox.reset_stats()
+    sandbox, db, env = synced(make_sandbox, tmp_path)
     proc = start(db, env, tmp_path, "--full-refresh")
     wait_for(proc, lambda: 0 < calls_in(db) < SHORT)  # dropped, and a checkpoint committed
     wait_for(proc, lambda: details(sandbox) >= SHORT / 2)
@@ -207,11 +214,7 @@ def test_an_interrupted_full_refresh_goes_on_in_the_next_run(
 def test_an_interrupted_backfill_goes_on_in_the_next_run(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox(calls=SHORT, rate_limit=RATE)
-    db = tmp_path / "calls.duckdb"
-    assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox)).returncode == 0
-    env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS="1")
-    sandbox.reset_stats()
+    sandbox, db, env = synced(make_sandbox, tmp_path)
     assert run_cli(tmp_path, sync_args(db), env).returncode == runner.EXIT_OK
     plain = details(sandbox)  # what a plain run fetches anyway (lookback, pending, audit)
     first, last = "2026-10-05T00:00:00Z", "2026-10-25T00:00:00Z"

@@ -40,15 +40,48 @@ def disposition_scale(data: ReportData) -> Spec:
     return {"domain": domain, "range": colours}
 
 
-def _base(title: str, subtitle: str | list[str], values: list[dict[str, Any]]) -> Spec:
+def _chart(
+    title: str,
+    subtitle: str | list[str],
+    values: list[dict[str, Any]],
+    encoding: Spec,
+    mark: Spec | None = None,
+    step: int | None = None,
+) -> Spec:
+    """A chart's spec: bars unless `mark` says otherwise; `step` px a row, else a fixed height."""
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
         "autosize": {"type": "fit-x", "contains": "padding"},
         "title": {"text": title, "subtitle": subtitle, "anchor": "start"},
         "width": "container",
-        "height": HEIGHT,
+        "height": HEIGHT if step is None else {"step": step},
         "data": {"values": values},
+        "mark": mark or {"type": "bar", "tooltip": True},
+        "encoding": encoding,
     }
+
+
+def _rows(field: str, sort: Any, offset: str | None = None, offset_sort: Any = None) -> Spec:
+    """The y axis of a bar chart: one row a `field` value, grouped bars by `offset`."""
+    rows: Spec = {"y": {"field": field, "type": "nominal", "title": field, "sort": sort}}
+    if offset is not None:
+        rows["yOffset"] = {"field": offset, "sort": offset_sort}
+    return rows
+
+
+DAY_AXIS: Spec = {
+    "field": "day",
+    "type": "temporal",
+    "timeUnit": "utcyearmonthdate",
+    "title": "day (UTC)",
+    "axis": {"format": "%b %d"},
+}
+CALLS_SUM: Spec = {
+    "field": "calls",
+    "type": "quantitative",
+    "aggregate": "sum",
+    "title": "calls (count)",
+}
 
 
 def _disposition(scale: Spec) -> Spec:
@@ -61,21 +94,9 @@ def funnel(data: ReportData) -> Spec:
         for row in data.funnel
         for stage in STAGE_COLOURS
     ]
-    spec = _base(
-        "Campaign funnel",
-        "final calls → connected → interested / escalated, per campaign",
-        values,
-    )
-    spec["height"] = {"step": 12}
-    spec["mark"] = {"type": "bar", "tooltip": True}
-    spec["encoding"] = {
-        "y": {
-            "field": "campaign",
-            "type": "nominal",
-            "title": "campaign",
-            "sort": [row["campaign_id"] or "(direct calls)" for row in data.funnel],
-        },
-        "yOffset": {"field": "stage", "sort": list(STAGE_COLOURS)},
+    campaigns = [row["campaign_id"] or "(direct calls)" for row in data.funnel]
+    encoding = {
+        **_rows("campaign", campaigns, "stage", list(STAGE_COLOURS)),
         "x": {"field": "calls", "type": "quantitative", "title": "calls (count)"},
         "color": {
             "field": "stage",
@@ -85,7 +106,8 @@ def funnel(data: ReportData) -> Spec:
             "scale": {"domain": list(STAGE_COLOURS), "range": list(STAGE_COLOURS.values())},
         },
     }
-    return spec
+    subtitle = "final calls → connected → interested / escalated, per campaign"
+    return _chart("Campaign funnel", subtitle, values, encoding, step=12)
 
 
 def daily_dispositions(data: ReportData, scale: Spec) -> Spec:
@@ -97,26 +119,14 @@ def daily_dispositions(data: ReportData, scale: Spec) -> Spec:
         }
         for row in data.daily_dispositions
     ]
-    spec = _base("Dispositions per day", "final calls per UTC day, stacked by disposition", values)
-    spec["mark"] = {"type": "bar", "tooltip": True}
-    spec["encoding"] = {
-        "x": {
-            "field": "day",
-            "type": "temporal",
-            "timeUnit": "utcyearmonthdate",
-            "title": "day (UTC)",
-            "axis": {"format": "%b %d"},
-        },
-        "y": {
-            "field": "calls",
-            "type": "quantitative",
-            "aggregate": "sum",
-            "title": "calls (count)",
-        },
+    encoding = {
+        "x": DAY_AXIS,
+        "y": CALLS_SUM,
         "color": _disposition(scale),
         "order": {"field": "disposition"},
     }
-    return spec
+    subtitle = "final calls per UTC day, stacked by disposition"
+    return _chart("Dispositions per day", subtitle, values, encoding)
 
 
 def daily_rates(data: ReportData) -> Spec:
@@ -126,20 +136,8 @@ def daily_rates(data: ReportData) -> Spec:
         for key, name in (("connect_rate", "connect rate"), ("interest_rate", "interest rate"))
         if row[key] is not None
     ]
-    spec = _base(
-        "Connect and interest rate per day",
-        ["connect = connected / final calls", "interest = interested / connected"],
-        values,
-    )
-    spec["mark"] = {"type": "line", "point": True, "tooltip": True}
-    spec["encoding"] = {
-        "x": {
-            "field": "day",
-            "type": "temporal",
-            "timeUnit": "utcyearmonthdate",
-            "title": "day (UTC)",
-            "axis": {"format": "%b %d"},
-        },
+    encoding = {
+        "x": DAY_AXIS,
         "y": {
             "field": "value",
             "type": "quantitative",
@@ -157,7 +155,13 @@ def daily_rates(data: ReportData) -> Spec:
             },
         },
     }
-    return spec
+    return _chart(
+        "Connect and interest rate per day",
+        ["connect = connected / final calls", "interest = interested / connected"],
+        values,
+        encoding,
+        mark={"type": "line", "point": True, "tooltip": True},
+    )
 
 
 SENTIMENT_OF = {"avg_overall": "overall", "avg_agent": "agent", "avg_customer": "customer"}
@@ -175,21 +179,8 @@ def sentiment(data: ReportData, scale: Spec) -> Spec:
         for key, name in SENTIMENT_OF.items()
         if row[key] is not None
     ]
-    spec = _base(
-        "Sentiment by disposition",
-        "final calls with a transcript; -1 negative … +1 positive",
-        values,
-    )
-    spec["height"] = {"step": 12}
-    spec["mark"] = {"type": "bar", "tooltip": True}
-    spec["encoding"] = {
-        "y": {
-            "field": "disposition",
-            "type": "nominal",
-            "title": "disposition",
-            "sort": scale["domain"],
-        },
-        "yOffset": {"field": "of", "sort": list(SENTIMENT_OF.values())},
+    encoding = {
+        **_rows("disposition", scale["domain"], "of", list(SENTIMENT_OF.values())),
         "x": {
             "field": "sentiment",
             "type": "quantitative",
@@ -205,7 +196,8 @@ def sentiment(data: ReportData, scale: Spec) -> Spec:
             "scale": {"domain": list(SENTIMENT_OF.values()), "range": [1.0, 0.65, 0.35]},
         },
     }
-    return spec
+    subtitle = "final calls with a transcript; -1 negative … +1 positive"
+    return _chart("Sentiment by disposition", subtitle, values, encoding, step=12)
 
 
 def customer_share(data: ReportData) -> Spec:
@@ -215,13 +207,7 @@ def customer_share(data: ReportData) -> Spec:
         {"share": f"{b * width}–{(b + 1) * width}", "calls": counts.get(b, 0)}
         for b in range(SHARE_BINS)
     ]
-    spec = _base(
-        "Talk time: the customer's share",
-        "calls by the customer's share of the seconds spoken",
-        values,
-    )
-    spec["mark"] = {"type": "bar", "tooltip": True, "color": "#0072B2"}
-    spec["encoding"] = {
+    encoding = {
         "x": {
             "field": "share",
             "type": "ordinal",
@@ -231,7 +217,13 @@ def customer_share(data: ReportData) -> Spec:
         },
         "y": {"field": "calls", "type": "quantitative", "title": "calls (count)"},
     }
-    return spec
+    return _chart(
+        "Talk time: the customer's share",
+        "calls by the customer's share of the seconds spoken",
+        values,
+        encoding,
+        mark={"type": "bar", "tooltip": True, "color": "#0072B2"},
+    )
 
 
 def languages(data: ReportData, scale: Spec) -> Spec:
@@ -243,26 +235,14 @@ def languages(data: ReportData, scale: Spec) -> Spec:
         }
         for row in data.languages
     ]
-    spec = _base("Language mix", "final calls per language, by disposition", values)
-    spec["height"] = {"step": 28}
-    spec["mark"] = {"type": "bar", "tooltip": True}
-    spec["encoding"] = {
-        "y": {
-            "field": "language",
-            "type": "nominal",
-            "title": "language",
-            "sort": {"op": "sum", "field": "calls", "order": "descending"},
-        },
-        "x": {
-            "field": "calls",
-            "type": "quantitative",
-            "aggregate": "sum",
-            "title": "calls (count)",
-        },
+    encoding = {
+        **_rows("language", {"op": "sum", "field": "calls", "order": "descending"}),
+        "x": CALLS_SUM,
         "color": _disposition(scale),
         "order": {"field": "disposition"},
     }
-    return spec
+    subtitle = "final calls per language, by disposition"
+    return _chart("Language mix", subtitle, values, encoding, step=28)
 
 
 def all_charts(data: ReportData) -> dict[str, Spec]:
