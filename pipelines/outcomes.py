@@ -4,6 +4,7 @@ that turns any failure into an exit code and the one line a user reads."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 
@@ -155,7 +156,13 @@ def _missing_setting(exc: ConfigFieldMissingException) -> str:
     keys = _ENV_KEY.findall(str(exc))
     name = keys[0] if keys else "/".join(exc.fields)
     if "__CREDENTIALS__" in name:  # one URL holds them all: postgresql://user:password@host/db
+        part = name[name.index("__CREDENTIALS__") + len("__CREDENTIALS__") :].lower()
         name = name[: name.index("__CREDENTIALS__")] + "__CREDENTIALS"
+        if os.environ.get(name):  # set, but the URL lacks a part (a password, say)
+            return (
+                f"{name} has no {part}: write it whole, e.g. "
+                "postgresql://user:password@host:5432/database"
+            )
     return f"missing setting {name} (or the same in .dlt/secrets.toml): set it and run again"
 
 

@@ -157,6 +157,11 @@ def test_missing_or_wrong_credentials_exit_2_naming_the_setting(
     wrong = run_cli(tmp_path, args, {**base, "DESTINATION__POSTGRES__CREDENTIALS": wrong_url})
     assert_one_line(wrong, runner.EXIT_CONFIG, "DESTINATION__POSTGRES__CREDENTIALS")
     assert "not-the-password-42" not in wrong.stderr + wrong.stdout
+    no_password = postgres.url().replace(f":{postgres.password}@", "@")
+    partial = run_cli(tmp_path, args, {**base, "DESTINATION__POSTGRES__CREDENTIALS": no_password})
+    assert_one_line(
+        partial, runner.EXIT_CONFIG, "DESTINATION__POSTGRES__CREDENTIALS has no password"
+    )
 
 
 def test_an_analysts_open_transaction_does_not_stall_a_run(
