@@ -119,7 +119,11 @@ class Table(NamedTuple):
 def ask_dlt_for_row_ids() -> None:
     """dlt gives arrow tables no `_dlt_id` / `_dlt_load_id` unless asked, and those columns are
     NOT NULL in our tables (dict rows have them): ask, in any pipeline that runs the source
-    (a setting the user made stays)."""
+    (a setting the user made stays). pyarrow is imported here, in the thread that builds the
+    source: imported first by the extract's own thread while dlt imports it in another, it was
+    seen half-initialized ("module 'pyarrow' has no attribute 'Schema'")."""
+    import pyarrow  # noqa: F401
+
     os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
     os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 
