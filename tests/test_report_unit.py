@@ -12,7 +12,7 @@ from pipelines import report
 from pipelines.report.queries import Reader, Window
 from pipelines.warehouse import Warehouse
 
-from .test_views import apply_views, create_dlt_like_tables, load_known_data
+from .test_views import known_views_db
 
 pytestmark = pytest.mark.unit
 
@@ -21,11 +21,7 @@ D = dt.date
 
 @pytest.fixture
 def conn() -> duckdb.DuckDBPyConnection:
-    conn = duckdb.connect()
-    create_dlt_like_tables(conn)
-    load_known_data(conn)
-    apply_views(conn)
-    return conn
+    return known_views_db()
 
 
 def test_dates_are_whole_utc_days_and_bad_ones_say_so() -> None:

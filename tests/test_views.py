@@ -168,13 +168,18 @@ def load_known_data(conn: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-@pytest.fixture
-def conn() -> duckdb.DuckDBPyConnection:
+def known_views_db() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with dlt-like tables, the hand-made data set and the views on it."""
     conn = duckdb.connect()
     create_dlt_like_tables(conn)
     load_known_data(conn)
     apply_views(conn)
     return conn
+
+
+@pytest.fixture
+def conn() -> duckdb.DuckDBPyConnection:
+    return known_views_db()
 
 
 def rows(conn: duckdb.DuckDBPyConnection, view: str) -> list[tuple]:
