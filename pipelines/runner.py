@@ -24,7 +24,15 @@ from typing import Any
 import dlt
 import pendulum
 
-from .neuron import Privacy, SyncReport, SyncRun, neuron_privacy, neuron_settings, run_source
+from .neuron import (
+    NeuronSettings,
+    Privacy,
+    SyncReport,
+    SyncRun,
+    neuron_privacy,
+    neuron_settings,
+    run_source,
+)
 from .neuron.audit import audit_window
 from .outcomes import (
     EXIT_CONFIG,
@@ -188,12 +196,18 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     try:
         _check(options)
         bound: list[Any] = []  # the pipeline, once made: the audit reads the warehouse through it
-        privacy = privacy_settings(options)
+        # the settings, resolved and checked once, before the lock; every segment's source uses them
+        config = neuron_settings(
+            **{k: v for k, v in options.source_args.items() if k != "transport"}
+        )
+        privacy = config.privacy()
+        if not options.recordings_only:
+            report.checkpoints.interval = config.checkpoint_seconds
 
         def source() -> Any:
-            return build_source(options, report, progress, bound, privacy)
+            return build_source(options, config, report, progress, bound, privacy)
 
-        first = source()  # the settings are checked here, before the lock
+        first = source()  # a window or a selection that cannot be is refused here, too
         target = target_of(options)
         with locked(options, target, loads=True) as pipeline:
             bound.append(pipeline)
@@ -204,16 +218,15 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
 
 def build_source(
     options: SyncOptions,
+    config: NeuronSettings,
     report: SyncReport,
     progress: Any,
     bound: list[Any],
     privacy: Privacy | None = None,
 ) -> Any:
-    """The run's dlt source: the settings (explicit `source_args` first, then dlt's config), the
-    run's mode, and the resources selected; the audit reads the pipeline `bound` holds. The
-    runner loads it segment after segment: its listing stops after `checkpoint_seconds`."""
-    settings = dict(options.source_args)
-    transport = settings.pop("transport", None)
+    """The run's dlt source: the settings, the run's mode, and the resources selected; the audit
+    reads the pipeline `bound` holds. The runner loads it segment after segment: its listing
+    stops after `checkpoint_seconds`."""
     run = SyncRun(
         backfill_from=options.backfill_from,
         backfill_to=options.backfill_to,
@@ -224,12 +237,9 @@ def build_source(
         warehouse=DatasetReader(lambda: Warehouse.of(bound[0])),
         report=report,
         on_progress=progress,
-        transport=transport,
+        transport=options.source_args.get("transport"),
         privacy=privacy,
     )
-    config = neuron_settings(**settings)
-    if not options.recordings_only:
-        report.checkpoints.interval = config.checkpoint_seconds
     resources = ("recordings",) if options.recordings_only else options.resources
     return run_source(config, run, resources)
 

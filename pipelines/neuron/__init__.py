@@ -103,7 +103,7 @@ def run_source(
     """The runner's source: the same resources as `neuron_source`, for one `run`, with
     `resources` selected (None: all). A window, a repair or a selection that cannot be is
     refused here, before any file is touched."""
-    store = _store(config, run.privacy or config.privacy())
+    store = _store(config, run.policy(config))
     run.plan(config, recordings_only=check_selection(_selection(resources), store))
     source = DltSource(dlt.Schema(SOURCE_NAME), SOURCE_NAME, neuron_resources(config, run, store))
     source.max_table_nesting = MAX_TABLE_NESTING

@@ -24,19 +24,6 @@ from .client import ConfigError, NeuronClient, check_settings
 from .dates import window_bound
 from .model import SyncPlan, SyncReport
 from .pii import Privacy, privacy_of
-from .rows import to_utc
-
-
-def parse_moment(name: str, value: Any) -> pendulum.DateTime | None:
-    """An ISO 8601 date or timestamp as UTC, None when unset; ConfigError naming `name`."""
-    if value in (None, ""):
-        return None
-    try:
-        return to_utc(value)
-    except ValueError:
-        raise ConfigError(
-            f"{name} {value!r} is not an ISO 8601 date or timestamp, e.g. 2024-01-31T00:00:00Z"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -96,7 +83,7 @@ class NeuronSettings:
 
     @property
     def start(self) -> pendulum.DateTime | None:
-        return parse_moment("start_date (SOURCES__NEURON__START_DATE)", self.start_date)
+        return window_bound("start_date (SOURCES__NEURON__START_DATE)", self.start_date)
 
     def client(self, transport: Any = None, stats: Any = None) -> NeuronClient:
         """A client with these settings; makes no request."""
@@ -134,6 +121,10 @@ class SyncRun:
     transport: Any = None  # an httpx transport (tests)
     privacy: Privacy | None = None  # the runner's (it knows the erased contacts); None: settings'
 
+    def policy(self, config: NeuronSettings) -> Privacy:
+        """The run's personal data policy: the runner's, else the settings'."""
+        return self.privacy or config.privacy()
+
     def plan(self, config: NeuronSettings, recordings_only: bool = False) -> SyncPlan:
         """This run's plan; ConfigError for a window or a repair that cannot be."""
         plan = SyncPlan(
@@ -145,7 +136,7 @@ class SyncRun:
             lookback=pendulum.duration(minutes=config.lookback_minutes),
             pending_max_days=config.pending_max_days,
             audit_days=config.audit_days if self.warehouse is not None else 0,
-            privacy=self.privacy or config.privacy(),
+            privacy=self.policy(config),
         )
         if plan.start and plan.end and plan.start > plan.end:
             raise ConfigError(f"--from {self.backfill_from} is after --to {self.backfill_to}")
@@ -171,4 +162,4 @@ class SyncRun:
         plan.audit_transcripts = self.repair_transcripts
 
 
-__all__ = ["NeuronSettings", "SyncRun", "neuron_settings", "parse_moment"]
+__all__ = ["NeuronSettings", "SyncRun", "neuron_settings"]
