@@ -1,16 +1,17 @@
-"""Dagster definitions: one asset per table, the SQL views downstream, a schedule, and the audit
-as an asset check on `calls` (the `[dagster]` extra).
+"""Dagster definitions: the source's tables as dagster-dlt assets, one per dlt resource, the SQL
+views downstream, a schedule, and the audit as an asset check on `calls` (the `[dagster]`
+extra).
 
     dagster dev -m pipelines.dagster_defs
     dagster asset materialize --select '*' -m pipelines.dagster_defs
 
-The assets run what `neuron-calls sync` runs (`runner.run_sync`): the locks, the private copy of
-the DuckDB file published whole, the views, the run log. So a second run is refused while one
-goes, and analysts reading the file see whole runs, under Dagster as under cron. For that reason
-the assets are a `multi_asset` of our own rather than dagster-dlt's `@dlt_assets`, whose
-`DagsterDltResource.run` is a bare `pipeline.run`, and which makes one asset per dlt resource
-(`calls` loads two tables, `transcripts` three): here each table is an asset, named after it,
-with dlt's resource that loads it in its metadata.
+The table assets are dagster-dlt's `@dlt_assets` over the source's resources (`calls`,
+`transcripts`, `recordings`, each named after its first table, with the tables it loads in its
+metadata). Their body does not call dagster-dlt's `DagsterDltResource.run`, a bare
+`pipeline.run(source)`: it runs what `neuron-calls sync` runs (`runner.run_sync`), with the
+resources selected. So the locks hold (a second run is refused while one goes), runs load in
+checkpoints, and analysts reading the DuckDB file see whole checkpoints, under Dagster as under
+cron; the views and the run log come with every run.
 
 Where it loads comes from dlt's config as for the CLI: a DuckDB file, `neuron_calls.duckdb` in
 the current folder unless `DESTINATION__DUCKDB__CREDENTIALS` names one, or a dlt destination set
@@ -19,27 +20,28 @@ The source's settings are the CLI's: SOURCES__NEURON__*.
 """
 
 import datetime as dt
-import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import dlt
+from dagster_dlt import DagsterDltTranslator, dlt_assets
+from dagster_dlt.translator import DltResourceTranslatorData
 
 from . import runner
-from .neuron import RESOURCE_TABLES, neuron_settings
+from .neuron import RESOURCE_TABLES, neuron_settings, source_shape
 from .neuron.tables import TABLES
 from .targets import DuckDBTarget
-from .views import VIEW_NAMES, apply_views, view_files
-from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, Warehouse
+from .views import VIEW_NAMES, apply_views, outdated_views, references, view_files
+from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
 
 GROUP = "neuron"
 SCHEDULE = "*/15 * * * *"  # every 15 minutes, UTC
 RESOURCE_OF = {table: name for name, tables in RESOURCE_TABLES.items() for table in tables}
-TABLE_KEYS = {table: dg.AssetKey([DATASET_NAME, table]) for table in TABLES}
+RESOURCE_KEYS = {name: dg.AssetKey([DATASET_NAME, name]) for name in RESOURCE_TABLES}
 VIEW_KEYS = {view: dg.AssetKey([DATASET_NAME, view]) for view in VIEW_NAMES}
-_REFERENCE = re.compile(r"\{schema\}\.(\w+)")
 
 
 class NeuronWarehouse(dg.ConfigurableResource):
@@ -70,78 +72,83 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def _table_spec(name: str) -> dg.AssetSpec:
-    resource = RESOURCE_OF[name]
-    columns = [
-        dg.TableColumn(column, str(hints.get("data_type")))
-        for column, hints in TABLES[name].columns.items()
-        if not column.startswith("_")
-    ]
-    return dg.AssetSpec(
-        TABLE_KEYS[name],
-        group_name=GROUP,
-        kinds={"dlt", "duckdb"},
-        description=f"`{DATASET_NAME}.{name}`, loaded by the dlt resource `{resource}`",
-        metadata={
-            "dlt_resource": resource,
-            "dagster/table_name": f"{DATASET_NAME}.{name}",
-            "dagster/column_schema": dg.TableSchema(columns=columns),
-        },
-    )
+class NeuronTranslator(DagsterDltTranslator):
+    """dagster-dlt's spec of a resource, keyed `neuron/<resource>` (its first table) in the
+    `neuron` group, with the tables it loads and the first one's columns. `transcripts` and
+    `recordings` are downstream of `calls`: transcripts load with their calls, recordings are
+    those of calls loaded."""
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
+        name = data.resource.name
+        tables = RESOURCE_TABLES[name]
+        columns = [
+            dg.TableColumn(column, str(hints.get("data_type")))
+            for column, hints in TABLES[tables[0]].columns.items()
+            if not column.startswith("_")
+        ]
+        return (
+            super()
+            .get_asset_spec(data)
+            .replace_attributes(
+                key=RESOURCE_KEYS[name],
+                group_name=GROUP,
+                deps=[] if name == "calls" else [RESOURCE_KEYS["calls"]],
+                description=f"the dlt resource `{name}`: the tables "
+                + ", ".join(f"`{DATASET_NAME}.{table}`" for table in tables),
+            )
+            .merge_attributes(
+                metadata={
+                    "dlt_tables": ", ".join(tables),
+                    "dagster/table_name": f"{DATASET_NAME}.{tables[0]}",
+                    "dagster/column_schema": dg.TableSchema(columns=columns),
+                }
+            )
+        )
 
 
-def _view_spec(name: str, sql: str) -> dg.AssetSpec:
-    refs = sorted(set(_REFERENCE.findall(sql)) - {name})
-    return dg.AssetSpec(
-        VIEW_KEYS[name],
-        group_name=GROUP,
-        kinds={"sql", "duckdb"},
-        description=f"the view `{DATASET_NAME}.{name}` (sql/{name}.sql)",
-        deps=[TABLE_KEYS.get(ref) or VIEW_KEYS[ref] for ref in refs],
-        metadata={"dagster/table_name": f"{DATASET_NAME}.{name}"},
-    )
+def _specs_pipeline() -> Any:
+    """The pipeline dagster-dlt reads the specs' names from; never run (the runs are the
+    runner's). dlt makes a working folder for it: a throwaway one, removed at once, so the
+    runner's folder is never touched outside its lock."""
+    with tempfile.TemporaryDirectory(prefix="neuron_calls_specs_") as folder:
+        return dlt.pipeline(
+            pipeline_name=PIPELINE_NAME, pipelines_dir=folder, dataset_name=DATASET_NAME
+        )
 
 
-SPECS = [_table_spec(name) for name in TABLES] + [
-    _view_spec(name, sql) for name, sql in sorted(view_files().items())
-]
-
-
-def resources_for(tables: set[str]) -> tuple[str, ...] | None:
-    """The source's resources that load `tables` (transcripts and recordings come with their
+def resources_for(selected: set[str]) -> tuple[str, ...] | None:
+    """The source's resources a selection runs (transcripts and recordings come with their
     calls: the list's cursor and the pending set are shared); None: all of them."""
-    wanted = {"calls"} | {RESOURCE_OF[table] for table in tables}
+    wanted = {"calls"} | selected
     return None if wanted == set(RESOURCE_TABLES) else tuple(sorted(wanted))
 
 
-@dg.multi_asset(specs=SPECS, can_subset=True, name="neuron_calls", pool="neuron_calls")
+@dlt_assets(
+    dlt_source=source_shape(),
+    dlt_pipeline=_specs_pipeline(),
+    name="neuron_calls",
+    dagster_dlt_translator=NeuronTranslator(),
+    pool="neuron_calls",
+)
 def neuron_calls(
     context: dg.AssetExecutionContext, warehouse: NeuronWarehouse
 ) -> Iterator[dg.MaterializeResult]:
-    """One sync (the tables selected, and the views), or the views alone."""
-    selected = context.selected_asset_keys
-    tables = {name for name, key in TABLE_KEYS.items() if key in selected}
-    options = warehouse.options(resources_for(tables))
-    metadata: dict[str, Any] = {}
-    if tables:
-        result = runner.run_sync(options)
-        if not result.loaded:
-            raise dg.Failure(description=result.error, metadata={"exit_code": result.exit_code})
-        if result.exit_code == runner.EXIT_PARTIAL:
-            context.log.warning("%d calls deferred to the next run", len(result.report.deferred))
-        metadata = _run_metadata(result)
-    else:
-        _views_only(options)
-    counts = _row_counts(options, [name for name in TABLES if name in tables])
-    for name in sorted(tables):
-        table: dict[str, Any] = {
-            "dagster/row_count": counts[name],
-            "dlt_resource": RESOURCE_OF[name],
-        }
-        yield dg.MaterializeResult(asset_key=TABLE_KEYS[name], metadata=table | metadata)
-    for key in VIEW_KEYS.values():
-        if key in selected:
-            yield dg.MaterializeResult(asset_key=key)
+    """One sync of the resources selected (and the calls they come with)."""
+    selected = {name for name, key in RESOURCE_KEYS.items() if key in context.selected_asset_keys}
+    options = warehouse.options(resources_for(selected))
+    result = runner.run_sync(options)
+    if not result.loaded:
+        raise dg.Failure(description=result.error, metadata={"exit_code": result.exit_code})
+    if result.exit_code == runner.EXIT_PARTIAL:
+        context.log.warning("%d calls deferred to the next run", len(result.report.deferred))
+    tables = [table for name in sorted(selected) for table in RESOURCE_TABLES[name]]
+    counts = _row_counts(options, tables)
+    for name in sorted(selected):
+        rows = {f"rows_{table}": counts[table] for table in RESOURCE_TABLES[name]}
+        metadata = {"dagster/row_count": counts[RESOURCE_TABLES[name][0]], **rows}
+        yield dg.MaterializeResult(
+            asset_key=RESOURCE_KEYS[name], metadata=metadata | _run_metadata(result)
+        )
 
 
 def _run_metadata(result: runner.SyncResult) -> dict[str, Any]:
@@ -153,13 +160,47 @@ def _run_metadata(result: runner.SyncResult) -> dict[str, Any]:
         "transcripts_loaded": report.transcripts,
         "pending": result.pending,
         "deferred": len(report.deferred),
+        "checkpoints": result.checkpoints,
         "http_requests": stats.requests,
         "seconds": round(result.seconds, 2),
     }
 
 
+def _view_spec(name: str, sql: str) -> dg.AssetSpec:
+    refs = sorted(references(sql) - {name})
+    deps = {RESOURCE_KEYS[RESOURCE_OF[ref]] if ref in TABLES else VIEW_KEYS[ref] for ref in refs}
+    return dg.AssetSpec(
+        VIEW_KEYS[name],
+        group_name=GROUP,
+        kinds={"sql"},
+        description=f"the view `{DATASET_NAME}.{name}` (sql/{name}.sql)",
+        deps=sorted(deps, key=str),
+        metadata={"dagster/table_name": f"{DATASET_NAME}.{name}", "reads": ", ".join(refs)},
+    )
+
+
+@dg.multi_asset(
+    specs=[_view_spec(name, sql) for name, sql in sorted(view_files().items())],
+    can_subset=True,
+    name="neuron_views",
+    pool="neuron_calls",
+)
+def neuron_views(
+    context: dg.AssetExecutionContext, warehouse: NeuronWarehouse
+) -> Iterator[dg.MaterializeResult]:
+    """The views: every sync creates or refreshes them; this (re)creates them only when one is
+    missing or its SQL changed, through the same lock, private copy and publish as a sync."""
+    options = warehouse.options()
+    outdated = _outdated(options)
+    if outdated:
+        context.log.info("views to (re)create: %s", ", ".join(outdated))
+        _views_only(options)
+    for name, key in VIEW_KEYS.items():
+        if key in context.selected_asset_keys:
+            yield dg.MaterializeResult(asset_key=key, metadata={"recreated": name in outdated})
+
+
 def _views_only(options: runner.SyncOptions) -> None:
-    """The views (re)created through the same lock, private copy and publish as a sync."""
     target = runner.target_of(options)
     with runner.locked(options, target, loads=False) as pipeline, target.stage():
         with Warehouse.of(pipeline) as wh:
@@ -167,9 +208,18 @@ def _views_only(options: runner.SyncOptions) -> None:
         target.publish()
 
 
+def _outdated(options: runner.SyncOptions) -> list[str]:
+    target = runner.target_of(options)
+    if isinstance(target, DuckDBTarget):  # the published file, read-only
+        if not target.path.exists():
+            return list(VIEW_NAMES)
+        with Warehouse.duckdb_file(target.path) as wh:
+            return outdated_views(wh)
+    with runner.locked(options, target, loads=False) as pipeline, Warehouse.of(pipeline) as wh:
+        return outdated_views(wh)
+
+
 def _row_counts(options: runner.SyncOptions, tables: list[str]) -> dict[str, int]:
-    if not tables:
-        return {}
     target = runner.target_of(options)
     if isinstance(target, DuckDBTarget):  # the published file, read-only
         with Warehouse.duckdb_file(target.path) as wh:
@@ -179,7 +229,7 @@ def _row_counts(options: runner.SyncOptions, tables: list[str]) -> dict[str, int
 
 
 @dg.asset_check(
-    asset=TABLE_KEYS["calls"],
+    asset=RESOURCE_KEYS["calls"],
     name="audit",
     description="the API and the warehouse agree, per UTC day, on the last audit_days days "
     "(neuron-calls audit): calls missing, changed or erased upstream fail it",
@@ -212,7 +262,7 @@ neuron_schedule = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[neuron_calls],
+    assets=[neuron_calls, neuron_views],
     asset_checks=[calls_audit],
     jobs=[neuron_job],
     schedules=[neuron_schedule],

@@ -13,6 +13,7 @@ import graphlib
 import hashlib
 import logging
 import re
+from collections.abc import Iterator
 from importlib import resources
 
 from .warehouse import Warehouse, literal
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 
 VIEWS_TABLE = "_neuron_views"
 _REFERENCE = re.compile(r"\{schema\}\.(\w+)")
+
+
+def references(sql: str) -> set[str]:
+    """The tables and views a view's SQL reads (`{schema}.<name>`)."""
+    return set(_REFERENCE.findall(sql))
 
 
 def view_files() -> dict[str, str]:
@@ -37,7 +43,7 @@ def view_order(files: dict[str, str]) -> list[str]:
     """Every view after the views it selects from (ties by name, so the order is stable)."""
     graph = graphlib.TopologicalSorter(
         {
-            name: {ref for ref in _REFERENCE.findall(sql) if ref in files and ref != name}
+            name: {ref for ref in references(sql) if ref in files and ref != name}
             for name, sql in files.items()
         }
     )
@@ -71,9 +77,7 @@ def apply_views(wh: Warehouse) -> list[str]:
     relations = wh.relations()
     stored = _stored_digests(wh, relations)
     created: list[str] = []
-    for name, sql in view_sql(wh.schema()):
-        statements = wh.transpile(sql)
-        digest = _digest(statements)
+    for name, statements, digest in _wanted(wh):
         if relations.get(name) == "VIEW" and stored.get(name) == digest:
             continue
         try:
@@ -89,6 +93,26 @@ def apply_views(wh: Warehouse) -> list[str]:
     if created:
         log.info("views created or replaced: %s", ", ".join(created))
     return created
+
+
+def outdated_views(wh: Warehouse) -> list[str]:
+    """The views `apply_views` would (re)create: missing, or their SQL changed. Reads only."""
+    relations = wh.relations()
+    if VIEWS_TABLE not in relations:
+        return list(VIEW_NAMES)
+    stored = _read_digests(wh)
+    return [
+        name
+        for name, _, digest in _wanted(wh)
+        if relations.get(name) != "VIEW" or stored.get(name) != digest
+    ]
+
+
+def _wanted(wh: Warehouse) -> Iterator[tuple[str, list[str], str]]:
+    """Each view's name, its statements for this warehouse, and their digest, in order."""
+    for name, sql in view_sql(wh.schema()):
+        statements = wh.transpile(sql)
+        yield name, statements, _digest(statements)
 
 
 def drop_views(wh: Warehouse) -> None:
@@ -107,6 +131,10 @@ def _stored_digests(wh: Warehouse, relations: dict[str, str]) -> dict[str, str]:
             *wh.transpile(f"create table {wh.table(VIEWS_TABLE)} (name varchar, sha varchar)")
         )
         return {}
+    return _read_digests(wh)
+
+
+def _read_digests(wh: Warehouse) -> dict[str, str]:
     _, rows = wh.query(f"select name, sha from {wh.table(VIEWS_TABLE)}")
     return {str(name): str(sha) for name, sha in rows}
 

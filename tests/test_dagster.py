@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from pipelines.sandbox import Sandbox
@@ -46,12 +47,23 @@ def test_assets_load_every_table_and_the_audit_check_sees_drift(
     from pipelines import dagster_defs
 
     warehouse, sb, db = dagster_env
-    assets = [dagster_defs.neuron_calls, dagster_defs.calls_audit]
+    assets = [dagster_defs.neuron_calls, dagster_defs.neuron_views, dagster_defs.calls_audit]
+    # the calls asset alone, into a warehouse of its own: dlt's selection, no transcript request
+    own = dagster_defs.NeuronWarehouse(
+        duckdb_path=str(db.with_name("calls.duckdb")), pipelines_dir=str(db) + "_"
+    )
+    calls = dg.AssetSelection.assets(dagster_defs.RESOURCE_KEYS["calls"])
+    alone = dg.materialize(assets, resources={"warehouse": own}, selection=calls)
+    assert alone.success and sb.stats()["by_endpoint"]["transcript"] == 0
+    assert query(own.duckdb_path, "select count(*) from neuron.transcripts")[0][0] == 0
+    [event] = alone.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["dagster/row_count"].value == len(sb.truth()["calls"])
     result = dg.materialize(assets, resources={"warehouse": warehouse})
     assert result.success
     assert_matches_truth(db, sb.truth())
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
-    assert materialized == set(dagster_defs.TABLE_KEYS) | set(VIEW_NAMES)
+    assert materialized == set(dagster_defs.RESOURCE_KEYS) | set(VIEW_NAMES)
     views = {name for (name,) in query(db, "select table_name from information_schema.views")}
     assert set(VIEW_NAMES) <= views
     [check] = result.get_asset_check_evaluations()
@@ -65,27 +77,40 @@ def test_assets_load_every_table_and_the_audit_check_sees_drift(
     drifted = dg.materialize(assets, resources={"warehouse": warehouse}, selection=only_check)
     [check] = drifted.get_asset_check_evaluations()
     assert not check.passed and check.metadata["erased"].value == 1
-    # the views alone: through the lock, the private copy and its publish, as a sync
+    # the views alone, one of them dropped: recreated through the lock, the private copy and
+    # its publish, as a sync does
+    with duckdb.connect(str(db)) as con:
+        con.execute("drop view neuron.campaign_funnel")
     views = dg.AssetSelection.assets(*dagster_defs.VIEW_KEYS.values())
-    alone = dg.materialize(assets, resources={"warehouse": warehouse}, selection=views)
-    assert alone.success  # no run of its own in the run log: a sync and two audits
+    again = dg.materialize(assets, resources={"warehouse": warehouse}, selection=views)
+    assert again.success  # no run of its own in the run log: a sync and two audits
     assert query(db, "select count(*) from neuron._sync_runs")[0][0] == 3
+    assert query(db, "select count(*) from neuron.campaign_funnel")[0][0] > 0
 
 
 def test_the_definitions() -> None:
-    """One asset per table and per view, the views downstream of what they read, the schedule,
+    """dagster-dlt's asset per resource, the views downstream of what they read, the schedule,
     the check on calls."""
+    from dagster_dlt.constants import META_KEY_SOURCE
+
     from pipelines import dagster_defs
 
     defs = dagster_defs.defs
     graph = defs.resolve_asset_graph()
     keys = {key.path[-1] for key in graph.get_all_asset_keys()}
-    assert keys == set(dagster_defs.TABLE_KEYS) | set(VIEW_NAMES)
+    assert keys == {"calls", "transcripts", "recordings"} | set(VIEW_NAMES)
+    for spec in dagster_defs.neuron_calls.specs:  # built by dagster-dlt from the source
+        assert spec.metadata[META_KEY_SOURCE].name == "neuron"
+    transcripts = graph.get(dagster_defs.RESOURCE_KEYS["transcripts"])
+    assert transcripts.parent_keys == {dagster_defs.RESOURCE_KEYS["calls"]}
+    assert "transcript_segments" in transcripts.metadata["dlt_tables"]
     talk_time = graph.get(dagster_defs.VIEW_KEYS["talk_time"])
     assert dagster_defs.VIEW_KEYS["stg_transcript_segments"] in talk_time.parent_keys
+    segments = graph.get(dagster_defs.VIEW_KEYS["stg_transcript_segments"])
+    assert dagster_defs.RESOURCE_KEYS["transcripts"] in segments.parent_keys
     [check] = graph.asset_check_keys
-    assert check.asset_key == dagster_defs.TABLE_KEYS["calls"]
+    assert check.asset_key == dagster_defs.RESOURCE_KEYS["calls"]
     [schedule] = defs.schedules or []
     assert schedule.cron_schedule == "*/15 * * * *"
     assert dagster_defs.resources_for({"transcripts"}) == ("calls", "transcripts")
-    assert dagster_defs.resources_for(set(dagster_defs.TABLE_KEYS)) is None
+    assert dagster_defs.resources_for(set(dagster_defs.RESOURCE_KEYS)) is None

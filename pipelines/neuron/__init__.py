@@ -41,6 +41,7 @@ __all__ = [
     "neuron_settings",
     "neuron_source",
     "run_source",
+    "source_shape",
 ]
 
 SOURCE_NAME = "neuron"  # the source's name, config section, schema and state key
@@ -108,6 +109,13 @@ def run_source(
     source = DltSource(dlt.Schema(SOURCE_NAME), SOURCE_NAME, neuron_resources(config, run, store))
     source.max_table_nesting = MAX_TABLE_NESTING
     return source.with_resources(*resources) if resources else source
+
+
+def source_shape() -> DltSource:
+    """The source's resources, unconfigured, for tools that only read its shape (dagster-dlt's
+    asset specs): it needs no setting, and must not be run."""
+    config = NeuronSettings(api_key="unused: the shape only")
+    return DltSource(dlt.Schema(SOURCE_NAME), SOURCE_NAME, neuron_resources(config, SyncRun()))
 
 
 def _selection(resources: Sequence[str] | None) -> set[str]:
