@@ -114,3 +114,23 @@ def test_the_definitions() -> None:
     assert schedule.cron_schedule == "*/15 * * * *"
     assert dagster_defs.resources_for({"transcripts"}) == ("calls", "transcripts")
     assert dagster_defs.resources_for(set(dagster_defs.RESOURCE_KEYS)) is None
+
+
+def test_a_run_beside_another_is_refused(dagster_env: tuple[Any, Sandbox, Path]) -> None:
+    """The lock holds under Dagster: while a sync holds the pipeline's lock (here the test),
+    the assets fail with the CLI's one line and load nothing."""
+    import dagster as dg
+
+    from pipelines import dagster_defs
+    from pipelines.targets import exclusive
+
+    warehouse, sb, db = dagster_env
+    lock = Path(warehouse.pipelines_dir) / ".neuron_calls.lock"
+    with exclusive(lock, "this pipeline"):
+        result = dg.materialize(
+            [dagster_defs.neuron_calls], resources={"warehouse": warehouse}, raise_on_error=False
+        )
+    assert not result.success and not db.exists()
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "another sync is running on this pipeline" in str(failure.event_specific_data)
+    assert sb.stats()["total"] == 0
