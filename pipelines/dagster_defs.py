@@ -19,6 +19,7 @@ on the `warehouse` resource (credentials the dlt way, e.g. DESTINATION__POSTGRES
 The source's settings are the CLI's: SOURCES__NEURON__*.
 """
 
+import contextlib
 import datetime as dt
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 
 from . import runner
 from .neuron import RESOURCE_TABLES, neuron_settings, source_shape
+from .neuron.resources import RESOURCE_OF
 from .neuron.tables import TABLES
 from .targets import DuckDBTarget
 from .views import VIEW_NAMES, apply_views, outdated_views, references, view_files
@@ -39,7 +41,6 @@ from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehou
 
 GROUP = "neuron"
 SCHEDULE = "*/15 * * * *"  # every 15 minutes, UTC
-RESOURCE_OF = {table: name for name, tables in RESOURCE_TABLES.items() for table in tables}
 RESOURCE_KEYS = {name: dg.AssetKey([DATASET_NAME, name]) for name in RESOURCE_TABLES}
 VIEW_KEYS = {view: dg.AssetKey([DATASET_NAME, view]) for view in VIEW_NAMES}
 
@@ -142,13 +143,13 @@ def neuron_calls(
     if result.exit_code == runner.EXIT_PARTIAL:
         context.log.warning("%d calls deferred to the next run", len(result.report.deferred))
     tables = [table for name in sorted(selected) for table in RESOURCE_TABLES[name]]
-    counts = _row_counts(options, tables)
+    with _reading(options) as wh:
+        counts = {table: wh.count(table) for table in tables}
+    run = _run_metadata(result)
     for name in sorted(selected):
         rows = {f"rows_{table}": counts[table] for table in RESOURCE_TABLES[name]}
         metadata = {"dagster/row_count": counts[RESOURCE_TABLES[name][0]], **rows}
-        yield dg.MaterializeResult(
-            asset_key=RESOURCE_KEYS[name], metadata=metadata | _run_metadata(result)
-        )
+        yield dg.MaterializeResult(asset_key=RESOURCE_KEYS[name], metadata=metadata | run)
 
 
 def _run_metadata(result: runner.SyncResult) -> dict[str, Any]:
@@ -210,22 +211,23 @@ def _views_only(options: runner.SyncOptions) -> None:
 
 def _outdated(options: runner.SyncOptions) -> list[str]:
     target = runner.target_of(options)
-    if isinstance(target, DuckDBTarget):  # the published file, read-only
-        if not target.path.exists():
-            return list(VIEW_NAMES)
-        with Warehouse.duckdb_file(target.path) as wh:
-            return outdated_views(wh)
-    with runner.locked(options, target, loads=False) as pipeline, Warehouse.of(pipeline) as wh:
+    if isinstance(target, DuckDBTarget) and not target.path.exists():
+        return list(VIEW_NAMES)
+    with _reading(options) as wh:
         return outdated_views(wh)
 
 
-def _row_counts(options: runner.SyncOptions, tables: list[str]) -> dict[str, int]:
+@contextlib.contextmanager
+def _reading(options: runner.SyncOptions) -> Iterator[Warehouse]:
+    """The warehouse to read: on DuckDB the published file, read-only (no lock: readers never
+    wait); elsewhere through the pipeline, under its lock."""
     target = runner.target_of(options)
-    if isinstance(target, DuckDBTarget):  # the published file, read-only
+    if isinstance(target, DuckDBTarget):
         with Warehouse.duckdb_file(target.path) as wh:
-            return {name: wh.count(name) for name in tables}
+            yield wh
+        return
     with runner.locked(options, target, loads=False) as pipeline, Warehouse.of(pipeline) as wh:
-        return {name: wh.count(name) for name in tables}
+        yield wh
 
 
 @dg.asset_check(
