@@ -25,7 +25,6 @@ import dlt
 import pendulum
 
 from .neuron import (
-    NeuronSettings,
     Privacy,
     SyncReport,
     SyncRun,
@@ -204,30 +203,32 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
         if not options.recordings_only:
             report.checkpoints.interval = config.checkpoint_seconds
 
+        run = sync_run(options, report, progress, bound, privacy)
+        resources = ("recordings",) if options.recordings_only else options.resources
+
         def source() -> Any:
-            return build_source(options, config, report, progress, bound, privacy)
+            return run_source(config, run, resources)
 
         first = source()  # a window or a selection that cannot be is refused here, too
         target = target_of(options)
         with locked(options, target, loads=True) as pipeline:
             bound.append(pipeline)
-            return _locked_run(options, [first], source, target, pipeline, report, clock, privacy)
+            return _locked_run(options, [first], source, target, pipeline, run, clock)
     except BaseException as exc:  # noqa: BLE001 - refused or failed before the run began
         return _failed(exc, options.mode, report, clock)
 
 
-def build_source(
+def sync_run(
     options: SyncOptions,
-    config: NeuronSettings,
     report: SyncReport,
     progress: Any,
     bound: list[Any],
     privacy: Privacy | None = None,
-) -> Any:
-    """The run's dlt source: the settings, the run's mode, and the resources selected; the audit
-    reads the pipeline `bound` holds. The runner loads it segment after segment: its listing
-    stops after `checkpoint_seconds`."""
-    run = SyncRun(
+) -> SyncRun:
+    """What the run adds to the settings: its mode, its report, the warehouse its audit reads
+    (through the pipeline `bound` holds). One for the whole run: its fetching lives across the
+    segments (`SyncRun.feed`), each of which is a source of its own (`run_source`)."""
+    return SyncRun(
         backfill_from=options.backfill_from,
         backfill_to=options.backfill_to,
         filters=dict(options.filters),
@@ -240,8 +241,6 @@ def build_source(
         transport=options.source_args.get("transport"),
         privacy=privacy,
     )
-    resources = ("recordings",) if options.recordings_only else options.resources
-    return run_source(config, run, resources)
 
 
 @contextlib.contextmanager
@@ -292,29 +291,31 @@ def _locked_run(
     make_source: Any,
     target: Target,
     pipeline: Any,
-    report: SyncReport,
+    sync: SyncRun,
     clock: float,
-    privacy: Privacy,
 ) -> SyncResult:
-    """Segment after segment (each one dlt load, published on DuckDB) until the extract has no
+    """Segment after segment (each one dlt load, published on DuckDB) until the fetching has no
     work left; the run log's row goes with the last. A failure is logged in a run of its own,
     with what the committed segments loaded."""
+    report = sync.report
     run, committed = report.checkpoints, _Committed()
     workdir = Path(pipeline.working_dir)
     _RUNNING.append(run)
     try:
         while True:
-            started = time.monotonic()
             source = first.pop() if first else make_source()
-            result = _segment(options, source, target, pipeline, report, clock, committed, privacy)
+            result = _segment(options, source, target, pipeline, sync, clock, committed)
             mark_published(workdir, target)
             drop_loaded_packages(workdir)
-            run.commit(time.monotonic() - started, committed.inserted, committed.staging)
+            end, now = sync.feed.ended, time.monotonic()
+            run.commit(now - end.received, now - end.at, committed.inserted, committed.staging)
+            sync.feed.committed = run.committed
             log.debug(
-                "checkpoint %d: %.2f s, of which %.2f s fetching and %.2f s staging",
+                "checkpoint %d: committed %.2f s after its last rows, %.2f s after its fetching "
+                "ended; %.2f s staging",
                 run.committed,
-                time.monotonic() - started,
-                run.last_fetching,
+                now - end.received,
+                run.lag,
                 committed.staging,
             )
             if result is not None:
@@ -329,6 +330,8 @@ def _locked_run(
             record_only(target, pipeline, result)
         return result
     finally:
+        if sync.feed is not None:
+            sync.feed.close()
         _RUNNING.remove(run)
         if run.grace is not None:
             run.grace.cancel()
@@ -339,46 +342,48 @@ def _segment(
     source: Any,
     target: Target,
     pipeline: Any,
-    report: SyncReport,
+    sync: SyncRun,
     clock: float,
     committed: _Committed,
-    privacy: Privacy,
 ) -> SyncResult | None:
     """Stage, load, views, publish one segment; the run's result once no work is left."""
-    run = report.checkpoints
+    report, privacy = sync.report, sync.privacy
+    assert privacy is not None  # the runner's SyncRun always has the run's policy
+    first = report.checkpoints.committed == 0
     result = None
     staging = time.monotonic()
     with target.stage():
         committed.staging = time.monotonic() - staging  # a copy of the file: grows with it
         with target.kept_open(pipeline):
-            if not run.continuing:
+            if first:
                 with Warehouse.of(pipeline) as wh:
                     committed.before = 0 if options.full_refresh else wh.count("calls")
                     bind_privacy(wh, privacy, options.full_refresh)  # before anything loads
                     if options.full_refresh:
                         drop_views(wh)  # Postgres refuses to drop tables that views depend on
             unmark_published(Path(pipeline.working_dir), target)
-            load(pipeline, source, options, refresh=not run.continuing)
+            load(pipeline, source, options, refresh=first)
+            end = sync.feed.ended
             with Warehouse.of(pipeline) as wh:
-                if not run.continuing or not run.more:
+                if first or not end.more:
                     apply_views(wh)
                 remember_privacy(wh, privacy)
                 committed.inserted = max(wh.count("calls") - committed.before, 0)
-                if not run.more or run.stopping:  # the last segment: the run's row with it
-                    result = _final(options, report, clock, committed)
+                if end.last:  # the last segment: the run's row with it
+                    result = _final(options, report, clock, committed, end.more)
                     wh.record_run(run_row(result))
         target.publish()
     return result
 
 
 def _final(
-    options: SyncOptions, report: SyncReport, clock: float, committed: _Committed
+    options: SyncOptions, report: SyncReport, clock: float, committed: _Committed, more: bool
 ) -> SyncResult:
     """The run's result, written with its last segment: done, or stopped (SIGTERM) with work
     left for the next run."""
     run = report.checkpoints
     code, error = _loaded_exit_code(options, report), None
-    if run.more or run.stopping:
+    if more or run.stopping:
         code, error = explain(Interrupted(signal.SIGTERM))
         error = _committed_line(error, run.committed + 1, committed.inserted)
     return SyncResult(

@@ -147,7 +147,7 @@ def segment(api: FakeApi, state: dict[str, Any], report: SyncReport) -> dict[str
                 pass
 
     asyncio.run(go())
-    report.checkpoints.commit(0.0, 0, 0.0)
+    report.checkpoints.commit(0.0, 0.0, 0, 0.0)
     return copy.deepcopy(state)
 
 

@@ -120,6 +120,7 @@ class SyncRun:
     on_progress: Callable[[SyncReport], None] | None = None
     transport: Any = None  # an httpx transport (tests)
     privacy: Privacy | None = None  # the runner's (it knows the erased contacts); None: settings'
+    feed: Any = None  # the run's fetching, across its segments (`feed.Feed`), once started
 
     def policy(self, config: NeuronSettings) -> Privacy:
         """The run's personal data policy: the runner's, else the settings'."""

@@ -105,46 +105,50 @@ class AuditReport:
 class Checkpoints:
     """A run's segments: each one dlt load of what was fetched until its deadline.
 
-    Shared by the runner (which loads and publishes each segment) and the extract (which stops
-    listing at the deadline and says whether work is left). On DuckDB each segment works on a
-    fresh copy of the file, a cost that grows with the file: the interval stretches so that
-    copying stays under `settings.CHECKPOINT_STAGING_SHARE` of the run.
+    Shared by the runner (which loads and publishes each segment) and the fetching (`feed.py`:
+    it stops listing at the deadline and says whether work is left). The fetching goes on with
+    the next segment while one loads, so a segment lasts the interval less the time its
+    predecessor took to commit: a call waits about one interval to be committed. On DuckDB each
+    segment works on a fresh copy of the file, a cost that grows with the file: the interval
+    stretches so that copying stays under `settings.CHECKPOINT_STAGING_SHARE` of the run.
     """
 
     interval: float | None = None  # SOURCES__NEURON__CHECKPOINT_SECONDS; None: no deadline
     committed: int = 0  # segments loaded (and published) so far in this run
     committed_calls: int = 0  # calls in the warehouse's rows committed by those segments
-    more: bool = False  # the last segment stopped at its deadline with work left
+    fetched: int = 0  # segments whose fetching ended (the loads follow, at most one behind)
+    more: bool = False  # the segment being fetched stopped at its deadline with work left
     opened: str | None = None  # the run's first segment's clock: tags the windows it opened
     audits: bool = False  # the run audits (decided by its first segment)
     repolled: bool = False  # the pending set was polled again this run
     seen: set[str] = field(default_factory=set)  # calls listed this run
-    cost: float = 0.0  # seconds spent committing segments (all but their fetching)
+    cost: float = 0.0  # seconds spent committing segments after their last rows were fetched
     staging: float = 0.0  # seconds the last segment spent copying the file (DuckDB)
-    fetching: float = 0.0  # seconds the current segment's extract took
-    last_fetching: float = 0.0  # seconds the last committed segment's extract took
-    stopping: bool = False  # asked to stop (SIGTERM): this segment is the last one committed
+    lag: float = 0.0  # seconds from the end of the last committed segment's fetching to its commit
+    stopping: bool = False  # asked to stop (SIGTERM): the segment being fetched is the last
     grace: Any = None  # the timer that stops the run at once if it does not stop in time
 
     def seconds(self) -> float | None:
-        """The next segment's length: the interval, stretched when staging is slow."""
+        """The next segment's length: the interval (stretched when staging is slow) less the
+        time the last commit took after its fetching ended."""
         if self.interval is None:
             return None
         share = settings.CHECKPOINT_STAGING_SHARE
-        return max(self.interval, self.staging * (1 - share) / share)
+        return max(max(self.interval, self.staging * (1 - share) / share) - self.lag, 0.0)
 
-    def commit(self, seconds: float, calls: int, staging: float) -> None:
-        """A segment was committed after `seconds` (its fetching, and committing it), of which
-        `staging` went to copying the file."""
+    def commit(self, cost: float, lag: float, calls: int, staging: float) -> None:
+        """A segment was committed, `cost` seconds after its rows were all handed over and `lag`
+        seconds after its fetching ended; `staging` of it went to copying the file."""
         self.committed += 1
         self.committed_calls = calls
-        self.cost += max(seconds - self.fetching, 0.0)
+        self.cost += cost
+        self.lag = lag
         self.staging = staging
-        self.last_fetching, self.fetching = self.fetching, 0.0
 
     @property
     def continuing(self) -> bool:
-        return self.committed > 0
+        """A segment of this run was fetched before: the run's window is open already."""
+        return self.fetched > 0
 
 
 @dataclass

@@ -17,7 +17,9 @@ selected, and archives recordings only when `recordings` is.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import copy
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import dlt
@@ -28,9 +30,11 @@ from .audit import DayAudit
 from .client import ConfigError
 from .config import NeuronSettings, SyncRun
 from .extract import extract_calls
-from .model import SyncPlan
+from .feed import Feed, SegmentEnd
+from .model import AuditStep, Job, SyncPlan
 from .progress import plan_window
 from .recordings import Archiver, RecordingStore
+from .rows import Row
 
 ENGINE = "fetched_calls"
 # each resource and the tables it loads (the first one gives it its name)
@@ -87,45 +91,83 @@ def check_selection(selected: set[str], store: RecordingStore | None) -> bool:
 
 
 def _engine(config: NeuronSettings, run: SyncRun, store: RecordingStore | None) -> Any:
-    async def fetched_calls() -> AsyncIterator[Routed]:
+    def fetched_calls() -> Iterator[Routed]:
         selected = set(dlt.current.source().selected_resources)
-        plan = run.plan(config, recordings_only=check_selection(selected, store))
-        plan.transcripts = plan.transcripts and "transcripts" in selected
-        archiver = Archiver(store) if store is not None and "recordings" in selected else None
-        hinted: set[str] = set()  # tables dlt has had the hints of, this run
+        recordings_only = check_selection(selected, store)
+        hinted: set[str] = set()  # tables dlt has had the hints of, this segment
         yield _materialized(selected, hinted)
         state = dlt.current.source_state()
-        if run.on_progress is not None:  # a retry note redraws the progress line at once
-            on_progress = run.on_progress
-            run.report.stats.on_waiting = lambda: on_progress(run.report)
-        async with config.client(run.transport, run.report.stats) as client:
-            client.limiter.recall(state.get("rate_limit"))
+        if run.feed is None or run.feed.done:  # the run's first segment: the fetching starts
+            begun = copy.deepcopy(dict(state))
+            fetching = partial(_fetching, config, run, store, selected, recordings_only, begun)
+            run.feed = Feed(fetching)
+        feed, read = run.feed, False
+        try:
+            for batch in feed.segment():
+                yield route(batch.rows, selected, hinted)
+            read = True
+        finally:
+            if not read:  # dlt stopped reading: so does the fetching
+                feed.close()
+        assert feed.ended is not None
+        state.clear()  # the state that describes exactly the rows of this segment
+        state.update(feed.ended.state)
+
+    return fetched_calls
+
+
+async def _fetching(
+    config: NeuronSettings,
+    run: SyncRun,
+    store: RecordingStore | None,
+    selected: set[str],
+    recordings_only: bool,
+    state: dict[str, Any],
+    feed: Feed,
+) -> None:
+    """The run's fetching, segment after segment, on the feed's thread: each segment's batches,
+    then its end with a copy of the state that describes them. It starts a segment only once
+    the one before the last is committed."""
+    report, checkpoints = run.report, run.report.checkpoints
+    archiver = Archiver(store) if store is not None and "recordings" in selected else None
+    if run.on_progress is not None:  # a retry note redraws the progress line at once
+        on_progress = run.on_progress
+        report.stats.on_waiting = lambda: on_progress(report)
+    async with config.client(run.transport, report.stats) as client:
+        client.limiter.recall(state.get("rate_limit"))
+        while True:
+            plan = run.plan(config, recordings_only=recordings_only)
+            plan.transcripts = plan.transcripts and "transcripts" in selected
             plan.api_now = await client.clock()  # its today ends the window and the audit
-            plan_window(state, plan, config.start, run.report.checkpoints)
-            audit = _audit(client, run, plan)
+            plan_window(state, plan, config.start, checkpoints)
+            segment = checkpoints.fetched + 1
+            audit = _audit(client, run, plan, feed, segment)
             batches = extract_calls(
                 client,
                 state,
                 plan,
-                run.report,
+                report,
                 config.max_concurrency,
                 run.on_progress,
                 audit,
                 archiver,
             )
             async for batch in batches:
-                yield route(batch.rows, selected, hinted)
+                await feed.put(batch)
             learned = client.limiter.memory(state.get("rate_limit"))
             if learned is not None:
                 state["rate_limit"] = learned  # for the next run: ramp up or not
+            last = not checkpoints.more or checkpoints.stopping
+            await feed.put(SegmentEnd(copy.deepcopy(state), checkpoints.more, last))
+            if last:
+                return
+            await feed.until_committed(segment - 1)  # one segment ahead of the loads at most
 
-    return fetched_calls
 
-
-def _audit(client: Any, run: SyncRun, plan: SyncPlan) -> DayAudit | None:
+def _audit(client: Any, run: SyncRun, plan: SyncPlan, feed: Feed, segment: int) -> AuditStep | None:
     if run.warehouse is None or not plan.audit_from or not plan.audit_to:
         return None
-    return DayAudit(
+    audit = DayAudit(
         client,
         run.warehouse,
         plan.audit_from,
@@ -135,6 +177,24 @@ def _audit(client: Any, run: SyncRun, plan: SyncPlan) -> DayAudit | None:
         transcripts=plan.audit_transcripts,
         privacy=plan.privacy,
     )
+    return _AfterLoads(audit, partial(feed.until_reading, segment))
+
+
+class _AfterLoads:
+    """An audit that reads the warehouse once the loader is on this segment: every segment
+    before it is committed, and the file it reads is this segment's."""
+
+    def __init__(self, audit: AuditStep, loads_done: Callable[[], Awaitable[None]]) -> None:
+        self.audit, self.loads_done = audit, loads_done
+
+    async def look_ahead(self) -> None:
+        await self.loads_done()
+        await self.audit.look_ahead()
+
+    async def jobs(self, loaded: Mapping[str, Row | None]) -> AsyncIterator[Job]:
+        await self.loads_done()
+        async for job in self.audit.jobs(loaded):
+            yield job
 
 
 def route(rows: dict[str, list[Any]], selected: set[str], hinted: set[str]) -> Routed:
