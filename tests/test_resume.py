@@ -24,8 +24,8 @@ from pipelines.warehouse import Warehouse
 from .helpers import assert_matches_truth
 from .procs import run_cli, sandbox_env, sync_args
 
-CALLS = 2000
-RATE = 400  # requests a second: a first sync of CALLS takes ~8 s
+CALLS = 3000  # a stop loses at most two short segments: a long history keeps that under a quarter
+RATE = 400  # requests a second: a first sync of CALLS takes ~12 s
 SHORT = 1000  # a history for the tests that sync it whole first
 
 

@@ -1,0 +1,122 @@
+"""The run's fetching on its own thread (`neuron/feed.py`): segments in order with the state
+that describes them, errors after what came before, a bounded hand-over, a clean close."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from pipelines.neuron.feed import AHEAD_BATCHES, Feed, SegmentEnd
+from pipelines.neuron.model import Batch
+
+
+def batch(n: int) -> Batch:
+    made = Batch()
+    made.add("calls", [{"id": f"c{n}"}])
+    made.size = 1
+    return made
+
+
+def ids(batches: list[Batch]) -> list[str]:
+    return [row["id"] for b in batches for row in b.rows["calls"]]
+
+
+def test_segments_come_in_order_each_with_its_state() -> None:
+    async def fetching(feed: Feed) -> None:
+        await feed.put(batch(1))
+        await feed.put(batch(2))
+        await feed.put(SegmentEnd({"cursor": "one"}, more=True, last=False))
+        await feed.put(batch(3))
+        await feed.put(SegmentEnd({"cursor": "two"}, more=False, last=True))
+
+    feed = Feed(fetching)
+    try:
+        assert ids(list(feed.segment())) == ["c1", "c2"]
+        assert feed.ended is not None and feed.ended.state == {"cursor": "one"}
+        assert not feed.done and feed.reading == 1
+        assert ids(list(feed.segment())) == ["c3"]
+        assert feed.ended.state == {"cursor": "two"} and feed.done
+        assert feed.ended.received >= feed.ended.at
+    finally:
+        feed.close()
+
+
+def test_an_error_of_the_fetching_reaches_the_loader_after_the_segments_before_it() -> None:
+    async def fetching(feed: Feed) -> None:
+        await feed.put(batch(1))
+        await feed.put(SegmentEnd({"cursor": "one"}, more=True, last=False))
+        await feed.put(batch(2))
+        raise ConnectionError("list page failed after its retries")
+
+    feed = Feed(fetching)
+    try:
+        assert ids(list(feed.segment())) == ["c1"]
+        read: list[Batch] = []
+        with pytest.raises(ConnectionError, match="list page failed"):
+            read.extend(feed.segment())
+        assert ids(read) == ["c2"]
+    finally:
+        feed.close()
+
+
+def test_the_fetching_waits_for_the_loader_and_for_commits() -> None:
+    put: list[int] = []
+
+    async def fetching(feed: Feed) -> None:
+        for n in range(3 * AHEAD_BATCHES):
+            await feed.put(batch(n))
+            put.append(n)
+        await feed.put(SegmentEnd({}, more=True, last=False))
+        await feed.until_committed(1)
+        put.append(-1)
+        await feed.put(SegmentEnd({}, more=False, last=True))
+
+    feed = Feed(fetching)
+    try:
+        deadline = time.monotonic() + 10
+        while len(put) < AHEAD_BATCHES and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert len(put) == AHEAD_BATCHES  # nothing read yet: the hand-over is full
+        assert len(list(feed.segment())) == 3 * AHEAD_BATCHES
+        time.sleep(0.2)
+        assert put[-1] != -1  # the first segment is not committed yet
+        feed.committed = 1
+        assert list(feed.segment()) == [] and feed.done and put[-1] == -1
+    finally:
+        feed.close()
+
+
+def test_close_stops_a_fetching_that_waits_and_ends_its_thread() -> None:
+    cancelled = threading.Event()
+
+    async def fetching(feed: Feed) -> None:
+        try:
+            while True:
+                await feed.put(batch(0))
+        finally:
+            cancelled.set()
+
+    feed = Feed(fetching)
+    time.sleep(0.1)
+    started = time.monotonic()
+    feed.close()
+    assert cancelled.is_set() and time.monotonic() - started < 2
+    assert not any(t.name == "neuron-fetching" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_fetching_that_ends_without_its_segment_end_is_an_error() -> None:
+    async def fetching(feed: Feed) -> None:
+        await feed.put(batch(1))
+
+    feed = Feed(fetching)
+    try:
+        got: list[Any] = []
+        with pytest.raises(RuntimeError, match="ended before its segment did"):
+            got.extend(feed.segment())
+        assert ids(got) == ["c1"]
+    finally:
+        feed.close()
