@@ -107,7 +107,7 @@ def child_ours(args: dict[str, Any]) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "rows": rows,
-        "calls": len(result.report.calls),
+        "calls": result.report.calls,
         "client_requests": result.report.stats.requests,
         "run_cpu_seconds": cpu,
         "dlt_steps": dlt_steps(options.pipelines_dir),

@@ -53,7 +53,7 @@ class Progress:
         elapsed = max(now - self.started, 1e-6)
         requests = report.stats.requests
         line = (
-            f"pages {report.pages}  listed {report.listed}  calls {len(report.calls)}  "
+            f"pages {report.pages}  listed {report.listed}  calls {report.calls}  "
             f"transcripts {report.transcripts}  requests {requests} "
             f"({requests / elapsed:.0f}/s)  {elapsed:.0f}s"
         ) + (f"  {report.stats.waiting}" if report.stats.waiting else "")

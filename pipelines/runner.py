@@ -24,6 +24,7 @@ from typing import Any
 import dlt
 import pendulum
 
+from . import memory
 from .neuron import (
     Privacy,
     SyncReport,
@@ -192,6 +193,7 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     """
     clock = time.monotonic()
     report = SyncReport()
+    memory.limit_arenas()  # before the fetching's thread starts
     try:
         _check(options)
         bound: list[Any] = []  # the pipeline, once made: the audit reads the warehouse through it
@@ -307,6 +309,7 @@ def _locked_run(
             result = _segment(options, source, target, pipeline, sync, clock, committed)
             mark_published(workdir, target)
             drop_loaded_packages(workdir)
+            memory.give_back()
             end, now = sync.feed.ended, time.monotonic()
             run.commit(now - end.received, now - end.at, committed.inserted, committed.staging)
             sync.feed.committed = run.committed
@@ -392,7 +395,7 @@ def _final(
         time.monotonic() - clock,
         mode=options.mode,
         inserted=committed.inserted,
-        updated=max(len(report.calls) - committed.inserted, 0),
+        updated=max(report.calls - committed.inserted, 0),
         pending=report.pending_calls + report.pending_transcripts,
         error=error,
         checkpoints=run.committed + 1,

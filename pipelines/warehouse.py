@@ -29,7 +29,7 @@ PIPELINE_NAME = "neuron_calls"
 DATASET_NAME = "neuron"
 DEFAULT_DUCKDB_PATH = "neuron_calls.duckdb"
 # DuckDB settings while dlt loads: merges spill to disk past the limit instead of growing RSS
-DUCKDB_LOAD_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False}
+DUCKDB_LOAD_CONFIG = {"memory_limit": "64MB", "preserve_insertion_order": False}
 
 RUNS_TABLE = "_sync_runs"
 # The run log's columns (DuckDB types, transpiled per destination). New columns are added to an

@@ -158,6 +158,16 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
+def load_ids(db: Path) -> dict[str, str]:
+    """Each stored call's dlt load id: which run (checkpoint) last wrote its row."""
+    return dict(query(db, "select id, _dlt_load_id from neuron.calls"))
+
+
+def reloaded(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    """The calls whose rows a run wrote, new or again (their load id changed)."""
+    return {call_id for call_id, load in after.items() if before.get(call_id) != load}
+
+
 def read_state(db: Path) -> dict[str, Any]:
     """The source state committed with the last load of the DuckDB file."""
     from pipelines.warehouse import Warehouse

@@ -322,6 +322,7 @@ class CallSync:
         seconds = run.seconds()
         self.deadline = time.monotonic() + seconds if seconds is not None else None
         self.taken = 0  # calls listed this segment
+        self.seen: set[str] = set()  # their ids: a page that shifted lists no call twice
 
     def progress(self) -> None:
         if self.on_progress:
@@ -354,7 +355,7 @@ class CallSync:
         if self.plan.recordings_only:
             return  # the window is the window: a pending call it did not list waits for a sync
         for call_id in list(self.pending):
-            if call_id not in run.seen and not self._left_for_transcripts(call_id):
+            if call_id not in run.listed_pending and not self._left_for_transcripts(call_id):
                 yield Job(call_id, Purpose.PENDING)
 
     async def _walk_jobs(self, client: NeuronClient, walk: Walk) -> AsyncIterator[Job]:
@@ -388,15 +389,15 @@ class CallSync:
             save_walks(self.state, self.open_walks)
 
     def _past_deadline(self) -> bool:
-        """The segment's deadline passed: no new call is listed (the work is left for later).
-        A segment lists a page's worth at least, so that a slow API still gets through; a run
-        asked to stop lists nothing more."""
+        """The segment's deadline passed, or it listed SEGMENT_MAX_CALLS: no new call is listed
+        (the work is left for later). A segment lists a page's worth at least, so that a slow
+        API still gets through; a run asked to stop lists nothing more."""
         if self.report.checkpoints.stopping:
             self.report.checkpoints.more = True
             return True
         if self.deadline is None or self.taken < settings.PAGE_SIZE:
             return False
-        if time.monotonic() < self.deadline:
+        if time.monotonic() < self.deadline and self.taken < settings.SEGMENT_MAX_CALLS:
             return False
         self.report.checkpoints.more = True
         return True
@@ -406,10 +407,12 @@ class CallSync:
         if not isinstance(call_id, str) or not call_id:
             self.report.skipped_invalid += 1
             return None
-        seen = self.report.checkpoints.seen
-        if call_id in seen:
+        listed_pending = self.report.checkpoints.listed_pending
+        if call_id in self.seen or call_id in listed_pending:
             return None
-        seen.add(call_id)
+        self.seen.add(call_id)
+        if call_id in self.pending:
+            listed_pending.add(call_id)
         self.taken += 1
         if self.plan.privacy.suppressed(item):
             return None  # an erased contact's call: never fetched, never loaded
@@ -459,7 +462,7 @@ class CallSync:
             return
         if fetched.call is not None and not self._loaded_already(fetched):
             batch.add(CALLS.name, [fetched.call])
-            self.report.calls.add(fetched.call_id)
+            self.report.calls += 1
             self._remember(fetched.call_id, fetched.call)
         if fetched.transcript is not None:
             self._add_transcript(fetched.call_id, fetched.transcript, batch)
@@ -531,6 +534,8 @@ class CallSync:
         entry = self.pending.setdefault(fetched.call_id, {"since": iso(self.plan.now)})
         entry["reason"] = fetched.pending.text(fetched.pending_detail)
         self.report.pending[fetched.call_id] = entry["reason"]
+        if fetched.job.purpose is Purpose.LISTED:
+            self.report.checkpoints.listed_pending.add(fetched.call_id)
         if fetched.call is not None and not self.plan.recordings_only:  # its row, as loaded
             if fetched.loaded_as is None:
                 entry.pop("loaded", None)

@@ -26,7 +26,7 @@ from typing import Any
 
 from .model import Batch
 
-AHEAD_BATCHES = 8  # batches the fetching may hand over before the loader takes them
+AHEAD_BATCHES = 4  # batches the fetching may hand over before the loader takes them
 JOIN_SECONDS = 5.0  # how long closing waits for the fetching to wind down
 POLL_SECONDS = 0.01  # how often a waiting side looks again
 

@@ -121,7 +121,10 @@ class Checkpoints:
     opened: str | None = None  # the run's first segment's clock: tags the windows it opened
     audits: bool = False  # the run audits (decided by its first segment)
     repolled: bool = False  # the pending set was polled again this run
-    seen: set[str] = field(default_factory=set)  # calls listed this run
+    # pending calls listed this run (pending then, or left pending by their fetch): not
+    # polled again by id, nor fetched again if another window lists them (bounded: the pending
+    # set is; the calls listed are remembered per segment only, `extract.CallSync.seen`)
+    listed_pending: set[str] = field(default_factory=set)
     cost: float = 0.0  # seconds spent committing segments after their last rows were fetched
     staging: float = 0.0  # seconds the last segment spent copying the file (DuckDB)
     lag: float = 0.0  # seconds from the end of the last committed segment's fetching to its commit
@@ -157,7 +160,7 @@ class SyncReport:
 
     pages: int = 0
     listed: int = 0
-    calls: set[str] = field(default_factory=set)
+    calls: int = 0  # calls rows loaded this run (new or updated)
     transcripts: int = 0
     pending_transcripts: int = 0
     pending_calls: int = 0

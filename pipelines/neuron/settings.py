@@ -33,6 +33,9 @@ DEFAULT_PENDING_MAX_DAYS = 7  # re-poll a non-final call this long after first s
 DEFAULT_CHECKPOINT_SECONDS = 60.0
 MAX_CHECKPOINT_SECONDS = 300.0
 CHECKPOINT_STAGING_SHARE = 0.05
+# ... and at least every SEGMENT_MAX_CALLS calls listed: dlt's normalize and load of one segment
+# hold it in memory, so a run's peak memory does not grow with the history (Airbyte: 10,000 records)
+SEGMENT_MAX_CALLS = 10_000
 
 DEFAULT_MAX_ATTEMPTS = 6  # per request, including the first
 DEFAULT_TIMEOUT_SECONDS = 30.0
