@@ -589,7 +589,7 @@ def main() -> None:
     big = args.calls >= 100_000
     targets.append(
         (
-            f"peak RSS <= {RSS_LIMIT_MB} MB at 100,000 calls",
+            f"peak RSS <= {RSS_LIMIT_MB} MB at {args.calls:,} calls",
             ours.rss_mb <= RSS_LIMIT_MB if big else None,
             f"{ours.rss_mb:.0f} MB at {args.calls:,}",
         )
@@ -597,7 +597,8 @@ def main() -> None:
     targets.append(
         (
             f"unchanged incremental on 100k history < {FIXED_COST_LIMIT:.0f} s",
-            inc["seconds"] < FIXED_COST_LIMIT if big else None,
+            # a larger sandbox packs more calls into the hour the run re-lists: a figure only
+            inc["seconds"] < FIXED_COST_LIMIT if args.calls == 100_000 else None,
             f"{inc['seconds']:.1f} s at {args.calls:,}",
         )
     )
@@ -623,7 +624,7 @@ def main() -> None:
 def report_targets(targets: list[tuple[str, bool | None, str]]) -> None:
     print("\ntargets:")
     for name, ok, figure in targets:
-        verdict = "PASS" if ok else "FAIL" if ok is not None else "n/a (run --calls 100000)"
+        verdict = "PASS" if ok else "FAIL" if ok is not None else "info"
         print(f"  {verdict:<5} {name:<48} {figure}")
 
 
