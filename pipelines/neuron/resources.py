@@ -13,6 +13,11 @@ holds the rows of every selected resource, routed to their tables with their mer
 each transformer passes on its own. The engine reads dlt's selection when extraction starts
 (`dlt.current.source().selected_resources`): it asks for transcripts only when `transcripts` is
 selected, and archives recordings only when `recordings` is.
+
+The engine's fetching runs on a thread of its own (`feed.Feed`), started by a run's first
+segment and going on across its segments: each dlt load reads one segment from it, and commits
+the copy of the state that came with that segment's end. A plain `pipeline.run(neuron_source())`
+is one segment.
 """
 
 from __future__ import annotations
