@@ -26,7 +26,7 @@ from .neuron.progress import describe, walks_of
 from .query import QueryRefused, one_line, prepare
 from .snapshot import held_read_write, read_write_holder_message
 from .views import REPORT_VIEWS
-from .warehouse import DATASET_NAME, PIPELINE_NAME, Warehouse
+from .warehouse import DATASET_NAME, PIPELINE_NAME, Warehouse, literal
 
 log = logging.getLogger(__name__)
 
@@ -427,6 +427,8 @@ def _run_query(wh: Warehouse, text: str, raw: bool) -> tuple[list[str], list[tup
     try:
         if wh.dialect == "postgres":
             wh.execute("set session characteristics as transaction read only")
+        if wh.dialect == "duckdb":  # `from calls` as on Postgres, where dlt sets the same
+            wh.execute(f"set search_path = {literal(wh.dataset + ',main')}")
         return wh.query(statement)
     except Exception as exc:  # noqa: BLE001 - the database's message is the one line
         raise runner.SyncAborted(f"query failed: {one_line(exc)}") from None

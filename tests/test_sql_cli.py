@@ -62,6 +62,15 @@ def test_a_syntax_error_is_the_databases_one_line(synced: Path) -> None:
     assert "sqlglot" not in line and "Expecting" not in line
 
 
+def test_tables_and_views_are_found_without_their_schema(synced: Path) -> None:
+    bare = sql(synced.parent, "--duckdb", str(synced), "select count(*) as n from calls")
+    full = sql(synced.parent, "--duckdb", str(synced), "select count(*) as n from neuron.calls")
+    assert bare.returncode == 0, bare.stderr
+    assert bare.stdout == full.stdout and int(bare.stdout.split()[1]) > 0
+    funnel = sql(synced.parent, "--duckdb", str(synced), "select * from campaign_funnel")
+    assert funnel.returncode == 0 and len(funnel.stdout.splitlines()) > 1, funnel.stderr
+
+
 def test_sql_and_status_name_a_read_write_holder_as_sync_does(synced: Path) -> None:
     home = synced.parent
     with holding_open(synced):
@@ -132,6 +141,8 @@ def test_raw_sends_postgres_sql_and_errors_are_postgres_one_line(
     ]
     missing = sql(home, "--destination", "postgres", "select nope from neuron.calls", env=env)
     assert_one_line(missing, runner.EXIT_CONFIG, "nope", "does not exist")
+    bare = sql(home, "--destination", "postgres", "select count(*) as n from calls", env=env)
+    assert bare.returncode == 0 and bare.stdout.splitlines()[0] == "n", bare.stderr
     writes = sql(home, "--destination", "postgres", "--raw", "delete from neuron.calls", env=env)
     assert writes.returncode == runner.EXIT_CONFIG
     assert fetcher(url)("select count(*) from neuron.calls")[0][0] > 0
