@@ -99,7 +99,7 @@ def first_sync_stopped(
     wait_for(proc, lambda: details(sandbox) >= CALLS * 0.7)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
-    code = runner.EXIT_SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL
+    code = {signal.SIGTERM: runner.EXIT_SIGTERM, signal.SIGINT: runner.EXIT_SIGINT}.get(sig, -sig)
     assert proc.returncode == code, err
     assert "Traceback" not in err
     assert calls_in(db) >= seen
@@ -135,6 +135,16 @@ def test_kill_9_at_70_percent_keeps_the_checkpoints(
 ) -> None:
     sandbox, db, env, stopped = first_sync_stopped(make_sandbox, tmp_path, signal.SIGKILL)
     assert calls_in(db) > CALLS // 3
+    resumed(sandbox, db, env, tmp_path, stopped)
+
+
+def test_ctrl_c_at_70_percent_keeps_the_checkpoints_and_says_so(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox, db, env, stopped = first_sync_stopped(make_sandbox, tmp_path, signal.SIGINT)
+    row = last_run(db)
+    assert row["exit_code"] == runner.EXIT_SIGINT and row["checkpoints"] > 0, row
+    assert "checkpoint(s) of this run were committed" in row["error"], row
     resumed(sandbox, db, env, tmp_path, stopped)
 
 
