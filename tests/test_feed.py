@@ -105,7 +105,7 @@ def test_close_stops_a_fetching_that_waits_and_ends_its_thread() -> None:
     started = time.monotonic()
     feed.close()
     assert cancelled.is_set() and time.monotonic() - started < 2
-    assert not any(t.name == "neuron-fetching" and t.is_alive() for t in threading.enumerate())
+    assert not feed._thread.is_alive()  # its thread ended (other tests' are none of ours)
 
 
 def test_a_fetching_that_ends_without_its_segment_end_is_an_error() -> None:
