@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -32,16 +33,13 @@ def test_segments_come_in_order_each_with_its_state() -> None:
         await feed.put(batch(3))
         await feed.put(SegmentEnd({"cursor": "two"}, more=False, last=True))
 
-    feed = Feed(fetching)
-    try:
+    with closing(Feed(fetching)) as feed:
         assert ids(list(feed.segment())) == ["c1", "c2"]
         assert feed.ended is not None and feed.ended.state == {"cursor": "one"}
         assert not feed.done and feed.reading == 1
         assert ids(list(feed.segment())) == ["c3"]
         assert feed.ended.state == {"cursor": "two"} and feed.done
         assert feed.ended.received >= feed.ended.at
-    finally:
-        feed.close()
 
 
 def test_an_error_of_the_fetching_reaches_the_loader_after_the_segments_before_it() -> None:
@@ -51,15 +49,12 @@ def test_an_error_of_the_fetching_reaches_the_loader_after_the_segments_before_i
         await feed.put(batch(2))
         raise ConnectionError("list page failed after its retries")
 
-    feed = Feed(fetching)
-    try:
+    with closing(Feed(fetching)) as feed:
         assert ids(list(feed.segment())) == ["c1"]
         read: list[Batch] = []
         with pytest.raises(ConnectionError, match="list page failed"):
             read.extend(feed.segment())
         assert ids(read) == ["c2"]
-    finally:
-        feed.close()
 
 
 def test_the_fetching_waits_for_the_loader_and_for_commits() -> None:
@@ -74,8 +69,7 @@ def test_the_fetching_waits_for_the_loader_and_for_commits() -> None:
         put.append(-1)
         await feed.put(SegmentEnd({}, more=False, last=True))
 
-    feed = Feed(fetching)
-    try:
+    with closing(Feed(fetching)) as feed:
         deadline = time.monotonic() + 10
         while len(put) < AHEAD_BATCHES and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -86,8 +80,6 @@ def test_the_fetching_waits_for_the_loader_and_for_commits() -> None:
         assert put[-1] != -1  # the first segment is not committed yet
         feed.committed = 1
         assert list(feed.segment()) == [] and feed.done and put[-1] == -1
-    finally:
-        feed.close()
 
 
 def test_close_stops_a_fetching_that_waits_and_ends_its_thread() -> None:
@@ -112,11 +104,8 @@ def test_a_fetching_that_ends_without_its_segment_end_is_an_error() -> None:
     async def fetching(feed: Feed) -> None:
         await feed.put(batch(1))
 
-    feed = Feed(fetching)
-    try:
+    with closing(Feed(fetching)) as feed:
         got: list[Any] = []
         with pytest.raises(RuntimeError, match="ended before its segment did"):
             got.extend(feed.segment())
         assert ids(got) == ["c1"]
-    finally:
-        feed.close()
