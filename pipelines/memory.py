@@ -10,7 +10,6 @@ nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 from typing import Any
 
@@ -21,7 +20,7 @@ ARENAS = 2
 @functools.cache
 def _libc() -> Any:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")  # glibc by its soname: no search, no subprocess
         libc.mallopt, libc.malloc_trim  # noqa: B018 - glibc's, or nothing to do
     except (OSError, AttributeError):
         return None
