@@ -6,8 +6,12 @@ Under `pseudonymize`, rows are rewritten in the source, before dlt sees them:
   and a team holding the key computes the same value; every other `contact_*` field is NULL;
 - segment text and the summary keep their words, with typed placeholders where personal data
   was (`redact_text`): the contact's own name and number as people say them, other phone
-  numbers, emails (also spoken: "at the rate ... dot com"), PAN, Aadhaar (Verhoeff-checked) and
-  card numbers (Luhn-checked). A number failing its check digit stays: an order number is no card.
+  numbers, emails (also spoken: "at the rate ... dot com"), PAN, Aadhaar and card numbers, each
+  checked by python-stdnum (formats, Verhoeff and Luhn check digits: the `pii` extra). A number
+  failing its check digit stays: an order number is no card.
+
+`REDACTION_VERSION` names what the redaction finds: a release that finds more raises it, and
+the warehouse's stored texts are screened again (pipelines/privacy.py).
 
 Under both policies, calls of an erased contact (`neuron-calls forget`) are dropped: the run
 holds their keyed hashes (`Privacy.erased`), never the numbers.
@@ -24,6 +28,12 @@ from typing import Any
 
 from .errors import ConfigError
 
+try:  # the `pii` extra; without it `pseudonymize` is refused (`privacy_of`)
+    from stdnum import luhn
+    from stdnum.in_ import aadhaar, pan
+except ImportError:  # pragma: no cover - a `keep`-only install
+    luhn = aadhaar = pan = None  # type: ignore[assignment]
+
 Row = dict[str, Any]
 
 KEEP = "keep"
@@ -34,6 +44,9 @@ POLICY_SETTING = "SOURCES__NEURON__PII"
 RECORDINGS_SETTING = "SOURCES__NEURON__PII_ARCHIVE_RECORDINGS"
 MIN_KEY_CHARS = 16
 _KEY_ID_LABEL = b"neuron-calls pii key id"
+# 1: the releases before it was recorded (a hand-typed Verhoeff table let valid Aadhaar numbers
+# through); 2: python-stdnum's checks
+REDACTION_VERSION = 2
 
 PHONE, NAME, EMAIL, PAN, AADHAAR, CARD = (
     "<PHONE>",
@@ -72,50 +85,6 @@ def key_id(key: bytes) -> str:
     return hmac.digest(key, _KEY_ID_LABEL, "sha256").hex()[:16]
 
 
-# -- check digits --------------------------------------------------------------------------------
-
-
-def luhn(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-_VERHOEFF_D = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-    [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
-    [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
-    [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
-    [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
-    [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
-    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
-    [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
-    [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
-    [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
-]
-_VERHOEFF_P = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-    [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
-    [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
-    [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
-    [9, 4, 5, 3, 1, 2, 8, 7, 6, 0],
-    [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
-    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
-    [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
-]
-
-
-def verhoeff(digits: str) -> bool:
-    check = 0
-    for position, char in enumerate(reversed(digits)):
-        check = _VERHOEFF_D[check][_VERHOEFF_P[position % 8][ord(char) - 48]]
-    return check == 0
-
-
 # -- redaction of text ---------------------------------------------------------------------------
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -128,9 +97,9 @@ _SPOKEN_EMAIL = re.compile(
 # a run of digits in groups (spaces, dashes, dots between), perhaps after a +; one character
 # class, so the scan skips ahead fast (an alternation tried at every position cost 3x)
 _DIGIT_RUN = re.compile(r"\+?\d[\d \u00a0.\-]*")
-# PAN: five letters (the fourth the holder's kind), four digits, a letter; checked around every
-# four digits a run finds
-_PAN = re.compile(r"[A-Za-z]{3}[PCHFATBLJGpchfatbljg][A-Za-z]\s?[0-9]{4}\s?[A-Za-z]")
+# PAN: five letters, four digits, a letter, perhaps spaced; looked for around every four digits a
+# run finds, then checked by stdnum (the holder's kind, the serial)
+_PAN = re.compile(r"[A-Za-z]{5}\s?[0-9]{4}\s?[A-Za-z]")
 # what a text holds before any of the above can match: most speech holds none of it, and this
 # one search costs a tenth of the scans it spares
 _MAYBE_NUMBER = re.compile(r"\d(?:\d{3}|[ \u00a0.\-]+\d)")
@@ -254,6 +223,7 @@ def _pan_span(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
             if (
                 first >= 0
                 and _PAN.fullmatch(text, first, last)
+                and pan.is_valid(text[first:last])
                 and (first == 0 or not _is_word_char(text[first - 1]))
                 and (last == len(text) or not _is_word_char(text[last]))
             ):
@@ -302,9 +272,9 @@ def classify(raw: str, digits: str, contact: Contact = Contact()) -> str | None:
     plus = raw.startswith("+")
     if plus and _valid_phone(raw):
         return PHONE
-    if len(digits) == 12 and digits[0] not in "01" and not plus and verhoeff(digits):
+    if len(digits) == 12 and not plus and aadhaar.is_valid(digits):
         return AADHAAR
-    if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn(digits):
+    if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn.is_valid(digits):
         return CARD
     if plus or len(digits) > 13:  # no phone number is that long said without its +
         return None
@@ -416,6 +386,11 @@ def privacy_of(
     if policy not in POLICIES:
         raise ConfigError(f"{POLICY_SETTING} must be keep or pseudonymize, not {pii!r}")
     key = str(pii_key).encode() if pii_key not in (None, "") else None
+    if policy == PSEUDONYMIZE and aadhaar is None:
+        raise ConfigError(
+            f"{POLICY_SETTING}=pseudonymize needs the pii extra (python-stdnum checks Aadhaar, "
+            "PAN and card numbers): pip install 'neuron-calls[pii]'"
+        )
     if policy == PSEUDONYMIZE and key is None:
         raise ConfigError(
             f"{POLICY_SETTING}=pseudonymize needs {KEY_SETTING}: a secret of at least "

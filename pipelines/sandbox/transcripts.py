@@ -259,12 +259,12 @@ def planted_pii(seed: int, pos: int, c: Call) -> dict[str, str]:
 
 
 def _with_check(body: str, kind: str, fail: bool = False) -> str:
-    """`body` and the check digit (Luhn "l", Verhoeff "v") that makes it valid, or not."""
-    from ..neuron.pii import luhn, verhoeff
+    """`body` and the check digit (Luhn "l", Verhoeff "v", python-stdnum's) that makes it
+    valid, or the next digit, which makes it invalid."""
+    from stdnum import luhn, verhoeff
 
-    check = luhn if kind == "l" else verhoeff
-    digit = next(d for d in "0123456789" if check(body + d) != fail)
-    return body + digit
+    digit = (luhn if kind == "l" else verhoeff).calc_check_digit(body)
+    return body + (str((int(digit) + 1) % 10) if fail else digit)
 
 
 def plant_pii(transcript: dict[str, Any], planted: dict[str, str]) -> dict[str, Any]:
