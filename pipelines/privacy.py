@@ -2,23 +2,26 @@
 
 Two small tables beside the run log, outside dlt's schema (a full refresh keeps them):
 - `_pii_policy` (name, value, set_at): `policy` and `key_id` (the short id of the PII key
-  the values were made with, never the key), and `erasure_salt` when an erasure was recorded
-  without a PII key (see docs/pii.md);
+  the values were made with, never the key), `redaction_version` under pseudonymize (what the
+  stored texts were screened with), and `erasure_salt` when an erasure was recorded without a
+  PII key (see docs/pii.md);
 - `_pii_erasures` (contact_hash, key_id, erased_at, calls): one row per erased contact, the
   HMAC of the number under the key named by `key_id`, never the number.
 
 A run checks the policy before it loads (`bind`: another policy or key is refused unless it is
-a full refresh) and records it once loaded (`remember`).
+a full refresh), screens the stored texts again when they were redacted by an older release
+(`rescreen`), and records the policy once loaded (`remember`).
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
 import pendulum
 
-from .neuron.pii import KEEP, Privacy, key_id
+from .neuron.pii import KEEP, PSEUDONYMIZE, REDACTION_VERSION, Contact, Privacy, key_id, redact_text
 from .outcomes import SyncAborted
 from .warehouse import Warehouse, literal
 
@@ -32,6 +35,16 @@ ERASURE_COLUMNS = {
     "calls": "bigint",
 }
 SALT = "erasure_salt"
+REDACTION = "redaction_version"
+# the stored texts a redaction screens: table, key columns, text column
+SCREENED = (
+    ("transcript_segments", ("call_id", "segment_index"), "text"),
+    ("transcripts", ("call_id",), "summary"),
+)
+RESCREEN_PAGE = 5000  # rows read at a time
+UPDATE_BATCH = 500  # rows written by one statement
+
+log = logging.getLogger(__name__)
 
 
 def recorded(wh: Warehouse) -> dict[str, str]:
@@ -78,13 +91,85 @@ def bind(wh: Warehouse, privacy: Privacy, full_refresh: bool = False) -> None:
     privacy.erased = erased(wh, privacy)
 
 
-def remember(wh: Warehouse, privacy: Privacy) -> None:
-    """After a run that loaded: the warehouse's policy is the run's."""
+def remember(wh: Warehouse, privacy: Privacy, reloaded: bool = False) -> None:
+    """After a run that loaded: the warehouse's policy is the run's. Its rows were redacted by
+    this release when the policy is new to the warehouse or everything was `reloaded` (a full
+    refresh); otherwise only `rescreen` moves the recorded redaction version."""
     record = recorded(wh)
     policy, key = _wanted(privacy)
-    if record.get("policy") == policy and record.get("key_id", "") == key:
+    if record.get("policy") == policy and record.get("key_id", "") == key and not reloaded:
         return
-    _put(wh, {"policy": policy, "key_id": key})
+    values = {"policy": policy, "key_id": key}
+    if privacy.pseudonymize:
+        values[REDACTION] = str(REDACTION_VERSION)
+    _put(wh, values)
+
+
+def redaction_version(record: dict[str, str]) -> int:
+    """The redaction the stored texts went through: 1 for a pseudonymized warehouse of a
+    release that did not record it."""
+    return int(record.get(REDACTION) or 1)
+
+
+def rescreen(wh: Warehouse, privacy: Privacy) -> int:
+    """Stored texts redacted by an older release (`redaction_version` below the code's), under
+    the same pseudonymize policy as this run: every `transcript_segments.text` and
+    `transcripts.summary` screened again in place with today's redaction, then the version
+    recorded. The contact's name and number are not in the warehouse any more; the older
+    redaction already replaced them. Returns the rows changed."""
+    record = recorded(wh)
+    if not privacy.pseudonymize or record.get("policy") != PSEUDONYMIZE:
+        return 0
+    version = redaction_version(record)
+    if version >= REDACTION_VERSION:
+        return 0
+    relations = wh.relations()
+    changed = sum(
+        _rescreen_table(wh, *screened) for screened in SCREENED if screened[0] in relations
+    )
+    _put(wh, {REDACTION: str(REDACTION_VERSION)})
+    log.info(
+        "stored transcripts screened again (redaction version %d, was %d): %d texts changed",
+        REDACTION_VERSION,
+        version,
+        changed,
+    )
+    return changed
+
+
+def _rescreen_table(wh: Warehouse, name: str, keys: tuple[str, ...], column: str) -> int:
+    """One table's texts, read page by page in key order, the changed ones written back."""
+    table, changed, after = wh.table(name), 0, None
+    order = ", ".join(keys)
+    while True:
+        where = f"{column} is not null"
+        if after is not None:
+            where += f" and ({order}) > ({', '.join(literal(v) for v in after)})"
+        _, rows = wh.query(
+            f"select {order}, {column} from {table} where {where} "
+            f"order by {order} limit {RESCREEN_PAGE}"
+        )
+        if not rows:
+            return changed
+        after = rows[-1][: len(keys)]
+        redone = [(*row[:-1], redact_text(row[-1], Contact())) for row in rows]
+        new = [row for row, old in zip(redone, rows, strict=True) if row[-1] != old[-1]]
+        for start in range(0, len(new), UPDATE_BATCH):
+            _update(wh, table, keys, column, new[start : start + UPDATE_BATCH])
+        changed += len(new)
+
+
+def _update(
+    wh: Warehouse, table: str, keys: tuple[str, ...], column: str, rows: list[tuple[Any, ...]]
+) -> None:
+    values = ", ".join(f"({', '.join(literal(v) for v in row)})" for row in rows)
+    match = " and ".join(f"t.{key} = v.{key}" for key in keys)
+    wh.execute(
+        *wh.transpile(
+            f"update {table} as t set {column} = v.{column} from (values {values}) "
+            f"as v({', '.join(keys)}, {column}) where {match}"
+        )
+    )
 
 
 def erased(wh: Warehouse, privacy: Privacy) -> dict[bytes, frozenset[str]]:

@@ -51,6 +51,7 @@ from .outcomes import (
 )
 from .privacy import bind as bind_privacy
 from .privacy import remember as remember_privacy
+from .privacy import rescreen
 from .targets import (
     DestinationTarget,
     DuckDBTarget,
@@ -364,13 +365,15 @@ def _segment(
                     bind_privacy(wh, privacy, options.full_refresh)  # before anything loads
                     if options.full_refresh:
                         drop_views(wh)  # Postgres refuses to drop tables that views depend on
+                    else:
+                        rescreen(wh, privacy)  # texts an older release redacted less
             unmark_published(Path(pipeline.working_dir), target)
             load(pipeline, source, options, refresh=first)
             end = sync.feed.ended
             with Warehouse.of(pipeline) as wh:
                 if first or not end.more:
                     apply_views(wh)
-                remember_privacy(wh, privacy)
+                remember_privacy(wh, privacy, reloaded=first and options.full_refresh)
                 committed.inserted = max(wh.count("calls") - committed.before, 0)
                 if end.last:  # the last segment: the run's row with it
                     result = _final(options, report, clock, committed, end.more)

@@ -269,3 +269,120 @@ def test_pseudonymized_postgres_and_an_erasure(
     assert_forgotten(fetch, phone, ids)
     runs = fetch("select mode, outcome from neuron._sync_runs order by started_at")
     assert ("forget", "ok") in runs and ("incremental", "refused") in runs
+
+
+# -- a warehouse pseudonymized by an older release -------------------------------------------
+
+SPOKEN_12 = re.compile(r"(?<![\d\w])\d{4}[ -]?\d{4}[ -]?\d{4}(?![\d\w])")
+TAMPERED = 5  # calls whose texts the older release left holding their Aadhaar number
+
+
+def clear_aadhaar(fetch: Callable[[str], list[tuple[Any, ...]]]) -> set[str]:
+    """Valid Aadhaar numbers (python-stdnum) said as one number in the stored texts."""
+    from stdnum.in_ import aadhaar
+
+    texts = [r[0] for r in fetch("select text from neuron.transcript_segments")]
+    texts += [r[0] for r in fetch("select summary from neuron.transcripts")]
+    found = (m.group() for t in texts if t for m in SPOKEN_12.finditer(t))
+    return {n for n in (re.sub(r"\D", "", f) for f in found) if aadhaar.is_valid(n)}
+
+
+def as_the_old_release_left_it(
+    sandbox: Sandbox, execute: Callable[[str], None], fetch: Callable[[str], list[tuple[Any, ...]]]
+) -> set[str]:
+    """The stored texts of the oldest calls with a transcript given back their Aadhaar numbers in
+    clear (segments and a summary), and the policy record without a redaction version: what a
+    release with the hand-typed Verhoeff table left. Returns the numbers put back."""
+    data = sandbox.state.data
+    ids = [
+        r[0]
+        for r in fetch(
+            "select c.id from neuron.calls c join neuron.transcripts t on t.call_id = c.id "
+            f"order by c.started_at limit {TAMPERED}"
+        )
+    ]
+    numbers = set()
+    for call_id in ids:
+        pos = data.positions[call_id]
+        number = planted_pii(data.seed, pos, data.calls[pos])["aadhaar"]
+        said = " ".join(number[i : i + 4] for i in (0, 4, 8))
+        numbers.add(number)
+        execute(
+            "update neuron.transcript_segments set text = replace(text, '<AADHAAR>', "
+            f"'{said}') where call_id = '{call_id}'"
+        )
+        execute(
+            f"update neuron.transcripts set summary = summary || ' Aadhaar {said}.' "
+            f"where call_id = '{call_id}'"
+        )
+    execute("delete from neuron._pii_policy where name = 'redaction_version'")
+    return numbers
+
+
+def counts(fetch: Callable[[str], list[tuple[Any, ...]]]) -> dict[str, int]:
+    tables = ("calls", "transcripts", "transcript_segments", "speaker_sentiment")
+    return {t: fetch(f"select count(*) from neuron.{t}")[0][0] for t in tables}
+
+
+def assert_mended_by_the_next_sync(
+    sandbox: Sandbox,
+    execute: Callable[[str], None],
+    fetch: Callable[[str], list[tuple[Any, ...]]],
+    next_sync: Callable[[], runner.SyncResult],
+) -> None:
+    from pipelines.neuron.pii import REDACTION_VERSION
+
+    assert clear_aadhaar(fetch) == set()
+    recorded = dict(fetch("select name, value from neuron._pii_policy"))
+    assert recorded["redaction_version"] == str(REDACTION_VERSION)
+    numbers = as_the_old_release_left_it(sandbox, execute, fetch)
+    assert clear_aadhaar(fetch) == numbers and len(numbers) == TAMPERED  # the check sees them
+    before = counts(fetch)
+    result = next_sync()
+    assert result.exit_code == runner.EXIT_OK, result.error
+    assert clear_aadhaar(fetch) == set()
+    assert counts(fetch) == before
+    recorded = dict(fetch("select name, value from neuron._pii_policy"))
+    assert recorded["redaction_version"] == str(REDACTION_VERSION)
+    summaries = [r[0] for r in fetch("select summary from neuron.transcripts")]
+    assert sum(s.endswith(" Aadhaar <AADHAAR>.") for s in summaries) == TAMPERED
+    assert_no_pii(dump(fetch), sandbox, "the mended warehouse")
+
+
+def test_a_warehouse_redacted_by_an_older_release_is_mended_by_the_next_sync_duckdb(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    import duckdb
+
+    sandbox = make_sandbox(calls=80, plant_pii=True)
+    db = tmp_path / "calls.duckdb"
+    assert sync(sandbox, tmp_path, source_args=PSEUDO).exit_code == runner.EXIT_OK
+
+    def execute(sql: str) -> None:
+        with duckdb.connect(str(db)) as conn:
+            conn.execute(sql)
+
+    assert_mended_by_the_next_sync(
+        sandbox, execute, fetcher(db), lambda: sync(sandbox, tmp_path, source_args=PSEUDO)
+    )
+
+
+def test_a_warehouse_redacted_by_an_older_release_is_mended_by_the_next_sync_postgres(
+    pg: str, make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    import psycopg2
+
+    sandbox = make_sandbox(calls=80, plant_pii=True)
+    first = sync(sandbox, tmp_path, destination="postgres", source_args=PSEUDO)
+    assert first.exit_code == runner.EXIT_OK, first.error
+
+    def execute(sql: str) -> None:
+        with psycopg2.connect(pg) as conn, conn.cursor() as cursor:
+            cursor.execute(sql)
+
+    assert_mended_by_the_next_sync(
+        sandbox,
+        execute,
+        fetcher(pg),
+        lambda: sync(sandbox, tmp_path, destination="postgres", source_args=PSEUDO),
+    )
