@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import report, runner
+from . import memory, report, runner
 from .audit_command import add_audit
 from .console import add_target, run_and_tell, target_options
 from .display import pending_line, print_runs, print_table, write_rows
@@ -31,9 +31,33 @@ from .warehouse import DATASET_NAME, PIPELINE_NAME, Warehouse, literal
 log = logging.getLogger(__name__)
 
 
+# dlt's settings of a `neuron-calls` process, set by its entry (library code sets none); a
+# user's own setting wins
+DLT_SETTINGS = {
+    # no usage telemetry from a batch job unless the user turns it on
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    # SIGTERM and Ctrl-C are the command's through every step (`_on_sigterm`): dlt's own
+    # handler would drop the load a stopping run commits
+    "RUNTIME__INTERCEPT_SIGNALS": "false",
+    # extract's files are read back once, seconds later, by normalize: compressing them only
+    # costs CPU
+    "SOURCES__DATA_WRITER__DISABLE_COMPRESSION": "true",
+    # a loaded package's files are a clear copy of every row (docs/pii.md); the runner also
+    # drops loaded packages after every checkpoint, whoever runs it
+    "LOAD__DELETE_COMPLETED_JOBS": "true",
+}
+
+
+def process_settings() -> None:
+    """What a `neuron-calls` process sets for itself, before any run: dlt's settings above, and
+    the C allocator's arenas (before any thread starts; `memory`)."""
+    for name, value in DLT_SETTINGS.items():
+        os.environ.setdefault(name, value)
+    memory.limit_arenas()
+
+
 def main(argv: list[str] | None = None) -> int:
-    # no usage telemetry from a batch job unless the user turns it on (RUNTIME__DLTHUB_TELEMETRY)
-    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    process_settings()
     args = _parser().parse_args(argv)
     configure_logging(getattr(args, "verbose", False))
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -58,11 +82,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    """Schedulers stop a run with SIGTERM: a sync in progress commits what it fetched and ends
-    (exit 143; `runner.request_stop`); a second SIGTERM, or one outside a sync, stops at once,
-    like Ctrl-C (a third is ignored while the run records itself)."""
+    """Schedulers stop a run with SIGTERM: a sync in progress stops fetching, commits what it
+    fetched however long that takes, and ends (exit 143; `runner.request_stop`); a second
+    SIGTERM, or one outside a sync, stops at once, like Ctrl-C (a third is ignored while the
+    run records itself)."""
     if runner.request_stop():
         signal.signal(signal.SIGTERM, _stop_now)
+        log.info("SIGTERM: stopping; committing what was fetched (a second SIGTERM stops at once)")
         return
     _stop_now(signum, frame)
 

@@ -12,9 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -148,17 +146,8 @@ def target_of(options: SyncOptions) -> Target:
 
 
 def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> Any:
-    # extract's files are read back once, seconds later, by normalize: compressing them only
-    # costs CPU; a user's own setting wins
-    os.environ.setdefault("SOURCES__DATA_WRITER__DISABLE_COMPRESSION", "true")  # extract
-    # arrow's own allocator holds on to memory it freed, through the load: the system's
-    # returns it
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    # a loaded package's files are a clear copy of every row: gone once loaded (docs/pii.md)
-    os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
-    # SIGTERM is ours through every step: a run stops at its next checkpoint (`request_stop`);
-    # dlt's own handler would drop the load that checkpoint is
-    os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
+    """The run's dlt pipeline; it sets nothing for the process (what a `neuron-calls` process
+    sets for itself is in `cli.process_settings`)."""
     return dlt.pipeline(
         pipeline_name=options.pipeline_name,
         pipelines_dir=str(pipelines_dir),
@@ -169,21 +158,16 @@ def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> 
 
 # -- one run ---------------------------------------------------------------------------------
 
-STOP_GRACE_SECONDS = 20.0  # a stopping run that has not committed by then stops at once
 _RUNNING: list[Any] = []  # the Checkpoints of the run in progress in this process, if any
 
 
 def request_stop() -> bool:
     """Ask the run in progress to stop at its next checkpoint: it stops listing, finishes and
-    commits what it fetched, then ends as stopped. False when no run is in progress. If it has
-    not stopped within STOP_GRACE_SECONDS, a second SIGTERM is sent (the immediate stop)."""
+    commits what it fetched, however long that takes, then ends as stopped. False when no run
+    is in progress. Whoever asks decides what stops it at once (the CLI: a second SIGTERM)."""
     if not _RUNNING:
         return False
     _RUNNING[-1].stopping = True
-    timer = threading.Timer(STOP_GRACE_SECONDS, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    timer.daemon = True
-    timer.start()
-    _RUNNING[-1].grace = timer
     return True
 
 
@@ -194,7 +178,6 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     """
     clock = time.monotonic()
     report = SyncReport()
-    memory.limit_arenas()  # before the fetching's thread starts
     try:
         _check(options)
         bound: list[Any] = []  # the pipeline, once made: the audit reads the warehouse through it
@@ -337,8 +320,6 @@ def _locked_run(
         if sync.feed is not None:
             sync.feed.close()
         _RUNNING.remove(run)
-        if run.grace is not None:
-            run.grace.cancel()
 
 
 def _segment(

@@ -130,7 +130,7 @@ def _selection(resources: Sequence[str] | None) -> set[str]:
 
 
 def _store(config: NeuronSettings, privacy: Privacy) -> RecordingStore | None:
-    tables.ask_dlt_for_row_ids()
+    tables.import_pyarrow()
     if not config.recordings_url:
         return None
     if privacy.pseudonymize and not privacy.archive_recordings:

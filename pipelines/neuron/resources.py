@@ -107,9 +107,10 @@ def _engine(config: NeuronSettings, run: SyncRun, store: RecordingStore | None) 
             fetching = partial(_fetching, config, run, store, selected, recordings_only, begun)
             run.feed = Feed(fetching)
         feed, read = run.feed, False
+        load_id = dlt.current.load_package_state()["load_id"]  # a column of the arrow tables
         try:
             for batch in feed.segment():
-                yield route(batch.rows, selected, hinted)
+                yield route(batch.rows, selected, hinted, load_id)
             read = True
         finally:
             if not read:  # dlt stopped reading: so does the fetching
@@ -202,7 +203,9 @@ class _AfterLoads:
             yield job
 
 
-def route(rows: dict[str, list[Any]], selected: set[str], hinted: set[str]) -> Routed:
+def route(
+    rows: dict[str, list[Any]], selected: set[str], hinted: set[str], load_id: str | None = None
+) -> Routed:
     """A batch's rows by table -> dlt items by resource; the first rows of a table in a run
     carry its hints (`tables.Table.rows`). A table whose resource is not selected gets rows
     only when a call was erased upstream (tombstones: a call the API no longer has leaves every
@@ -210,7 +213,7 @@ def route(rows: dict[str, list[Any]], selected: set[str], hinted: set[str]) -> R
     routed: Routed = {}
     for name, table_rows in rows.items():
         routed.setdefault(_carrier(name, selected), []).extend(
-            tables.TABLES[name].rows(table_rows, hinted=name in hinted)
+            tables.TABLES[name].rows(table_rows, hinted=name in hinted, load_id=load_id)
         )
         hinted.add(name)
     return routed

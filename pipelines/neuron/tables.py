@@ -14,18 +14,22 @@ The rows of calls and transcripts that fit the declared columns go to dlt as one
 batch: dlt writes it to parquet whole instead of normalizing row by row (which would be most
 of what a run adds after its last request). A row with a
 field the API added goes as a dict, so dlt adds the column (or child table) as always; a batch
-with a value of another type goes as dicts whole, so dlt makes its variant column.
+with a value of another type goes as dicts whole, so dlt makes its variant column. dlt gives an
+arrow table none of its own two columns (`_dlt_load_id`, `_dlt_id`, NOT NULL in our tables,
+which dict rows have) unless the pipeline's settings ask: the arrow tables carry them already,
+so a pipeline of any settings loads them (`with_dlt_columns`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any, NamedTuple
 
 import dlt
 import pendulum
-from dlt.common.schema.typing import TColumnSchema
+from dlt.common.normalizers.utils import generate_dlt_ids
+from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TColumnSchema
+from dlt.common.schema.utils import dlt_id_column, dlt_load_id_column
 from dlt.extract.items import DataItemWithMeta
 
 from .rows import Row
@@ -35,6 +39,9 @@ _HARD_DELETE_COLUMN: TColumnSchema = {"data_type": "bool", "hard_delete": True}
 # key values of a tombstone's other key columns: never those of a real row (indexes count
 # from 0, and a speaker has a name)
 _FILLER = {"bigint": -1, "text": ""}
+# dlt's own columns as dlt defines them (the row id is the key of dlt's child tables), also for
+# the arrow tables that carry them (`with_dlt_columns`)
+_DLT_COLUMNS = {C_DLT_LOAD_ID: dlt_load_id_column(), C_DLT_ID: dlt_id_column()}
 
 
 class Table(NamedTuple):
@@ -54,15 +61,18 @@ class Table(NamedTuple):
             primary_key=list(self.primary_key),
             merge_key=self.merge_key,
             write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-            columns=self.columns,
+            columns={**self.columns, **_DLT_COLUMNS},
         )
 
-    def rows(self, rows: list[Row], hinted: bool = False) -> list[DataItemWithMeta]:
+    def rows(
+        self, rows: list[Row], hinted: bool = False, load_id: str | None = None
+    ) -> list[DataItemWithMeta]:
         """`rows` routed to this table with its own hints (a routed table would otherwise
         inherit the resource's): one arrow table of the rows that fit the declared columns
-        (see the module's docstring), and a list of the others. `hinted`: dlt has had the
-        hints this run, so the rows go by table name only (new hints on an item make dlt
-        recompute and validate the table's schema for every item)."""
+        (see the module's docstring), with dlt's columns of the load `load_id` when given, and
+        a list of the others. `hinted`: dlt has had the hints this run, so the rows go by table
+        name only (new hints on an item make dlt recompute and validate the table's schema for
+        every item)."""
         items: list[Any] = []
         if self.arrow:
             plain: list[Row] = []
@@ -71,7 +81,7 @@ class Table(NamedTuple):
                 (plain if row.keys() <= self.columns.keys() else others).append(row)
             table = self.as_arrow(plain) if plain else None
             if table is not None:
-                items.append(table)
+                items.append(table if load_id is None else with_dlt_columns(table, load_id))
                 rows = others
         if rows:
             items.append(rows)
@@ -116,16 +126,36 @@ class Table(NamedTuple):
         return row
 
 
-def ask_dlt_for_row_ids() -> None:
-    """dlt gives arrow tables no `_dlt_id` / `_dlt_load_id` unless asked, and those columns are
-    NOT NULL in our tables (dict rows have them): ask, in any pipeline that runs the source
-    (a setting the user made stays). pyarrow is imported here, in the thread that builds the
-    source: imported first by the extract's own thread while dlt imports it in another, it was
-    seen half-initialized ("module 'pyarrow' has no attribute 'Schema'")."""
-    import pyarrow  # noqa: F401
+def with_dlt_columns(table: Any, load_id: str) -> Any:
+    """The arrow table with dlt's own columns, as dlt fills them for dict rows: the load's id,
+    and a random row id from dlt's own generator (unless the pipeline's settings have dlt add
+    one: `dlt_adds_row_ids`)."""
+    import pyarrow as pa
 
-    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
-    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+    rows = table.num_rows
+    table = table.append_column(
+        pa.field(C_DLT_LOAD_ID, pa.string(), nullable=False),
+        pa.array([load_id] * rows, pa.string()),
+    )
+    if dlt_adds_row_ids():
+        return table
+    return table.append_column(
+        pa.field(C_DLT_ID, pa.string(), nullable=False),
+        pa.array(generate_dlt_ids(rows), pa.string()),
+    )
+
+
+def dlt_adds_row_ids() -> bool:
+    """The user's dlt settings ask dlt to add `_dlt_id` to arrow tables (it would add a second
+    one beside ours)."""
+    return bool(dlt.config.get("normalize.parquet_normalizer.add_dlt_id", bool))
+
+
+def import_pyarrow() -> None:
+    """pyarrow imported in the thread that builds the source: imported first by the extract's
+    own thread while dlt imports it in another, it was seen half-initialized ("module 'pyarrow'
+    has no attribute 'Schema'")."""
+    import pyarrow  # noqa: F401
 
 
 # the Python types a column of each dlt data type takes as is in an arrow table (exact types:
