@@ -24,7 +24,10 @@ from sandbox_proc import sandbox
 
 
 def child(args: dict[str, Any]) -> None:
+    from pipelines.cli import process_settings
     from pipelines.runner import SyncOptions, run_sync
+
+    process_settings()  # what a `neuron-calls` process sets for itself
 
     work = Path(args["dir"])
     source_args = {"base_url": args["base_url"], "api_key": args["api_key"]}

@@ -69,7 +69,10 @@ def cpu_seconds() -> float:
 def child_ours(args: dict[str, Any]) -> dict[str, Any]:
     import duckdb
 
+    from pipelines.cli import process_settings
     from pipelines.runner import SyncOptions, run_sync
+
+    process_settings()  # what a `neuron-calls` process sets for itself
 
     work = Path(args["dir"])
     db = work / "sync.duckdb"
