@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import pendulum
 
@@ -129,7 +129,6 @@ class Checkpoints:
     staging: float = 0.0  # seconds the last segment spent copying the file (DuckDB)
     lag: float = 0.0  # seconds from the end of the last committed segment's fetching to its commit
     stopping: bool = False  # asked to stop (SIGTERM): the segment being fetched is the last
-    grace: Any = None  # the timer that stops the run at once if it does not stop in time
 
     def seconds(self) -> float | None:
         """The next segment's length: the interval (stretched when staging is slow) less the
