@@ -7,7 +7,9 @@ DuckDB allows one read-write process or many read-only ones per file. The file n
    can, else `copy_file_range`; a stray `.wal` of a crashed read-write session comes along, so
    DuckDB replays it into the copy);
 2. dlt loads into the copy, the views and the run log are written there;
-3. `publish()` checkpoints and fsyncs the copy and renames it over the public file (atomic).
+3. `publish()` checkpoints and fsyncs the copy and renames it over the public file (atomic),
+   unless the public file changed since it was copied (someone wrote to it read-write and closed
+   it, or left a `.wal`): then the file is left as it stands and the run exits 3 (`Changed`).
 
 A reader that has the public file open keeps reading the old inode (one consistent picture, the
 last completed run) until it reconnects; a reader that connects later sees the new run. A kill at
@@ -44,8 +46,36 @@ class SnapshotError(Exception):
         self.code = code
 
 
+CHANGED_EXIT = 3  # the run's work waits for the next run, which goes on from the file as it is
+
+
+def changed_message(path: Path) -> str:
+    return (
+        f"{path} was written by another connection during this sync (after the run copied it): "
+        "it is left as it stands, with those changes, and nothing of this run was published, "
+        "the next run completes it"
+    )
+
+
 def wal_of(path: Path) -> Path:
     return path.with_name(path.name + ".wal")
+
+
+Mark = tuple[tuple[int, ...] | None, tuple[int, ...] | None]
+
+
+def mark_of(path: Path) -> Mark:
+    """What tells a write to the file apart: the identity, size and change times of the file
+    and of its `.wal` (None: absent). Any write, by any process, moves the ctime."""
+
+    def one(file: Path) -> tuple[int, ...] | None:
+        try:
+            st = file.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    return one(path), one(wal_of(path))
 
 
 def held_read_write(path: Path) -> bool:
@@ -127,6 +157,7 @@ class Snapshot:
     def __init__(self, public: Path) -> None:
         self.public = public
         self.staged = public.with_name(f".{public.name}.sync")
+        self.copied: Mark | None = None  # the public file as it was when staged
 
     def discard(self) -> None:
         for stale in (self.staged, wal_of(self.staged)):
@@ -139,6 +170,7 @@ class Snapshot:
             raise SnapshotError(read_write_holder_message(self.public), 2)
         self.discard()
         self.public.parent.mkdir(parents=True, exist_ok=True)
+        self.copied = mark_of(self.public)  # before the copy: a write during it counts too
         if not self.public.exists():
             return self.staged
         self._check_free_space()
@@ -171,13 +203,35 @@ class Snapshot:
         wal_of(self.staged).unlink(missing_ok=True)
         with open(self.staged, "rb+") as handle:
             os.fsync(handle.fileno())
-        if held_read_write(self.public):
-            raise SnapshotError(read_write_holder_message(self.public), 2)
-        # a .wal beside the public file belongs to the old file: new readers must not replay it
-        wal_of(self.public).unlink(missing_ok=True)
-        os.replace(self.staged, self.public)
-        fsync_dir(self.public.parent)
+        with self._kept_still():
+            if self.copied is not None and mark_of(self.public) != self.copied:
+                raise SnapshotError(changed_message(self.public), CHANGED_EXIT)
+            # a .wal beside the public file belongs to the old file: new readers must not replay
+            wal_of(self.public).unlink(missing_ok=True)
+            os.replace(self.staged, self.public)
+            fsync_dir(self.public.parent)
         log.debug("published %s", self.public)
+
+    @contextlib.contextmanager
+    def _kept_still(self) -> Iterator[None]:
+        """A shared lock on the public file while it is compared and replaced: a read-write
+        connection (DuckDB locks the file exclusively) cannot open it meanwhile; one that holds
+        it refuses the run (exit 2). Read-only readers share the lock and go on."""
+        try:
+            fd = os.open(self.public, os.O_RDONLY)
+        except FileNotFoundError:
+            yield
+            return
+        try:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EAGAIN):
+                    raise SnapshotError(read_write_holder_message(self.public), 2) from None
+                raise
+            yield
+        finally:
+            os.close(fd)  # also lets the lock go
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:

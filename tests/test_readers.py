@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from pipelines import runner
@@ -218,14 +219,27 @@ def test_a_read_write_holder_refuses_the_run_clearly_then_the_next_run_completes
     assert_matches_truth(db, sandbox.truth())
 
 
+def _second_run_about_to_publish(
+    make_sandbox: Callable[..., Sandbox], home: Path
+) -> tuple[Sandbox, Path, str, subprocess.Popen[str]]:
+    """A first sync, then a second one paused before it publishes: the sandbox, the file, its
+    cursor before the second run, and the paused run."""
+    sandbox = make_sandbox(calls=150)
+    db = _first_sync(sandbox, home)
+    cursor = read_state(db)["cursor"]
+    sandbox.advance(6 * 3600)
+    return (
+        sandbox,
+        db,
+        cursor,
+        paused_sync(db, "pipelines.snapshot:Snapshot.publish", home, sandbox),
+    )
+
+
 def test_a_read_write_holder_that_opens_mid_run_loses_nothing(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox(calls=150)
-    db = _first_sync(sandbox, tmp_path)
-    cursor = read_state(db)["cursor"]
-    sandbox.advance(6 * 3600)
-    proc = paused_sync(db, "pipelines.snapshot:Snapshot.publish", tmp_path, sandbox)
+    sandbox, db, cursor, proc = _second_run_about_to_publish(make_sandbox, tmp_path)
     with holding_open(db):  # opens while the run is about to publish: not under its feet
         _, err = proc.communicate("go\n", timeout=60)
     assert proc.returncode == runner.EXIT_CONFIG, err
@@ -234,3 +248,37 @@ def test_a_read_write_holder_that_opens_mid_run_loses_nothing(
     again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))
     assert again.returncode == runner.EXIT_OK, again.stderr
     assert_matches_truth(db, sandbox.truth())  # ...and nothing lost
+
+
+WRITE_AND_CLOSE = """
+import sys, duckdb
+with duckdb.connect(sys.argv[1]) as conn:  # read-write, as the DuckDB shell opens a file
+    conn.execute("create schema if not exists analyst")
+    conn.execute("create table analyst.notes (id integer, note text)")
+    conn.execute("insert into analyst.notes values (1, 'call back Monday')")
+    conn.execute("create view analyst.my_calls as select count(*) as n from neuron.calls")
+"""
+
+
+def analysts_work(db: Path) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute(
+            "select note, (select n > 0 from analyst.my_calls) from analyst.notes"
+        ).fetchall()
+
+
+def test_a_file_written_during_a_sync_is_left_as_it_stands_and_the_next_run_goes_on(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox, db, cursor, proc = _second_run_about_to_publish(make_sandbox, tmp_path)
+    # after the run's copy: an analyst opens the file read-write, adds a view and a row, closes
+    subprocess.run([sys.executable, "-c", WRITE_AND_CLOSE, str(db)], check=True, timeout=60)
+    out, err = proc.communicate("go\n", timeout=60)
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    assert_one_line(result, runner.EXIT_PARTIAL, str(db), "written by another connection", "left")
+    assert analysts_work(db) == [("call back Monday", True)]  # their work is there...
+    assert read_state(db)["cursor"] == cursor  # ...and nothing of the run over it
+    again = run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox))
+    assert again.returncode == runner.EXIT_OK, again.stderr
+    assert_matches_truth(db, sandbox.truth())  # the run's work is not lost
+    assert analysts_work(db) == [("call back Monday", True)]  # and theirs carried on

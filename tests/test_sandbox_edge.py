@@ -139,6 +139,7 @@ def test_rate_limit_headers_at_runtime(make_sandbox: Make) -> None:
         "fault_rate": 0.0,
         "rate_limit": 50.0,
         "rate_limit_headers": True,
+        "max_offset": None,
     }
     with client(sb) as c:
         assert c.get("/calls").headers["RateLimit-Limit"] == "50"
@@ -220,3 +221,17 @@ def test_sandbox_without_its_web_stack_says_what_to_install() -> None:
         "neuron-calls sandbox: uvicorn is not installed; the sandbox needs its web stack: "
         "pip install 'neuron-calls[sandbox]'"
     ]
+
+
+def test_max_offset_refuses_deeper_offsets_with_a_400_and_can_be_lifted(make_sandbox: Make) -> None:
+    sb = make_sandbox(calls=120, max_offset=50)
+    config = f"{sb.admin_url}/config"
+    with client(sb) as c:
+        assert c.get("/calls", params={"limit": 100, "offset": 50}).status_code == 200
+        refused = c.get("/calls", params={"limit": 100, "offset": 51})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "invalid_request"
+        assert "offset" in refused.json()["error"]["message"]
+        assert httpx.post(config, json={"max_offset": None}).json()["max_offset"] is None
+        assert c.get("/calls", params={"limit": 100, "offset": 100}).status_code == 200
+        assert httpx.post(config, json={"max_offset": -1}).status_code == 400

@@ -42,6 +42,7 @@ class NeuronSettings:
     audit_days: int = settings.DEFAULT_AUDIT_DAYS
     recordings_url: str | None = None
     checkpoint_seconds: float = settings.DEFAULT_CHECKPOINT_SECONDS
+    max_offset: int = settings.DEFAULT_MAX_OFFSET
     pii: str = settings.DEFAULT_PII
     pii_key: TSecretStrValue | None = field(default=None, repr=False)  # a secret
     pii_archive_recordings: bool = False
@@ -53,10 +54,11 @@ class NeuronSettings:
             or self.lookback_minutes < 0
             or self.pending_max_days < 0
             or self.audit_days < 0
+            or self.max_offset < 0
         ):
             raise ConfigError(
-                "max_concurrency must be at least 1, lookback_minutes, pending_max_days and "
-                "audit_days at least 0 (SOURCES__NEURON__MAX_CONCURRENCY, ...)"
+                "max_concurrency must be at least 1, lookback_minutes, pending_max_days, "
+                "audit_days and max_offset at least 0 (SOURCES__NEURON__MAX_CONCURRENCY, ...)"
             )
         if (
             self.max_attempts < 1
@@ -136,6 +138,7 @@ class SyncRun:
             incremental=not (self.backfill_from or self.backfill_to or self.filters),
             lookback=pendulum.duration(minutes=config.lookback_minutes),
             pending_max_days=config.pending_max_days,
+            max_offset=config.max_offset,
             audit_days=config.audit_days if self.warehouse is not None else 0,
             privacy=self.policy(config),
         )

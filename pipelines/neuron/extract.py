@@ -49,7 +49,7 @@ from .model import (
     SyncReport,
     waits_for_transcript,
 )
-from .progress import Walk, plan_window, save_walks, walks_of
+from .progress import Paging, Walk, plan_window, save_walks, walks_of
 from .recordings import Archiver, RecordingFailed
 from .rows import (
     Row,
@@ -360,29 +360,25 @@ class CallSync:
 
     async def _walk_jobs(self, client: NeuronClient, walk: Walk) -> AsyncIterator[Job]:
         """One walk's window, page by page with its `to` fixed; stops at the deadline between
-        two calls, the walk then ends at the last call listed (`report.checkpoints.more`)."""
-        clock, offset = time.monotonic(), 0
-        params: dict[str, Any] = {**walk.params(), "limit": settings.PAGE_SIZE}
+        two calls, the walk then ends at the last call listed (`report.checkpoints.more`).
+        Past the offsets the API reaches, what is left is listed afresh below the boundary
+        (`progress.Paging`)."""
+        clock, paging = time.monotonic(), Paging(walk, self.plan.max_offset)
         try:
-            while True:
-                if self._past_deadline():
-                    return
-                page = await client.list_calls({**params, "offset": offset})
+            while not self._past_deadline():
+                page = await paging.next_page(client)
+                if page is None:
+                    continue  # split: the rest of the window, from offset 0
                 self.answered.set()
                 self.report.pages += 1
-                data, total = page["data"], page.get("total")
-                offset += len(data)
-                if total is not None:
-                    walk.left = max(total - offset, 0)
-                for item in data:
+                for item in page["data"]:
                     if self._past_deadline():
                         return
                     if walk.take(item) and (job := self._listed(item, walk)) is not None:
                         yield job
                 save_walks(self.state, self.open_walks)
                 self.progress()
-                last = offset >= total if total is not None else len(data) < settings.PAGE_SIZE
-                if not data or last:
+                if paging.last(page):
                     return
         finally:
             walk.seconds += time.monotonic() - clock

@@ -35,6 +35,7 @@ class SyncPlan:
     incremental: bool = True  # moves the cursor; a backfill or filtered run does not
     lookback: pendulum.Duration = field(default_factory=lambda: pendulum.duration(minutes=60))
     pending_max_days: float = 7
+    max_offset: int = settings.DEFAULT_MAX_OFFSET  # the deepest list offset (progress.Paging)
     lists: bool = True  # False: a repair run, which only audits
     audit_days: int = 0  # the days before and including today an incremental run audits
     audit_from: dt.date | None = None  # the audited UTC days (None: no audit)

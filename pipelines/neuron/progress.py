@@ -21,13 +21,19 @@ window a user asked for, which any later sync finishes.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pendulum
 
+from . import settings
+from .client import NeuronClient
+from .errors import NeuronError, UnexpectedStatusError
 from .model import Checkpoints, SyncPlan
 from .rows import Row, iso_utc, parse_timestamp
+
+log = logging.getLogger(__name__)
 
 WALKS = "walks"  # the key of the walks in the source state
 HISTORY, BACKFILL = "history", "backfill"
@@ -95,6 +101,67 @@ class Walk:
     @property
     def moves_cursor(self) -> bool:
         return self.kind == HISTORY
+
+
+class WindowTooDeep(NeuronError):
+    """More calls share one second than the list's offsets reach: no split can list them."""
+
+
+class Paging:
+    """A walk's list pages, by offset under a `to` fixed for the part being paged.
+
+    Many APIs refuse offsets past a cap (a 400). When the next offset would pass `max_offset`,
+    or the API refuses one, the window is split in time at the walk's boundary: every call
+    above it is listed, so the part below (`start` .. the boundary second) is listed afresh,
+    newest first from offset 0; `Walk.take` skips the ids done at that second. The walk's state
+    is the same as without a split, so checkpoints and the cursor keep their guarantees. A
+    split that finds the boundary where the last one left it (more calls at one second than
+    the offsets reach) cannot go on: `WindowTooDeep`.
+    """
+
+    def __init__(self, walk: Walk, max_offset: int) -> None:
+        self.walk, self.max_offset = walk, max_offset
+        self.offset, self.params, self.anchor = 0, walk.params(), self._boundary()
+
+    def _boundary(self) -> tuple[str, int]:
+        return self.walk.end, len(self.walk.done)
+
+    async def next_page(self, client: NeuronClient) -> dict[str, Any] | None:
+        """The next page of the part; None when the window was split instead (ask again)."""
+        if self.offset > self.max_offset:
+            self._split(f"offset {self.offset} is past {settings.env_var('max_offset')}")
+            return None
+        params = {**self.params, "limit": settings.PAGE_SIZE, "offset": self.offset}
+        try:
+            page = await client.list_calls(params)
+        except UnexpectedStatusError as exc:
+            if exc.status_code != 400 or self.offset == 0:
+                raise  # not the offset: the same list answered at offset 0
+            self._split(f"the API refused offset {self.offset} ({exc})")
+            return None
+        data, total = page["data"], page.get("total")
+        self.offset += len(data)
+        if total is not None:
+            self.walk.left = max(total - self.offset, 0)
+        return page
+
+    def last(self, page: dict[str, Any]) -> bool:
+        """The part's last page; `total` is trusted when given (a server may cap its pages)."""
+        data, total = page["data"], page.get("total")
+        if total is not None:
+            return not data or self.offset >= total
+        return not data or len(data) < settings.PAGE_SIZE
+
+    def _split(self, why: str) -> None:
+        if self._boundary() == self.anchor:
+            raise WindowTooDeep(
+                f"{len(self.walk.done)} calls listed at {self.walk.end} and more at that second "
+                f"than the list's offsets reach ({why}): the window cannot be split further in "
+                f"time; if the API allows deeper offsets, raise {settings.env_var('max_offset')} "
+                f"(now {self.max_offset})"
+            )
+        log.debug("window split at %s: %s; listing the rest from offset 0", self.walk.end, why)
+        self.offset, self.params, self.anchor = 0, self.walk.params(), self._boundary()
 
 
 def plan_window(

@@ -19,6 +19,9 @@ CALL_PATH = "/calls/{call_id}"
 TRANSCRIPT_PATH = "/calls/{call_id}/transcript"
 
 PAGE_SIZE = 100  # the API's maximum `limit`
+# The deepest `offset` the list is asked for; past it a window is split in time (progress.Paging).
+# Many APIs refuse offsets past 10,000 with a 400, which splits the window too.
+DEFAULT_MAX_OFFSET = 10_000
 
 # A call is final in one of these states; until then the pipeline keeps coming back for it.
 FINAL_STATUSES = frozenset({"completed", "failed"})
@@ -143,6 +146,7 @@ SETTINGS = (
     Setting("audit_days", DEFAULT_AUDIT_DAYS, "UTC days every incremental sync audits; 0: off"),
     Setting("recordings_url", None, "where recordings are archived; none: not downloaded"),
     Setting("checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS, "how often a run commits"),
+    Setting("max_offset", DEFAULT_MAX_OFFSET, "the deepest list offset asked for"),
     Setting("pii", DEFAULT_PII, "personal data policy: keep or pseudonymize"),
     Setting("pii_key", None, "the key for pseudonymized values", secret=True),
     Setting("pii_archive_recordings", False, "under pseudonymize: archive recordings anyway"),

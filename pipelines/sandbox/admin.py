@@ -123,9 +123,14 @@ class Admin:
                 headers = body.get("rate_limit_headers", st.rate_limit_headers)
                 if not isinstance(headers, bool):
                     raise BadParam(f"'rate_limit_headers' must be true or false, got {headers!r}")
+                deepest = body.get("max_offset", st.max_offset)
+                deepest = int(deepest) if deepest is not None else None
+                if deepest is not None and deepest < 0:
+                    raise BadParam(f"'max_offset' must be null or at least 0, got {deepest}")
             except (BadParam, TypeError, ValueError) as exc:
                 return error(400, "invalid_request", f"Bad config: {exc}")
             st.latency_ms, st.fault_rate, st.rate_limit_headers = latency, faults, headers
+            st.max_offset = deepest
             if "rate_limit" in body:
                 st.set_rate_limit(rate)
         return json_response(st.config_json())

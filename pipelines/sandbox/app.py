@@ -268,7 +268,7 @@ class Api:
         q = request.query_params
         try:
             limit = _int(q.get("limit"), 20, "limit", 1, 100)
-            offset = _int(q.get("offset"), 0, "offset", 0, None)
+            offset = _int(q.get("offset"), 0, "offset", 0, self.state.max_offset)
             start, end = _time(q.get("from"), "from"), _time(q.get("to"), "to")
         except BadParam as exc:
             return error(400, "invalid_request", str(exc))

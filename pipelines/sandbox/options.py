@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="share of API requests answered by a fault (429/500/503/drop/truncated)",
     )
+    a(
+        "--max-offset",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the list answers 400 to an offset past N, as many APIs do (default: no cap)",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -51,6 +58,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         (not 0 <= args.fault_rate <= 1, "--fault-rate must be between 0 and 1"),
         (args.calls < 0 or args.days < 1, "--calls must be >= 0 and --days >= 1"),
         (args.latency_ms < 0 or (args.rate_limit or 0) < 0, "--latency-ms, --rate-limit >= 0"),
+        ((args.max_offset or 0) < 0, "--max-offset must be >= 0"),
     ]
     for bad, message in problems:
         if bad:
@@ -71,6 +79,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             rate_limit=args.rate_limit,
             rate_limit_headers=getattr(args, "rate_limit_headers", False),
             fault_rate=args.fault_rate,
+            max_offset=getattr(args, "max_offset", None),
             plant_pii=getattr(args, "plant_pii", False),
             host=args.host,
             port=args.port,

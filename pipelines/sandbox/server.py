@@ -64,6 +64,7 @@ class Sandbox:
         rate_limit: float | None = None,
         rate_limit_headers: bool = False,
         fault_rate: float = 0.0,
+        max_offset: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         plant_pii: bool = False,
@@ -88,6 +89,7 @@ class Sandbox:
             latency_ms=latency_ms,
             fault_rate=fault_rate,
             rate_limit_headers=rate_limit_headers,
+            max_offset=max_offset,
         )
         self.state.set_rate_limit(rate_limit)
         self.state.data.plant_pii = plant_pii  # transcripts carry the contacts' identifiers
@@ -188,8 +190,10 @@ class Sandbox:
         rate_limit: float | None = None,
         rate_limit_headers: bool | None = None,
         fault_rate: float | None = None,
+        max_offset: int | None = None,
     ) -> None:
-        """Change knobs at runtime; None leaves one unchanged, `rate_limit=0` disables it."""
+        """Change knobs at runtime; None leaves one unchanged, `rate_limit=0` disables it,
+        `max_offset=-1` lifts the cap."""
         if latency_ms is not None:
             self.state.latency_ms = latency_ms
         if rate_limit is not None:
@@ -198,6 +202,8 @@ class Sandbox:
             self.state.rate_limit_headers = rate_limit_headers
         if fault_rate is not None:
             self.state.fault_rate = fault_rate
+        if max_offset is not None:
+            self.state.max_offset = max_offset if max_offset >= 0 else None  # -1: no cap
 
     # -- drift and recordings: through the admin endpoints, so they land between requests ---
     def relabel(

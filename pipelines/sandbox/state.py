@@ -101,6 +101,7 @@ class State:
     fault_rate: float = 0.0
     bucket: TokenBucket | None = None
     rate_limit_headers: bool = False
+    max_offset: int | None = None  # the list refuses deeper offsets with a 400, like many APIs
     refused_recordings: set[str] = field(default_factory=set)
     stats: Stats = field(default_factory=Stats)
     jitter: random.Random = field(default_factory=random.Random)
@@ -114,6 +115,7 @@ class State:
             "fault_rate": self.fault_rate,
             "rate_limit": self.bucket.rate if self.bucket else None,
             "rate_limit_headers": self.rate_limit_headers,
+            "max_offset": self.max_offset,
         }
 
     def recording_url(self, call_id: str) -> str:
