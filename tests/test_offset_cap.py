@@ -115,3 +115,25 @@ def test_more_calls_at_one_second_than_offsets_reach_fail_with_one_line(tmp_path
         env = {"SOURCES__NEURON__API_KEY": "k", "SOURCES__NEURON__BASE_URL": api.base_url}
         proc = run_cli(tmp_path, sync_args(tmp_path / "calls.duckdb"), cli_env(tmp_path, **env))
     assert_one_line(proc, runner.EXIT_FAILED, "2026-11-01T10:00:00Z", "cannot be split further")
+
+
+def test_the_audit_lists_a_day_past_the_cap_in_parts_and_repairs_it(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(calls=CALLS, days=2, max_offset=CAP)  # ~200 calls a day
+    first = sync(sandbox, tmp_path, source_args={"max_offset": CAP})
+    assert first.exit_code == runner.EXIT_OK, first.error
+    newest = sandbox.truth()["calls"][0]["started_at"]
+    old = next(
+        c
+        for c in sandbox.truth()["calls"]
+        if c["status"] == "completed" and c["started_at"][:10] == newest[:10]
+        and c["started_at"] < newest[:11] + "09:00:00Z"  # long before the lookback
+    )  # fmt: skip
+    sandbox.relabel(old["id"], disposition="dnd")  # the lookback does not see it: the audit does
+    sandbox.reset_stats()
+    again = sync(sandbox, tmp_path)
+    assert again.exit_code == runner.EXIT_OK, again.error
+    assert refused(sandbox) > 0  # the day is deeper than the API's offsets reach
+    assert again.report.audit.repaired["changed"] == 1
+    assert_loaded_once(tmp_path / "calls.duckdb", sandbox)
