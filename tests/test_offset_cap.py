@@ -12,11 +12,18 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from pipelines import runner
+from pipelines.neuron.extract import iso
+from pipelines.neuron.model import Checkpoints, SyncReport
+from pipelines.neuron.progress import WindowTooDeep
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, query, read_state, sync
-from .procs import FakeAPI, assert_one_line, cli_env, run_cli, sandbox_env, sync_args
+from .procs import FakeAPI, cli_env, run_cli, sandbox_env, sync_args
+from .test_checkpoints import NOW, segment
+from .test_extract import FakeApi, make_call
 from .test_resume import calls_in, details, start, wait_for
 
 CAP = 50  # the deepest offset the sandbox answers: a page of 100 is all a window part gets
@@ -114,4 +121,65 @@ def test_more_calls_at_one_second_than_offsets_reach_fail_with_one_line(tmp_path
     with FakeAPI(route) as api:
         env = {"SOURCES__NEURON__API_KEY": "k", "SOURCES__NEURON__BASE_URL": api.base_url}
         proc = run_cli(tmp_path, sync_args(tmp_path / "calls.duckdb"), cli_env(tmp_path, **env))
-    assert_one_line(proc, runner.EXIT_FAILED, "2026-11-01T10:00:00Z", "cannot be split further")
+    assert proc.returncode == runner.EXIT_FAILED, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]  # the run's line (a slow run logs progress first)
+    assert line.startswith("neuron-calls: 100 calls listed at 2026-11-01T10:00:00Z"), line
+    assert "cannot be split further" in line and "Traceback" not in proc.stderr
+
+
+def test_the_audit_lists_a_day_past_the_cap_in_parts_and_repairs_it(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(calls=CALLS, days=2, max_offset=CAP)  # ~200 calls a day
+    first = sync(sandbox, tmp_path, source_args={"max_offset": CAP})
+    assert first.exit_code == runner.EXIT_OK, first.error
+    newest = sandbox.truth()["calls"][0]["started_at"]
+    old = next(
+        c
+        for c in sandbox.truth()["calls"]
+        if c["status"] == "completed" and c["started_at"][:10] == newest[:10]
+        and c["started_at"] < newest[:11] + "09:00:00Z"  # long before the lookback
+    )  # fmt: skip
+    sandbox.relabel(old["id"], disposition="dnd")  # the lookback does not see it: the audit does
+    sandbox.reset_stats()
+    again = sync(sandbox, tmp_path)
+    assert again.exit_code == runner.EXIT_OK, again.error
+    assert refused(sandbox) > 0  # the day is deeper than the API's offsets reach
+    assert again.report.audit.repaired["changed"] == 1
+    assert_loaded_once(tmp_path / "calls.duckdb", sandbox)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("crowd", [0, 1, 40, 60, 99])
+def test_segments_through_splits_list_each_call_once_also_across_a_shared_second(
+    crowd: int,
+) -> None:
+    """An API refusing every offset past the first page: each part is one page, each segment
+    stops after a page, and `crowd` calls share the second where the first page ends."""
+    shared = iso(NOW.subtract(hours=3))  # 60 calls are newer: the first page ends in the crowd
+    calls = [make_call(f"c{i:03d}", shared, job=False) for i in range(crowd)]
+    calls += [
+        make_call(f"d{i:03d}", iso(NOW.subtract(minutes=3 * i + 1)), job=False) for i in range(250)
+    ]
+    api = FakeApi(calls, {}, fail={"offset=100": 400})
+    report = SyncReport(checkpoints=Checkpoints(interval=1e-6))  # a segment stops after a page
+    state = segment(api, {}, report)
+    assert state["cursor"] == iso(NOW.subtract(minutes=1))
+    for _ in range(20):
+        if not report.checkpoints.more:
+            break
+        state = segment(api, state, report)
+    assert "walks" not in state
+    fetched = [path for path in api.hits if path.count("/") == 3]
+    assert len(fetched) == len(calls) and all(api.hits[p] == 1 for p in fetched)
+    if crowd >= 40:  # the first page ended inside the crowd: the rest was listed from there
+        assert shared in [p.get("to") for p in api.list_params]
+
+
+@pytest.mark.unit
+def test_more_calls_at_one_second_than_a_part_reaches_is_refused() -> None:
+    shared = iso(NOW.subtract(hours=3))
+    api = FakeApi([make_call(f"c{i:03d}", shared, job=False) for i in range(150)], {})
+    api.fail["offset=100"] = 400
+    with pytest.raises(WindowTooDeep, match=f"100 calls listed at {shared}"):
+        segment(api, {}, SyncReport(checkpoints=Checkpoints()))

@@ -41,6 +41,7 @@ from . import settings
 from .client import NeuronClient, NotFoundError
 from .model import CALL_ERRORS, AuditDay, AuditReport, Job, Purpose
 from .pii import KEPT, Privacy
+from .progress import Paging, Walk
 from .rows import (
     SEGMENT_FIELDS,
     TRANSCRIPT_FIELDS,
@@ -203,10 +204,18 @@ def _counts(found: Counter[str | None]) -> Counts:
 async def list_day(
     client: NeuronClient, day: dt.date, until: pendulum.DateTime, privacy: Privacy = KEPT
 ) -> dict[str, Row]:
-    items: dict[str, Row] = {}
-    async for page in client.iter_calls(day_window(day, until)):
-        items.update(_by_id(page, privacy))
-    return items
+    """Every call of the day, newest first by offset; split in time where offsets stop (a day
+    deeper than the API's offset cap: `progress.Paging`)."""
+    window = day_window(day, until)
+    walk = Walk("audit", window["from"], window["to"], window["to"], opened="")
+    paging, items = Paging(walk, settings.DEFAULT_MAX_OFFSET), {}
+    while True:
+        page = await paging.next_page(client)
+        if page is None:
+            continue  # split: the rest of the day, from offset 0
+        items.update(_by_id([item for item in page["data"] if walk.take(item)], privacy))
+        if paging.last(page):
+            return items
 
 
 async def _exists(client: NeuronClient, call_id: str) -> bool:

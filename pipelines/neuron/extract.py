@@ -19,6 +19,7 @@ the previous state untouched. Layout (`dlt.current.source_state()`):
              is not fetched again. `null` instead of a fingerprint: never fetched again by the
              lookback (a call that expired from the pending set).
     walks:   the windows listed newest first, and how far down (`progress.Walk`)
+    state_version: the shape's version; an older release's state is migrated (`versions.py`)
 """
 
 from __future__ import annotations

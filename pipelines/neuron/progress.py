@@ -68,7 +68,20 @@ class Walk:
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> Walk:
-        return cls(**entry)
+        """A walk from the state (`versions.migrate` gave it this shape): field by field, so
+        a renamed field fails here, by name, not somewhere in a run."""
+        return cls(
+            kind=entry["kind"],
+            start=entry["start"],
+            end=entry["end"],
+            top=entry["top"],
+            opened=entry["opened"],
+            filters=dict(entry.get("filters") or {}),
+            done=list(entry.get("done") or []),
+            listed=int(entry.get("listed", 0)),
+            left=entry.get("left"),
+            seconds=float(entry.get("seconds", 0.0)),
+        )
 
     def params(self) -> dict[str, str]:
         """The list's parameters for what is left: `to` is the boundary second, inclusive."""

@@ -40,6 +40,7 @@ from .model import AuditStep, Job, SyncPlan
 from .progress import plan_window
 from .recordings import Archiver, RecordingStore
 from .rows import Row
+from .versions import migrate
 
 ENGINE = "fetched_calls"
 # each resource and the tables it loads (the first one gives it its name)
@@ -103,7 +104,7 @@ def _engine(config: NeuronSettings, run: SyncRun, store: RecordingStore | None) 
         yield _materialized(selected, hinted)
         state = dlt.current.source_state()
         if run.feed is None or run.feed.done:  # the run's first segment: the fetching starts
-            begun = copy.deepcopy(dict(state))
+            begun = migrate(copy.deepcopy(dict(state)))  # an older release's: brought up
             fetching = partial(_fetching, config, run, store, selected, recordings_only, begun)
             run.feed = Feed(fetching)
         feed, read = run.feed, False
