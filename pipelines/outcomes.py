@@ -115,7 +115,31 @@ def explain(exc: BaseException) -> tuple[int, str]:
             f"cannot connect to the destination: {line}; check its credentials "
             "(e.g. DESTINATION__POSTGRES__CREDENTIALS)"
         )
-    return EXIT_FAILED, line
+    return EXIT_FAILED, _with_root_cause(cause)
+
+
+def _with_root_cause(exc: BaseException) -> str:
+    """An unexpected failure's line: where it failed and its root cause (dlt wraps the
+    database's own error in two or three exceptions whose first lines say neither)."""
+    chain = [exc]
+    while (inner := _inner(chain[-1])) is not None and inner not in chain:
+        chain.append(inner)
+    root = first_line(chain[-1])
+    step = next((e.step for e in chain if hasattr(e, "step")), None)
+    job = next((str(e.job_id) for e in chain if hasattr(e, "job_id")), None)
+    if step is None:
+        return root
+    where = f"loading table {job.split('.')[0]}" if job else f"dlt's {step} step"
+    return f"{where} failed: {root}"
+
+
+def _inner(exc: BaseException) -> BaseException | None:
+    """The exception `exc` wraps: dlt keeps it as an attribute, Python as the cause."""
+    for name in ("exception", "client_exception"):
+        inner = getattr(exc, name, None)
+        if isinstance(inner, BaseException):
+            return inner
+    return exc.__cause__ or exc.__context__
 
 
 _ENV_KEY = re.compile(r"\(Environment Variables, ((?:DESTINATION|SOURCES)__[A-Z0-9_]+)\)")
