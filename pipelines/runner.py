@@ -289,6 +289,7 @@ class _Committed:
     staging: float = 0.0  # seconds the last segment took to stage (copy) the file
     grants: list[tuple[str, str]] = field(default_factory=list)  # a full refresh's, given again
     in_place: bool = False  # a segment loaded in place (not DuckDB's copy), not yet committed
+    views_dropped: bool = False  # in place, for a load that drops tables
 
 
 def _locked_run(
@@ -368,10 +369,16 @@ def _segment(
                 with Warehouse.of(pipeline) as wh:
                     committed.before = 0 if options.full_refresh else wh.count("calls")
                     bind_privacy(wh, privacy, options.full_refresh)  # before anything loads
-                    if options.full_refresh:  # Postgres refuses to drop tables views read
-                        committed.grants = drop_views(wh, options.sql_folder)
+                    if options.full_refresh or drops_pending(pipeline):  # Postgres refuses
+                        committed.grants = drop_views(wh, options.sql_folder)  # views on tables
+                        committed.views_dropped = not target.staged
             unmark_published(Path(pipeline.working_dir), target)
-            load(pipeline, source, options, refresh=first)
+            try:
+                load(pipeline, source, options, refresh=first)
+            except BaseException:
+                if first and committed.views_dropped:
+                    views_back(pipeline, options, committed.grants)
+                raise
             committed.in_place = not target.staged
             end = sync.feed.ended
             with Warehouse.of(pipeline) as wh:
@@ -460,6 +467,25 @@ def load(pipeline: Any, source: Any, options: SyncOptions, refresh: bool = True)
         pipeline.run(source, refresh="drop_sources", loader_file_format=file_format)
     else:
         pipeline.run(source, loader_file_format=file_format)
+
+
+def drops_pending(pipeline: Any) -> bool:
+    """A failed full refresh's load, left for this run to complete, drops our tables first."""
+    for load_id in pipeline.list_normalized_load_packages():
+        state = pipeline.get_load_package_state(load_id)
+        if state.get("dropped_tables") and not state.get("applied_dropped_tables"):
+            return True
+    return False
+
+
+def views_back(pipeline: Any, options: SyncOptions, grants: list[tuple[str, str]]) -> None:
+    """After a failed load that our views were dropped for: the views (and their grants) back
+    on the tables as they are, the old ones or the re-created ones (best effort)."""
+    try:
+        with Warehouse.of(pipeline) as wh:
+            apply_views(wh, options.sql_folder, grants)
+    except Exception as exc:  # noqa: BLE001 - the run's own failure is the one to report
+        log.warning("could not create the views again after the failed load: %s", first_line(exc))
 
 
 def record_only(target: Target, pipeline: Any, result: SyncResult) -> None:

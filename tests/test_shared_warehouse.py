@@ -206,3 +206,26 @@ def test_a_failed_load_names_its_cause_and_the_next_run_completes_it(
     assert done.exit_code == runner.EXIT_OK, done.error
     assert_matches_truth(pg, sandbox.truth())
     assert fetcher(pg)("select count(*) from neuron.campaign_funnel")[0][0] > 0
+
+
+def test_a_full_refresh_whose_load_fails_leaves_our_views_and_the_next_run_completes_it(
+    pg: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    assert pg_sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    views_before = our_views(pg)
+    execute(  # a DBA freezes every DROP TABLE (as an analyst's view created meanwhile would)
+        pg,
+        "create function no_drops() returns event_trigger language plpgsql as "
+        "$$ begin raise exception 'drops are frozen'; end $$",
+        "create event trigger no_drops on ddl_command_start when tag in ('DROP TABLE') "
+        "execute function no_drops()",
+    )
+    failed = pg_sync(sandbox, tmp_path, full_refresh=True)
+    assert failed.exit_code == runner.EXIT_FAILED
+    assert failed.error and "drops are frozen" in failed.error, failed.error
+    assert our_views(pg) == views_before  # the warehouse is never left without our views
+    execute(pg, "drop event trigger no_drops")
+    done = pg_sync(sandbox, tmp_path)  # completes the refresh's load, then syncs
+    assert done.exit_code == runner.EXIT_OK, done.error
+    assert our_views(pg) == views_before
+    assert_matches_truth(pg, sandbox.truth())
