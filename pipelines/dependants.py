@@ -137,5 +137,8 @@ def grants(relations: list[Relation]) -> list[tuple[str, str]]:
     return [(rel.name, grant) for rel in relations for grant in rel.grants]
 
 
-def names(relations: list[Relation]) -> str:
-    return ", ".join(rel.label for rel in relations)
+def names(relations: list[Relation], shown: int = 4) -> str:
+    """The first few, for one line: `a.x, a.y and 3 more`."""
+    labels = sorted({rel.label for rel in relations})
+    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more

@@ -4,7 +4,9 @@ Each file holds one `create or replace view {schema}.<name> as ...` statement in
 dialect; `{schema}` becomes the dataset's qualified schema. The views are applied in the order
 their references to each other demand (a topological sort, no hand-kept list), transpiled to the
 destination's dialect, and re-created only when their SQL changed (a hash per view in
-`_neuron_views`), so an analyst's open transaction on a view does not stall a run.
+`_neuron_views`), so an analyst's open transaction on a view does not stall a run. Nothing is
+ever dropped with `cascade`: a view Postgres cannot replace in place is rebuilt together with the
+views built on it, others' included (docs/warehouses.md).
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ class _Rebuilt:
 
     def __init__(self, wh: Warehouse, ours: list[str]) -> None:
         self.wh, self.ours = wh, set(ours)
-        self.schema = wh._schema_name()
+        self.schema = wh.schema_name()
         self.rebuilt: list[str] = []  # ours, rebuilt
         self.theirs: list[dependants.Relation] = []
         self.grants: list[str] = []  # on ours
@@ -181,11 +183,12 @@ class _Rebuilt:
         if not self.theirs:
             return exc
         which = f"{failed.label}: " if failed else ""
+        rebuilt = ", ".join(f"{self.schema}.{name}" for name in self.rebuilt)
         return SyncAborted(
-            f"the view(s) {', '.join(self.rebuilt)} of {self.schema} changed their columns and "
-            f"must be created again, but {dependants.names(self.theirs)} (not ours) depend on "
-            f"them and cannot be rebuilt ({which}{first_line(exc)}); nothing was changed: drop "
-            "or change those views, run the sync again, then create them again",
+            f"our view(s) {rebuilt} changed their columns and must be created again, and views "
+            "that are not ours, built on them, cannot be rebuilt; nothing was changed: drop or "
+            f"change {dependants.names(self.theirs)}, sync again, then create them again "
+            f"({which}{first_line(exc)})",
             EXIT_CONFIG,
         )
 
@@ -216,29 +219,29 @@ def drop_views(wh: Warehouse, folder: Path | None = None) -> list[tuple[str, str
 
     Refused (exit 2), before anything is dropped, when views that are not ours are built on our
     tables or views (Postgres keeps track; DuckDB's views read tables by name and survive)."""
-    ours = set(view_order(view_files(folder)))
+    order = view_order(view_files(folder))
     relations = wh.relations()
     saved: list[tuple[str, str]] = []
     if wh.dialect == "postgres":
-        schema = wh._schema_name()
+        schema = wh.schema_name()
         roots = [
             name
             for name, kind in relations.items()
-            if (kind == "VIEW" and name in ours) or (kind != "VIEW" and not name.startswith("_"))
+            if (kind == "VIEW" and name in order) or (kind != "VIEW" and not name.startswith("_"))
         ]
         tree = dependants.built_on(wh, schema, roots)
         theirs = [rel for rel in tree if rel.schema != schema or rel.name not in roots]
         if theirs:
             raise SyncAborted(
-                f"--full-refresh drops and re-creates the tables and views of {schema}, and "
-                f"{dependants.names(theirs)} (not ours) depend on them; nothing was changed: "
-                "drop those views, run the full refresh, then create them again (or sync "
-                "without --full-refresh)",
+                f"--full-refresh drops and re-creates the tables and views of {schema}, and views "
+                "that are not ours depend on them; nothing was changed: drop "
+                f"{dependants.names(theirs)}, run the full refresh, then create them again (or "
+                "sync without --full-refresh)",
                 EXIT_CONFIG,
             )
         saved = dependants.grants(tree)
     with wh.transaction():
-        for name in reversed(view_order(view_files(folder))):
+        for name in reversed(order):
             if relations.get(name) == "VIEW":
                 wh.execute(*wh.transpile(f"drop view if exists {wh.table(name)}"))
         if VIEWS_TABLE in relations:

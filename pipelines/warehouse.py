@@ -188,17 +188,18 @@ class Warehouse:
         """Tables and views of the dataset: name -> 'BASE TABLE' or 'VIEW'."""
         _, rows = self.query(
             "select table_name, table_type from information_schema.tables "
-            f"where table_schema = {literal(self._schema_name())}"
+            f"where table_schema = {literal(self.schema_name())}"
         )
         return {str(name): str(kind) for name, kind in rows}
 
-    def _schema_name(self) -> str:
+    def schema_name(self) -> str:
+        """The dataset's schema as the catalog names it (unquoted)."""
         return self.schema().split(".")[-1].strip('"`[]')
 
     def columns(self, table: str) -> set[str]:
         _, rows = self.query(
             "select column_name from information_schema.columns "
-            f"where table_schema = {literal(self._schema_name())} "
+            f"where table_schema = {literal(self.schema_name())} "
             f"and table_name = {literal(table)}"
         )
         return {str(row[0]) for row in rows}
