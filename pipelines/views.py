@@ -185,10 +185,9 @@ class _Rebuilt:
         which = f"{failed.label}: " if failed else ""
         rebuilt = ", ".join(f"{self.schema}.{name}" for name in self.rebuilt)
         return SyncAborted(
-            f"our view(s) {rebuilt} changed their columns and must be created again, and views "
-            "that are not ours, built on them, cannot be rebuilt; nothing was changed: drop or "
-            f"change {dependants.names(self.theirs)}, sync again, then create them again "
-            f"({which}{first_line(exc)})",
+            f"views that are not ours cannot be rebuilt on our changed {rebuilt}; nothing was "
+            f"changed: drop or change {dependants.names(self.theirs)}, sync again, then create "
+            f"them again ({which}{first_line(exc)})",
             EXIT_CONFIG,
         )
 

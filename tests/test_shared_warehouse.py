@@ -4,6 +4,7 @@ refreshes, or the run refuses naming them and leaves everything in place (docs/w
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from pipelines.sandbox import Sandbox
 from pipelines.views import VIEW_NAMES
 
 from .helpers import assert_matches_truth, fetcher
+from .procs import assert_one_line, cli_env, run_cli
 from .test_postgres import pg as pg  # the fixture: a database of its own on the test server
 from .test_postgres import pg_sync
 
@@ -173,6 +175,15 @@ def test_a_full_refresh_with_their_views_on_ours_is_refused_then_runs_once_they_
     names = ["analyst.my_calls", "analyst.my_funnel", "--full-refresh"]
     before = assert_refused_leaving_everything(pg, sandbox, tmp_path, names, full_refresh=True)
     assert_matches_truth(pg, sandbox.truth())
+    env = cli_env(
+        tmp_path,
+        SOURCES__NEURON__API_KEY=sandbox.api_key,
+        SOURCES__NEURON__BASE_URL=sandbox.base_url,
+        DESTINATION__POSTGRES__CREDENTIALS=pg,
+    )
+    args = [sys.executable, "-m", "pipelines", "sync", "--destination", "postgres"]
+    assert_one_line(run_cli(tmp_path, [*args, "--full-refresh"], env), runner.EXIT_CONFIG, *names)
+    assert state(pg) == before
     later = pg_sync(sandbox, tmp_path)
     assert later.exit_code == runner.EXIT_OK, later.error
     # what the line says to do: drop theirs, refresh; our grants survive the re-created tables
