@@ -119,18 +119,17 @@ def explain(exc: BaseException) -> tuple[int, str]:
 
 
 def _with_root_cause(exc: BaseException) -> str:
-    """An unexpected failure's line: where it failed and its root cause (dlt wraps the
-    database's own error in two or three exceptions whose first lines say neither)."""
+    """An unexpected failure's line; inside dlt, where it failed and its root cause (dlt wraps
+    the database's own error in two or three exceptions whose first lines say neither)."""
     chain = [exc]
     while (inner := _inner(chain[-1])) is not None and inner not in chain:
         chain.append(inner)
-    root = first_line(chain[-1])
     step = next((e.step for e in chain if hasattr(e, "step")), None)
-    job = next((str(e.job_id) for e in chain if hasattr(e, "job_id")), None)
     if step is None:
-        return root
+        return first_line(exc)
+    job = next((str(e.job_id) for e in chain if hasattr(e, "job_id")), None)
     where = f"loading table {job.split('.')[0]}" if job else f"dlt's {step} step"
-    return f"{where} failed: {root}"
+    return f"{where} failed: {first_line(chain[-1])}"
 
 
 def _inner(exc: BaseException) -> BaseException | None:
@@ -139,7 +138,7 @@ def _inner(exc: BaseException) -> BaseException | None:
         inner = getattr(exc, name, None)
         if isinstance(inner, BaseException):
             return inner
-    return exc.__cause__ or exc.__context__
+    return exc.__cause__
 
 
 _ENV_KEY = re.compile(r"\(Environment Variables, ((?:DESTINATION|SOURCES)__[A-Z0-9_]+)\)")

@@ -238,5 +238,6 @@ def test_a_full_refresh_whose_load_fails_leaves_our_views_and_the_next_run_compl
     execute(pg, "drop event trigger no_drops")
     done = pg_sync(sandbox, tmp_path)  # completes the refresh's load, then syncs
     assert done.exit_code == runner.EXIT_OK, done.error
-    assert our_views(pg) == views_before
+    # on the re-created tables (`select *` lists their columns in the order dlt made them)
+    assert [name for name, _ in our_views(pg)] == [name for name, _ in views_before]
     assert_matches_truth(pg, sandbox.truth())
