@@ -77,6 +77,9 @@ def summary(result: runner.SyncResult) -> str:
             f"{result.checkpoints} checkpoint(s) of this run were committed "
             f"({result.inserted} new calls), the next run goes on from the last"
             if result.checkpoints
+            else "some of this run may be loaded (dlt loads table by table), the next run "
+            "completes it"
+            if result.loaded_in_place
             else "nothing of this run was loaded"
         )
         return (

@@ -115,7 +115,30 @@ def explain(exc: BaseException) -> tuple[int, str]:
             f"cannot connect to the destination: {line}; check its credentials "
             "(e.g. DESTINATION__POSTGRES__CREDENTIALS)"
         )
-    return EXIT_FAILED, line
+    return EXIT_FAILED, _with_root_cause(cause)
+
+
+def _with_root_cause(exc: BaseException) -> str:
+    """An unexpected failure's line; inside dlt, where it failed and its root cause (dlt wraps
+    the database's own error in two or three exceptions whose first lines say neither)."""
+    chain = [exc]
+    while (inner := _inner(chain[-1])) is not None and inner not in chain:
+        chain.append(inner)
+    step = next((e.step for e in chain if hasattr(e, "step")), None)
+    if step is None:
+        return first_line(exc)
+    job = next((str(e.job_id) for e in chain if hasattr(e, "job_id")), None)
+    where = f"loading table {job.split('.')[0]}" if job else f"dlt's {step} step"
+    return f"{where} failed: {first_line(chain[-1])}"
+
+
+def _inner(exc: BaseException) -> BaseException | None:
+    """The exception `exc` wraps: dlt keeps it as an attribute, Python as the cause."""
+    for name in ("exception", "client_exception"):
+        inner = getattr(exc, name, None)
+        if isinstance(inner, BaseException):
+            return inner
+    return exc.__cause__
 
 
 _ENV_KEY = re.compile(r"\(Environment Variables, ((?:DESTINATION|SOURCES)__[A-Z0-9_]+)\)")

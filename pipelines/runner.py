@@ -107,6 +107,7 @@ class SyncOptions:
     pipelines_dir: str | None = None  # dlt's default (~/.dlt/pipelines) when None
     pipeline_name: str = PIPELINE_NAME
     source_args: dict[str, Any] = field(default_factory=dict)  # explicit settings (demo, tests)
+    sql_folder: Path | None = None  # the views' SQL files; None: the package's (tests: a copy)
 
     @property
     def mode(self) -> str:
@@ -133,6 +134,7 @@ class SyncResult:
     pending: int = 0
     error: str | None = None
     checkpoints: int = 0  # segments committed (loaded, and published on DuckDB)
+    loaded_in_place: bool = False  # failed, but rows of it may be in the warehouse (not DuckDB)
 
     @property
     def loaded(self) -> bool:
@@ -269,6 +271,9 @@ class _Committed:
     before: int = 0  # calls in the warehouse before the run
     inserted: int = 0
     staging: float = 0.0  # seconds the last segment took to stage (copy) the file
+    grants: list[tuple[str, str]] = field(default_factory=list)  # a full refresh's, given again
+    in_place: bool = False  # a segment loaded in place (not DuckDB's copy), not yet committed
+    views_dropped: bool = False  # in place, for a load that drops tables
 
 
 def _locked_run(
@@ -296,6 +301,7 @@ def _locked_run(
             memory.give_back()
             end, now = sync.feed.ended, time.monotonic()
             run.commit(now - end.received, now - end.at, committed.inserted, committed.staging)
+            committed.in_place = False
             sync.feed.committed = run.committed
             log.debug(
                 "checkpoint %d: committed %.2f s after its last rows, %.2f s after its fetching "
@@ -311,6 +317,7 @@ def _locked_run(
         result = _failed(exc, options.mode, report, clock)
         result.checkpoints, result.inserted = run.committed, committed.inserted
         result.updated = max(run.committed_calls - committed.inserted, 0)
+        result.loaded_in_place = committed.in_place or _partly_loaded(exc)
         if run.committed and result.error:
             result.error = _committed_line(result.error, run.committed, committed.inserted)
         if not isinstance(exc, RunRefused):
@@ -344,16 +351,23 @@ def _segment(
                 with Warehouse.of(pipeline) as wh:
                     committed.before = 0 if options.full_refresh else wh.count("calls")
                     bind_privacy(wh, privacy, options.full_refresh)  # before anything loads
-                    if options.full_refresh:
-                        drop_views(wh)  # Postgres refuses to drop tables that views depend on
-                    else:
+                    if options.full_refresh or drops_pending(pipeline):  # Postgres refuses
+                        committed.grants = drop_views(wh, options.sql_folder)  # views on tables
+                        committed.views_dropped = not target.staged
+                    if not options.full_refresh:
                         rescreen(wh, privacy)  # texts an older release redacted less
             unmark_published(Path(pipeline.working_dir), target)
-            load(pipeline, source, options, refresh=first)
+            try:
+                load(pipeline, source, options, refresh=first)
+            except BaseException:
+                if first and committed.views_dropped:
+                    views_back(pipeline, options, committed.grants)
+                raise
+            committed.in_place = not target.staged
             end = sync.feed.ended
             with Warehouse.of(pipeline) as wh:
                 if first or not end.more:
-                    apply_views(wh)
+                    apply_views(wh, options.sql_folder, committed.grants if first else ())
                 remember_privacy(wh, privacy, reloaded=first and options.full_refresh)
                 committed.inserted = max(wh.count("calls") - committed.before, 0)
                 if end.last:  # the last segment: the run's row with it
@@ -384,6 +398,16 @@ def _final(
         error=error,
         checkpoints=run.committed + 1,
     )
+
+
+def _partly_loaded(exc: BaseException) -> bool:
+    """dlt's load failed after some of its jobs had written to the warehouse."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "is_package_partially_loaded", False):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _committed_line(line: str, checkpoints: int, inserted: int) -> str:
@@ -421,10 +445,31 @@ def loader_file_format(pipeline: Any) -> str:
 def load(pipeline: Any, source: Any, options: SyncOptions, refresh: bool = True) -> None:
     """One dlt load; a full refresh drops the tables in its first load only (`refresh`)."""
     file_format = loader_file_format(pipeline)
+    if pipeline.has_pending_data:  # a failed run's load: dlt completes it, and only it
+        pipeline.run(loader_file_format=file_format)
     if options.full_refresh and refresh:
         pipeline.run(source, refresh="drop_sources", loader_file_format=file_format)
     else:
         pipeline.run(source, loader_file_format=file_format)
+
+
+def drops_pending(pipeline: Any) -> bool:
+    """A failed full refresh's load, left for this run to complete, drops our tables first."""
+    for load_id in pipeline.list_normalized_load_packages():
+        state = pipeline.get_load_package_state(load_id)
+        if state.get("dropped_tables") and not state.get("applied_dropped_tables"):
+            return True
+    return False
+
+
+def views_back(pipeline: Any, options: SyncOptions, grants: list[tuple[str, str]]) -> None:
+    """After a failed load that our views were dropped for: the views (and their grants) back
+    on the tables as they are, the old ones or the re-created ones (best effort)."""
+    try:
+        with Warehouse.of(pipeline) as wh:
+            apply_views(wh, options.sql_folder, grants)
+    except Exception as exc:  # noqa: BLE001 - the run's own failure is the one to report
+        log.warning("could not create the views again after the failed load: %s", first_line(exc))
 
 
 def record_only(target: Target, pipeline: Any, result: SyncResult) -> None:

@@ -4,7 +4,9 @@ Each file holds one `create or replace view {schema}.<name> as ...` statement in
 dialect; `{schema}` becomes the dataset's qualified schema. The views are applied in the order
 their references to each other demand (a topological sort, no hand-kept list), transpiled to the
 destination's dialect, and re-created only when their SQL changed (a hash per view in
-`_neuron_views`), so an analyst's open transaction on a view does not stall a run.
+`_neuron_views`), so an analyst's open transaction on a view does not stall a run. Nothing is
+ever dropped with `cascade`: a view Postgres cannot replace in place is rebuilt together with the
+views built on it, others' included (docs/warehouses.md).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import graphlib
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import resources
+from pathlib import Path
 
+from . import dependants
+from .outcomes import EXIT_CONFIG, SyncAborted, first_line
 from .warehouse import Warehouse, literal
 
 log = logging.getLogger(__name__)
@@ -29,12 +34,13 @@ def references(sql: str) -> set[str]:
     return set(_REFERENCE.findall(sql))
 
 
-def view_files() -> dict[str, str]:
-    """View name -> its SQL (with the `{schema}` placeholder), one per `sql/*.sql` file here."""
-    folder = resources.files("pipelines.sql")
+def view_files(folder: Path | None = None) -> dict[str, str]:
+    """View name -> its SQL (with the `{schema}` placeholder), one per `*.sql` file of `folder`
+    (default: `sql/` here, shipped in the package)."""
+    files = folder.iterdir() if folder else resources.files("pipelines.sql").iterdir()
     return {
         entry.name.removesuffix(".sql"): entry.read_text(encoding="utf-8")
-        for entry in folder.iterdir()
+        for entry in files
         if entry.name.endswith(".sql")
     }
 
@@ -61,9 +67,9 @@ VIEW_NAMES: list[str] = view_order(view_files())
 REPORT_VIEWS: list[str] = [name for name in VIEW_NAMES if not name.startswith("stg_")]
 
 
-def view_sql(schema: str = '"neuron"') -> list[tuple[str, str]]:
+def view_sql(schema: str = '"neuron"', folder: Path | None = None) -> list[tuple[str, str]]:
     """The `(view name, create statement)` pairs for `schema` (already quoted), in order."""
-    files = view_files()
+    files = view_files(folder)
     return [(name, files[name].replace("{schema}", schema)) for name in view_order(files)]
 
 
@@ -71,28 +77,119 @@ def _digest(statements: list[str]) -> str:
     return hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()[:16]
 
 
-def apply_views(wh: Warehouse) -> list[str]:
-    """Create the views that are missing or whose SQL changed; returns the ones (re)created."""
-    wh.execute(f"create schema if not exists {wh.schema()}")
-    relations = wh.relations()
-    stored = _stored_digests(wh, relations)
-    created: list[str] = []
-    for name, statements, digest in _wanted(wh):
-        if relations.get(name) == "VIEW" and stored.get(name) == digest:
-            continue
-        try:
-            wh.execute(*statements)
-        except Exception:  # noqa: BLE001 - e.g. Postgres cannot change a view's columns in place
-            log.debug("replacing view %s failed; dropping and creating it", name, exc_info=True)
-            wh.execute(*wh.transpile(f"drop view if exists {wh.table(name)} cascade"))
-            wh.execute(*statements)
-            relations = wh.relations()  # a cascade may have dropped views that depend on it
-        relations[name] = "VIEW"
-        _store_digest(wh, name, digest)
-        created.append(name)
+def apply_views(
+    wh: Warehouse, folder: Path | None = None, grants: Sequence[tuple[str, str]] = ()
+) -> list[str]:
+    """Create the views that are missing or whose SQL changed; returns the ones (re)created.
+
+    All in one transaction (Postgres, DuckDB): readers see the old views or the new ones. A view
+    Postgres cannot replace in place (its columns changed) is dropped and created again, and with
+    it every view built on it, ours and others' (`dependants`): theirs are built again as they
+    were, with their owners and grants, and so are the grants on ours. When theirs cannot be
+    built on the new view, nothing changes and the run is refused, naming them. `grants` are
+    given again at the end (those of the tables a full refresh re-created).
+    """
+    with wh.transaction():
+        wh.execute(f"create schema if not exists {wh.schema()}")
+        relations = wh.relations()
+        stored = _stored_digests(wh, relations)
+        wanted = list(_wanted(wh, folder))
+        rebuilt = _Rebuilt(wh, [name for name, _, _ in wanted])
+        created: list[str] = []
+        # a view dropped because it was built on one rebuilt is created again in a next pass
+        while todo := [
+            (name, statements, digest)
+            for name, statements, digest in wanted
+            if relations.get(name) != "VIEW" or stored.get(name) != digest
+        ]:
+            for name, statements, digest in todo:
+                if not _replaced(wh, statements):
+                    for dropped in rebuilt.drop(name):
+                        relations.pop(dropped, None)
+                    wh.execute(*statements)
+                relations[name], stored[name] = "VIEW", digest
+                _store_digest(wh, name, digest)
+                created.append(name)
+        rebuilt.restore()
+        for name, grant in grants:
+            if name in relations:
+                wh.execute(grant)
     if created:
-        log.info("views created or replaced: %s", ", ".join(created))
-    return created
+        log.info("views created or replaced: %s", ", ".join(dict.fromkeys(created)))
+    return list(dict.fromkeys(created))
+
+
+_SAVEPOINT = "neuron_view"
+
+
+def _replaced(wh: Warehouse, statements: list[str]) -> bool:
+    """`create or replace view`; False when Postgres refuses it (e.g. a column inserted, renamed
+    or retyped) and nothing changed. Other warehouses replace any view in place."""
+    if wh.dialect != "postgres":
+        wh.execute(*statements)
+        return True
+    wh.execute(f"savepoint {_SAVEPOINT}")
+    try:
+        wh.execute(*statements)
+    except Exception:  # noqa: BLE001 - the same statement runs again after the drop: its error
+        log.debug("replacing a view in place failed", exc_info=True)
+        wh.execute(f"rollback to savepoint {_SAVEPOINT}")
+        return False
+    wh.execute(f"release savepoint {_SAVEPOINT}")
+    return True
+
+
+class _Rebuilt:
+    """The views dropped to rebuild ours (Postgres), and what builds them again."""
+
+    def __init__(self, wh: Warehouse, ours: list[str]) -> None:
+        self.wh, self.ours = wh, set(ours)
+        self.schema = wh.schema_name()
+        self.rebuilt: list[str] = []  # ours, rebuilt
+        self.theirs: list[dependants.Relation] = []
+        self.grants: list[str] = []  # on ours
+
+    def is_ours(self, relation: dependants.Relation) -> bool:
+        return relation.schema == self.schema and relation.name in self.ours
+
+    def drop(self, name: str) -> list[str]:
+        """Drop our view `name` and every view built on it (no cascade); the names of ours."""
+        tree = dependants.built_on(self.wh, self.schema, [name])
+        self.rebuilt.append(name)
+        self.theirs += [rel for rel in tree if not self.is_ours(rel)]
+        self.grants += [grant for rel in tree if self.is_ours(rel) for grant in rel.grants]
+        try:
+            for relation in reversed(tree):
+                self.wh.execute(relation.drop())
+        except Exception as exc:
+            raise self._refused(exc) from exc
+        return [rel.name for rel in tree if self.is_ours(rel)]
+
+    def restore(self) -> None:
+        """Theirs built again as they were, in order, then the grants on ours."""
+        done = {rel.oid for rel in self.theirs}
+        order = graphlib.TopologicalSorter(
+            {rel.oid: rel.reads & done for rel in self.theirs}
+        ).static_order()
+        by_oid = {rel.oid: rel for rel in self.theirs}
+        for oid in order:
+            try:
+                self.wh.execute(*by_oid[oid].create())
+            except Exception as exc:
+                raise self._refused(exc, by_oid[oid]) from exc
+        self.wh.execute(*self.grants)
+
+    def _refused(self, exc: Exception, failed: dependants.Relation | None = None) -> Exception:
+        if not self.theirs:
+            return exc
+        which = f"{failed.label}: " if failed else ""
+        rebuilt = ", ".join(f"{self.schema}.{name}" for name in self.rebuilt)
+        return SyncAborted(
+            f"views that are not ours cannot be rebuilt on our changed {rebuilt}; nothing was "
+            f"changed: drop or change {dependants.names(self.theirs)}, sync again, then create "
+            f"them again ({which}{first_line(exc)})",
+            EXIT_CONFIG,
+        )
 
 
 def outdated_views(wh: Warehouse) -> list[str]:
@@ -108,21 +205,47 @@ def outdated_views(wh: Warehouse) -> list[str]:
     ]
 
 
-def _wanted(wh: Warehouse) -> Iterator[tuple[str, list[str], str]]:
+def _wanted(wh: Warehouse, folder: Path | None = None) -> Iterator[tuple[str, list[str], str]]:
     """Each view's name, its statements for this warehouse, and their digest, in order."""
-    for name, sql in view_sql(wh.schema()):
+    for name, sql in view_sql(wh.schema(), folder):
         statements = wh.transpile(sql)
         yield name, statements, _digest(statements)
 
 
-def drop_views(wh: Warehouse) -> None:
-    """Drop our views (and forget their hashes), e.g. before a full refresh drops the tables."""
+def drop_views(wh: Warehouse, folder: Path | None = None) -> list[tuple[str, str]]:
+    """Before a full refresh drops our tables: our views dropped (no cascade; their hashes
+    forgotten); returns the grants on our tables and views, to give again once they are back.
+
+    Refused (exit 2), before anything is dropped, when views that are not ours are built on our
+    tables or views (Postgres keeps track; DuckDB's views read tables by name and survive)."""
+    order = view_order(view_files(folder))
     relations = wh.relations()
-    for name in reversed(VIEW_NAMES):
-        if relations.get(name) == "VIEW":
-            wh.execute(*wh.transpile(f"drop view if exists {wh.table(name)} cascade"))
-    if VIEWS_TABLE in relations:
-        wh.execute(f"delete from {wh.table(VIEWS_TABLE)}")
+    saved: list[tuple[str, str]] = []
+    if wh.dialect == "postgres":
+        schema = wh.schema_name()
+        roots = [
+            name
+            for name, kind in relations.items()
+            if (kind == "VIEW" and name in order) or (kind != "VIEW" and not name.startswith("_"))
+        ]
+        tree = dependants.built_on(wh, schema, roots)
+        theirs = [rel for rel in tree if rel.schema != schema or rel.name not in roots]
+        if theirs:
+            raise SyncAborted(
+                f"--full-refresh drops and re-creates the tables and views of {schema}, and views "
+                "that are not ours depend on them; nothing was changed: drop "
+                f"{dependants.names(theirs)}, run the full refresh, then create them again (or "
+                "sync without --full-refresh)",
+                EXIT_CONFIG,
+            )
+        saved = dependants.grants(tree)
+    with wh.transaction():
+        for name in reversed(order):
+            if relations.get(name) == "VIEW":
+                wh.execute(*wh.transpile(f"drop view if exists {wh.table(name)}"))
+        if VIEWS_TABLE in relations:
+            wh.execute(f"delete from {wh.table(VIEWS_TABLE)}")
+    return saved
 
 
 def _stored_digests(wh: Warehouse, relations: dict[str, str]) -> dict[str, str]:

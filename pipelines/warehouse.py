@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ class Warehouse:
         self._stack = contextlib.ExitStack()
         self._client: Any = None
         self._conn: duckdb.DuckDBPyConnection | None = None
+        self._native: Any = None  # Postgres: the driver's connection, in a transaction
         self.dialect = dialect
         self.dataset = dataset
 
@@ -137,6 +138,10 @@ class Warehouse:
         if self._conn is not None:
             cursor = self._conn.execute(sql)
             return [c[0] for c in cursor.description or []], cursor.fetchall()
+        if self._native is not None:
+            with self._native.cursor() as native:
+                native.execute(sql)
+                return [c[0] for c in native.description or []], list(native.fetchall())
         with self._client.execute_query(sql) as cursor:
             columns = [c[0] for c in cursor.description or []]
             return columns, list(cursor.fetchall())
@@ -145,24 +150,56 @@ class Warehouse:
         for statement in statements:
             if self._conn is not None:
                 self._conn.execute(statement)
+            elif self._native is not None:
+                with self._native.cursor() as native:
+                    native.execute(statement)
             else:
                 self._client.execute_sql(statement)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every statement inside, DDL too, or none of them (Postgres and DuckDB; elsewhere
+        each statement on its own). On Postgres through the driver's own connection: dlt's
+        client ends the transaction at the first error, and savepoints need it to go on."""
+        if self.dialect not in ("postgres", "duckdb"):
+            yield
+            return
+        if self._conn is None and self.dialect == "duckdb":
+            with self._client.begin_transaction():
+                yield
+            return
+        conn: Any = self._conn or self._client.native_connection
+        if self._conn is not None:
+            conn.execute("begin transaction")
+        else:
+            conn.autocommit, self._native = False, conn
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            if self._native is not None:
+                conn.autocommit, self._native = True, None
 
     def relations(self) -> dict[str, str]:
         """Tables and views of the dataset: name -> 'BASE TABLE' or 'VIEW'."""
         _, rows = self.query(
             "select table_name, table_type from information_schema.tables "
-            f"where table_schema = {literal(self._schema_name())}"
+            f"where table_schema = {literal(self.schema_name())}"
         )
         return {str(name): str(kind) for name, kind in rows}
 
-    def _schema_name(self) -> str:
+    def schema_name(self) -> str:
+        """The dataset's schema as the catalog names it (unquoted)."""
         return self.schema().split(".")[-1].strip('"`[]')
 
     def columns(self, table: str) -> set[str]:
         _, rows = self.query(
             "select column_name from information_schema.columns "
-            f"where table_schema = {literal(self._schema_name())} "
+            f"where table_schema = {literal(self.schema_name())} "
             f"and table_name = {literal(table)}"
         )
         return {str(row[0]) for row in rows}
