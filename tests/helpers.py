@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +216,12 @@ async def timed_details(client: NeuronClient, ids: list[str], count: int, worker
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(workers)))
     return time.perf_counter() - started
+
+
+def wait_until(done: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    """Poll `done` until it holds. The deadline only turns a hang into a failure naming `what`
+    (far beyond any load's delay): no test claims a speed with it."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not after {seconds:g} s"
+        time.sleep(0.005)

