@@ -218,10 +218,12 @@ async def timed_details(client: NeuronClient, ids: list[str], count: int, worker
     return time.perf_counter() - started
 
 
-def wait_until(done: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    """Poll `done` until it holds. The deadline only turns a hang into a failure naming `what`
-    (far beyond any load's delay): no test claims a speed with it."""
+def wait_until(
+    done: Callable[[], bool], what: str, seconds: float = 60, every: float = 0.05
+) -> None:
+    """Poll `done` every `every` seconds until it holds. The deadline only turns a hang into a
+    failure naming `what` (far beyond any load's delay): no test claims a speed with it."""
     deadline = time.monotonic() + seconds
     while not done():
         assert time.monotonic() < deadline, f"{what}: not after {seconds:g} s"
-        time.sleep(0.005)
+        time.sleep(every)
