@@ -65,9 +65,18 @@ def s3() -> Iterator[Any]:
 # Unit tests (no server, no subprocess) carry `pytestmark = pytest.mark.unit`: `make test-unit`
 # runs them alone in seconds. End-to-end tests are every other file.
 
-# the longest tests (20-30 s each at 3 workers), started first so that none is left running alone
-# at the end of `make test`
-LONGEST = ("test_soak_", "test_sigterm_")
+# the longest tests (20-40 s each at 3 workers: real processes stopped mid-run, many syncs),
+# started first so that none is left running alone at the end of `make test`
+LONGEST = (
+    "test_soak_",
+    "test_sigterm_",
+    "test_kill_9_at_",
+    "test_ctrl_c_at_",
+    "test_runs_each_stopped_",
+    "test_an_interrupted_",
+    "test_pseudonymized_duckdb_",
+    "test_readers_hold_",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

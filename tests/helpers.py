@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 
 from pipelines import runner
 from pipelines.neuron.client import NeuronClient
@@ -40,6 +42,31 @@ def sync(sandbox: Sandbox, tmp: Path, **options: Any) -> runner.SyncResult:
     options.setdefault("duckdb_path", tmp / "calls.duckdb")
     options.setdefault("pipelines_dir", str(tmp / "dlt"))
     return runner.run_sync(runner.SyncOptions(source_args=source_args, **options))
+
+
+# -- the sandbox over plain HTTP -------------------------------------------------------------------
+
+
+def client(sb: Sandbox, key: str | None = None) -> httpx.Client:
+    """A plain HTTP client of the sandbox's API, with its key (or `key`)."""
+    return httpx.Client(
+        base_url=sb.base_url, timeout=10, headers={"Authorization": f"Bearer {key or sb.api_key}"}
+    )
+
+
+def page_all(c: httpx.Client, limit: int, **params: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        r = c.get("/calls", params={**params, "limit": limit, "offset": offset})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["limit"] == limit and body["offset"] == offset
+        out += body["data"]
+        offset += limit
+        if offset >= body["total"]:
+            assert len(out) == body["total"]
+            return out
 
 
 def _ts(value: Any) -> str | None:
@@ -189,3 +216,14 @@ async def timed_details(client: NeuronClient, ids: list[str], count: int, worker
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(workers)))
     return time.perf_counter() - started
+
+
+def wait_until(
+    done: Callable[[], bool], what: str, seconds: float = 60, every: float = 0.05
+) -> None:
+    """Poll `done` every `every` seconds until it holds. The deadline only turns a hang into a
+    failure naming `what` (far beyond any load's delay): no test claims a speed with it."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not after {seconds:g} s"
+        time.sleep(every)

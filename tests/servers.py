@@ -2,6 +2,12 @@
 
 Without the server binaries the tests that need one skip with the reason, except under
 `CI=true`, where a missing server is a failure (`.ci/run` installs it).
+
+The PostgreSQL server is a daemon of its own (run as the `postgres` user when we are root): a
+guardian process, in a session of its own so that Ctrl-C does not reach it, holds a pipe from the
+test process and stops the cluster and removes its folder when the pipe closes, whichever way the
+test process ends (a normal stop, Ctrl-C, SIGTERM, kill -9). The S3 server and the sandboxes are
+threads of the test process: they end with it.
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Waits for EOF on stdin (its owner's end of the pipe closed: the owner stopped or died), then
+# runs the command given (the cluster's stop) and removes the folder, the last argument.
+GUARDIAN = """
+import shutil, subprocess, sys
+sys.stdin.buffer.read()
+subprocess.run(sys.argv[1:-1], capture_output=True, timeout=60)
+shutil.rmtree(sys.argv[-1], ignore_errors=True)
+"""
+
+
 def _pg_tool(name: str) -> str | None:
     for folder in PG_BIN_DIRS:
         if (folder / name).exists():
@@ -53,6 +69,13 @@ class Postgres:
         self.folder = Path(tempfile.mkdtemp(prefix="neuron-pg-"))
         self.folder.chmod(0o777)  # the server runs as `postgres` when we are root
         self.data = self.folder / "data"
+        # started first: a cluster half made when the test process ends is cleaned up too
+        self.guardian = subprocess.Popen(
+            [sys.executable, "-c", GUARDIAN, *self._command(self.pg_ctl, "-D", str(self.data),
+             "-m", "immediate", "stop"), str(self.folder)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
         pwfile = self.folder / "pw"
         pwfile.write_text(self.password)
         pwfile.chmod(0o644)
@@ -84,11 +107,14 @@ class Postgres:
             "start",
         )
 
-    def _run(self, *args: str) -> None:
-        command = list(args)
+    @staticmethod
+    def _command(*args: str) -> list[str]:
         if os.geteuid() == 0:  # initdb and pg_ctl refuse root
-            command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            return ["runuser", "-u", "postgres", "--", *args]
+        return list(args)
+
+    def _run(self, *args: str) -> None:
+        done = subprocess.run(self._command(*args), capture_output=True, text=True, timeout=60)
         if done.returncode:
             raise RuntimeError(f"{' '.join(args[:1])} failed: {done.stderr or done.stdout}")
 
@@ -107,11 +133,10 @@ class Postgres:
         return self.url(name)
 
     def stop(self) -> None:
-        try:
-            self._run(str(self.pg_ctl), "-D", str(self.data), "-m", "immediate", "stop")
-        finally:
-            time.sleep(0.1)
-            shutil.rmtree(self.folder, ignore_errors=True)
+        """Close the guardian's pipe: it stops the cluster and removes its folder."""
+        assert self.guardian.stdin is not None
+        self.guardian.stdin.close()
+        self.guardian.wait(90)
 
 
 class S3Server:

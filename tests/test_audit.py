@@ -3,79 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 
-import httpx
-import pendulum
 import pytest
 
-from pipelines.neuron.audit import DayAudit, StoredTranscript, audit_window
-from pipelines.neuron.client import NeuronClient
+from pipelines.neuron.audit import DayAudit, audit_window
 from pipelines.neuron.extract import extract_calls
 from pipelines.neuron.model import AuditReport, Batch, Job, Purpose, SyncReport
-from pipelines.neuron.rows import LIST_FIELDS, call_row, list_view
-from tests.test_extract import (
+from pipelines.neuron.rows import call_row, list_view
+
+from .fakes import (
+    DAY,
     NOW,
+    UNTIL,
     FakeApi,
+    MemoryReader,
+    calls_of_day,
+    client_of,
     extract,
     fixture_calls,
     incremental,
     make_call,
-    no_wait,
     rows,
 )
 
 pytestmark = pytest.mark.unit
-
-DAY = dt.date(2024, 2, 1)
-UNTIL = pendulum.datetime(2024, 2, 3, tz="UTC")
-
-
-class MemoryReader:
-    """A warehouse holding exactly `calls` (API-shaped, as loaded)."""
-
-    def __init__(self, calls: list[dict[str, Any]]) -> None:
-        self.rows = {c["id"]: call_row(c) for c in calls}
-        self.questions = 0  # calls of day_calls
-
-    def day_counts(self, first: dt.date, last: dt.date) -> dict[tuple[dt.date, str | None], int]:
-        out: dict[tuple[dt.date, str | None], int] = {}
-        for row in self.rows.values():
-            key = (row["started_at"].date(), row["disposition"])
-            if first <= key[0] <= last:
-                out[key] = out.get(key, 0) + 1
-        return out
-
-    def day_calls(self, days: list[dt.date]) -> dict[dt.date, dict[str, dict[str, Any]]]:
-        self.questions += 1
-        by_day: dict[dt.date, dict[str, dict[str, Any]]] = {}
-        for call_id, row in self.rows.items():
-            if row["started_at"].date() in days:
-                by_day.setdefault(row["started_at"].date(), {})[call_id] = {
-                    name: row[name] for name in LIST_FIELDS
-                }
-        return by_day
-
-    def stored_transcripts(self, first: dt.date, last: dt.date) -> dict[str, StoredTranscript]:
-        return {}
-
-
-def calls_of_day(n: int, day: int = 1) -> list[dict[str, Any]]:
-    prefix = "c" if day == 1 else f"d{day}_"
-    return [
-        make_call(
-            f"{prefix}{i:03d}", f"2024-02-{day:02d}T{8 + i // 60:02d}:{i % 60:02d}:00Z", job=False
-        )
-        for i in range(n)
-    ]
-
-
-def client_of(api: FakeApi) -> NeuronClient:
-    """A client of `api` over an in-memory transport, retries without waiting."""
-    return NeuronClient(
-        "key", "https://api.test/v1", transport=httpx.MockTransport(api.handler), sleep=no_wait
-    )
 
 
 def audit(api: FakeApi, reader: MemoryReader) -> Any:

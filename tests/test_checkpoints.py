@@ -18,7 +18,7 @@ from pipelines.neuron.extract import extract_calls, iso, plan_window
 from pipelines.neuron.model import Checkpoints, SyncPlan, SyncReport
 from pipelines.neuron.progress import BACKFILL, HISTORY, Walk, describe, walks_of
 
-from .test_extract import FakeApi, make_call, no_wait
+from .fakes import FakeApi, make_call, no_wait
 
 pytestmark = pytest.mark.unit
 

@@ -161,11 +161,9 @@ def test_unreachable_base_url_exits_1_after_the_configured_attempts(home: Path) 
         SOURCES__NEURON__BASE_URL=f"http://127.0.0.1:{closed_port()}/v1",
         **FAST_FAIL,
     )
-    started = time.monotonic()
     proc = run_cli(home, sync_args(db), env)
     assert_one_line(proc, runner.EXIT_FAILED, "cannot reach", "SOURCES__NEURON__BASE_URL")
     assert "2 requests, 1 retries" in proc.stdout  # attempts are configurable
-    assert time.monotonic() - started < 20
     assert_unchanged(home, before)
 
 

@@ -31,15 +31,14 @@ async def _details(sb: Sandbox, count: int, concurrency: int) -> float:
 
 
 def test_a_60_per_second_limit_is_met_with_few_429s(make_sandbox: Callable[..., Sandbox]) -> None:
-    """300 details at 32 in flight against 60 req/s: at most 5% answered 429, and within
-    1.25x of the rate-bound time (300 / 60 s) plus a second of start-up."""
+    """300 details at 32 in flight against 60 req/s: at most 5% answered 429 (the run's time
+    against the rate bound: test_client_ratelimit, on virtual time)."""
     sb = make_sandbox(rate_limit=60)
-    elapsed = asyncio.run(_details(sb, 300, 32))
+    asyncio.run(_details(sb, 300, 32))
     by_status = sb.stats()["by_endpoint_status"]["detail"]
     assert by_status.get("200") == 300
     limited = by_status.get("429", 0)
     assert limited / (300 + limited) <= 0.05, by_status
-    assert elapsed <= 1.25 * 300 / 60 + 1.0
 
 
 def test_a_sync_tells_the_next_whether_it_met_a_limit(

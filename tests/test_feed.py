@@ -4,7 +4,6 @@ that describes them, errors after what came before, a bounded hand-over, a clean
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import closing
 from typing import Any
 
@@ -12,6 +11,10 @@ import pytest
 
 from pipelines.neuron.feed import AHEAD_BATCHES, Feed, SegmentEnd
 from pipelines.neuron.model import Batch
+
+from .helpers import wait_until
+
+pytestmark = pytest.mark.unit
 
 
 def batch(n: int) -> Batch:
@@ -70,13 +73,10 @@ def test_the_fetching_waits_for_the_loader_and_for_commits() -> None:
         await feed.put(SegmentEnd({}, more=False, last=True))
 
     with closing(Feed(fetching)) as feed:
-        deadline = time.monotonic() + 10
-        while len(put) < AHEAD_BATCHES and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)
-        assert len(put) == AHEAD_BATCHES  # nothing read yet: the hand-over is full
+        wait_until(lambda: feed.waiting_for == "the loader", "the fetching waits for the loader")
+        assert put == list(range(AHEAD_BATCHES))  # nothing read yet: the hand-over is full
         assert len(list(feed.segment())) == 3 * AHEAD_BATCHES
-        time.sleep(0.2)
+        wait_until(lambda: feed.waiting_for == "a commit", "the fetching waits for a commit")
         assert put[-1] != -1  # the first segment is not committed yet
         feed.committed = 1
         assert list(feed.segment()) == [] and feed.done and put[-1] == -1
@@ -93,11 +93,11 @@ def test_close_stops_a_fetching_that_waits_and_ends_its_thread() -> None:
             cancelled.set()
 
     feed = Feed(fetching)
-    time.sleep(0.1)
-    started = time.monotonic()
+    wait_until(lambda: feed.waiting_for == "the loader", "the fetching fills the hand-over")
     feed.close()
-    assert cancelled.is_set() and time.monotonic() - started < 2
-    assert not feed._thread.is_alive()  # its thread ended (other tests' are none of ours)
+    assert cancelled.is_set()
+    # its thread ended (other tests' are none of ours), not left behind after JOIN_SECONDS
+    assert not feed._thread.is_alive()
 
 
 def test_a_fetching_that_ends_without_its_segment_end_is_an_error() -> None:

@@ -284,8 +284,8 @@ def test_the_audit_sees_no_drift_in_erased_or_pseudonymized_calls(calls: int) ->
     import asyncio
 
     from pipelines.neuron.audit import audit_window
-    from tests.test_audit import DAY, UNTIL, MemoryReader, calls_of_day, client_of
-    from tests.test_extract import FakeApi
+
+    from .fakes import DAY, UNTIL, FakeApi, MemoryReader, calls_of_day, client_of
 
     api_calls = calls_of_day(calls)
     erased = "+919811111111"

@@ -177,10 +177,9 @@ def test_an_analysts_open_transaction_does_not_stall_a_run(
             for view in REPORT_VIEWS:
                 cursor.execute(f"select count(*) from neuron.{view}")
         sandbox.advance(3600)
-        started = time.monotonic()
+        # a run stalled on the analyst's locks would hang: pytest's timeout fails it
         again = pg_sync(sandbox, tmp_path)
         assert again.exit_code == runner.EXIT_OK, again.error
-        assert time.monotonic() - started < 60
     finally:
         analyst.rollback()
         analyst.close()

@@ -62,20 +62,16 @@ def test_soak_faults_and_rate_limit_end_equal_to_the_truth(
 ) -> None:
     """10% of requests fail (429/500/503/dropped/truncated) under a 300 rps limit."""
     clean = make_sandbox(calls=150)
-    started = time.monotonic()
     baseline = sync(clean, tmp_path / "clean")
-    clean_seconds = time.monotonic() - started
     assert baseline.exit_code == runner.EXIT_OK, baseline.error
 
     sandbox = make_sandbox(calls=150, fault_rate=0.10, rate_limit=300)
     db = tmp_path / "soak" / "calls.duckdb"
     runs: list[runner.SyncResult] = []
-    started = time.monotonic()
     for _ in range(3):
         runs.append(sync(sandbox, tmp_path / "soak"))
         if runs[-1].exit_code != runner.EXIT_PARTIAL:
             break
-    soak_seconds = time.monotonic() - started
     assert [r.exit_code for r in runs][-1] == runner.EXIT_OK, [(r.exit_code, r.error) for r in runs]
     assert len(runs) <= 2, "deferred calls must be completed by the next run"
     assert_matches_truth(db, sandbox.truth())
@@ -87,8 +83,8 @@ def test_soak_faults_and_rate_limit_end_equal_to_the_truth(
     print(
         f"\nSOAK 150 calls, fault_rate 0.10, rate_limit 300 rps: {len(runs)} run(s) "
         f"exit {[r.exit_code for r in runs]}; {requests} requests, {retries} retries, "
-        f"{limited} x 429; {soak_seconds:.1f}s vs fault-free {clean_seconds:.1f}s "
-        f"({baseline.report.stats.requests} requests); sandbox faults {faults}"
+        f"{limited} x 429; fault-free {baseline.report.stats.requests} requests; "
+        f"sandbox faults {faults}"
     )
     assert retries > 0 and limited > 0 and sum(faults.values()) > 0
     # every fault was retried; aiohttp itself re-sends a request whose connection was dropped
@@ -156,13 +152,14 @@ def test_concurrent_429s_slow_every_request_down_together(
 def test_requests_per_second_cap_keeps_under_the_limit(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox(calls=60, rate_limit=100)  # the client alone does ~250 requests/s
-    started = time.monotonic()
-    result = sync(sandbox, tmp_path, source_args={"max_requests_per_second": 90})
+    """A cap of 40 requests a second under a 50 rps limit: not one 429. Without the cap the
+    client starts at 200 rps and meets the limit within its first second (the cap's spacing, on
+    the client's clock: test_client_ratelimit)."""
+    sandbox = make_sandbox(calls=60, rate_limit=50)
+    result = sync(sandbox, tmp_path, source_args={"max_requests_per_second": 40})
     assert result.exit_code == runner.EXIT_OK, result.error
     assert result.report.stats.rate_limited == 0 == sandbox.stats()["by_status"].get("429", 0)
-    # the cap spaces requests: the burst the limiter would have allowed is not taken
-    assert time.monotonic() - started >= (result.report.stats.requests - 100) / 90
+    assert result.report.stats.requests > 50  # more than the limit's burst (a second's worth)
     assert_matches_truth(tmp_path / "calls.duckdb", sandbox.truth())
 
 
@@ -170,9 +167,7 @@ def test_timeout_and_attempts_are_settings(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
     sandbox = make_sandbox(calls=20, latency_ms=800)
-    started = time.monotonic()
     result = sync(sandbox, tmp_path, source_args={"timeout_seconds": 0.2, "max_attempts": 2})
-    assert time.monotonic() - started < 10
     assert result.exit_code == runner.EXIT_FAILED
     assert result.error and "cannot reach the API" in result.error and "Timeout" in result.error
     assert result.report.stats.requests == 2 and result.report.stats.retries == 1

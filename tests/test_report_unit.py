@@ -12,7 +12,7 @@ from pipelines import report
 from pipelines.report.queries import Reader, Window
 from pipelines.warehouse import Warehouse
 
-from .test_views import known_views_db
+from .known_views import known_views_db
 
 pytestmark = pytest.mark.unit
 

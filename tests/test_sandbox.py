@@ -16,7 +16,7 @@ import pytest
 from pipelines.sandbox import Sandbox
 from pipelines.sandbox.data import DISPOSITIONS, generate
 
-from .helpers import DETAIL_KEYS, LIST_KEYS
+from .helpers import DETAIL_KEYS, LIST_KEYS, client, page_all
 
 TRANSCRIPT_KEYS = {
     "call_id",
@@ -30,27 +30,6 @@ TRANSCRIPT_KEYS = {
 }
 SEGMENT_KEYS = {"speaker", "text", "start_time", "end_time", "confidence"}
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-def client(sb: Sandbox, key: str | None = None) -> httpx.Client:
-    return httpx.Client(
-        base_url=sb.base_url, timeout=10, headers={"Authorization": f"Bearer {key or sb.api_key}"}
-    )
-
-
-def page_all(c: httpx.Client, limit: int, **params: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        r = c.get("/calls", params={**params, "limit": limit, "offset": offset})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        assert body["limit"] == limit and body["offset"] == offset
-        out += body["data"]
-        offset += limit
-        if offset >= body["total"]:
-            assert len(out) == body["total"]
-            return out
 
 
 def expected(truth: dict[str, Any], **f: str) -> list[str]:

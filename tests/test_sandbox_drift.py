@@ -15,7 +15,7 @@ import pendulum
 import pytest
 
 from pipelines.sandbox import Sandbox
-from tests.test_sandbox import client, page_all
+from tests.helpers import client, page_all
 
 Make = Callable[..., Sandbox]
 

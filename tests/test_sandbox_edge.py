@@ -16,7 +16,7 @@ import pytest
 
 from pipelines.sandbox import Sandbox
 from pipelines.sandbox.recordings import recording_wav
-from tests.test_sandbox import client
+from tests.helpers import client
 
 Make = Callable[..., Sandbox]
 

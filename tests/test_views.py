@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 import sqlglot
 
-from pipelines import views
 from pipelines.views import VIEW_NAMES, view_sql
-from pipelines.warehouse import Warehouse
+
+from .known_views import apply_views, create_dlt_like_tables, known_views_db, utc
 
 pytestmark = pytest.mark.unit
 
@@ -31,150 +31,6 @@ def view_source(name: str) -> str:
 def references(name: str) -> set[str]:
     """The tables and views a view's file reads, from its `{schema}.<name>` references."""
     return set(_REFERENCE.findall(view_source(name))) - {name}
-
-
-def apply_views(conn: duckdb.DuckDBPyConnection, schema: str = "neuron") -> list[str]:
-    with Warehouse.on(conn, schema) as wh:
-        return views.apply_views(wh)
-
-
-def utc(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
-    return datetime(2024, 3, day, hour, minute, second, tzinfo=UTC)
-
-
-# id, campaign_id, contact_phone, contact_name, status, disposition, duration_seconds,
-# language, started_at
-CALLS = [
-    ("c01", "cmp_a", "p1", "Asha", "completed", "interested", 120, "hi-IN", utc(1, 10)),
-    # 20:00 UTC is already 2 March in Asia/Kolkata (UTC+05:30)
-    ("c02", "cmp_a", "p2", "Bala", "completed", "not_interested", 45, "en-IN", utc(1, 20)),
-    ("c03", "cmp_a", "p3", "Chitra", "failed", "not_reachable", 0, "hi-IN", utc(1, 23, 59, 59)),
-    ("c04", "cmp_a", "p4", "Dev", "completed", "callback", 30, "hi-IN", utc(2, 0, 10)),
-    ("c05", "cmp_a", "p5", "Esha", "completed", "dnd", 10, "en-IN", utc(2, 9)),
-    ("c06", "cmp_a", "p6", "Farid", "in_progress", None, None, "hi-IN", utc(3, 9)),
-    ("c07", "cmp_b", "p7", "Gita", "completed", "escalated", 200, "hi-IN", utc(2, 18, 40)),
-    ("c08", "cmp_b", "p8", "Hari", "completed", "voicemail", 15, "en-IN", utc(2, 12)),
-    ("c09", "cmp_b", "p4", "Dev", "completed", "interested", 60, "hi-IN", utc(4, 8)),
-    ("c10", None, "p5", "Esha", "in_progress", None, None, "en-IN", utc(4, 9)),
-    ("c11", None, "p5", "Esha", "completed", "dnd", 5, "en-IN", utc(5, 9)),
-    ("c12", None, "p9", "Indu", "completed", "callback", 40, "hi-IN", utc(5, 10)),
-    ("c13", None, "p10", "Jai", "failed", "callback", 0, "en-IN", utc(5, 11)),
-    ("c14", "cmp_b", "p11", "Kiran", "completed", "callback", 25, "hi-IN", utc(6, 10)),
-    # same instant as c14: not a *later* call
-    ("c15", "cmp_b", "p11", "Kiran", "in_progress", None, None, "hi-IN", utc(6, 10)),
-    ("c16", "cmp_a", "p5", "Esha", "completed", "not_interested", 20, "en-IN", utc(1, 8)),
-    ("c17", "cmp_b", "p12", "Lata", "failed", None, None, "en-IN", utc(2, 13)),
-    ("c18", "cmp_c", "p13", "Mohan", "failed", "not_reachable", 0, "hi-IN", utc(6, 12)),
-    ("c19", "cmp_d", "p14", "Neel", "in_progress", None, None, "hi-IN", utc(6, 13)),
-    ("c20", "cmp_a", "p15", "Mira", "completed", "callback", 45, "hi-IN", utc(3, 10)),
-    ("c21", "cmp_a", "p15", "Mira", "in_progress", None, None, "hi-IN", utc(6, 14)),
-    ("c22", None, "p16", "Nina", "completed", "dnd", 15, "hi-IN", utc(6, 15)),
-]
-
-# call_id, sentiment_overall
-TRANSCRIPTS = [("c01", 0.5), ("c02", -0.25), ("c07", 0.125), ("c09", 0.75), ("c11", -0.5)]
-
-# call_id, speaker, start_time, end_time; c07's transcript has no segments, c02 only agent
-# ones, c11 only customer ones; c12 has segments but no transcript row.
-SEGMENTS = [
-    ("c01", "agent", 0.0, 4.0),
-    ("c01", "customer", 4.5, 7.0),
-    ("c01", "agent", 7.0, 9.0),
-    ("c01", "customer", 9.5, 12.0),
-    ("c02", "agent", 0.0, 3.5),
-    ("c02", "agent", 4.0, 6.0),
-    ("c09", "agent", 0.0, 2.0),
-    ("c09", "customer", 2.0, 8.0),
-    ("c11", "customer", 0.0, 1.0),
-    ("c12", "agent", 0.0, 10.0),
-]
-
-# call_id, speaker, sentiment
-SPEAKER_SENTIMENT = [
-    ("c01", "agent", 0.75),
-    ("c01", "customer", 0.25),
-    ("c02", "agent", 0.5),
-    ("c09", "agent", 1.0),
-    ("c09", "customer", 0.5),
-    ("c11", "agent", 0.25),
-    ("c11", "customer", -0.75),
-]
-
-
-def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection, schema: str = "neuron") -> None:
-    """The tables of docs/tables.md as dlt makes them: extra `_dlt_*` and vendor columns too."""
-    conn.execute(f"create schema {schema}")
-    conn.execute(
-        f"""
-        create table {schema}.calls (
-            id varchar, campaign_id varchar, contact_phone varchar, contact_name varchar,
-            status varchar, disposition varchar, duration_seconds bigint, language varchar,
-            started_at timestamptz, ended_at timestamptz, transcript_job_id varchar,
-            has_recording boolean, sip_trunk varchar,
-            _dlt_load_id varchar not null, _dlt_id varchar not null
-        )
-        """
-    )
-    conn.execute(
-        f"""
-        create table {schema}.transcripts (
-            call_id varchar, job_id varchar, language varchar, duration_seconds bigint,
-            summary varchar, sentiment_overall double,
-            _dlt_load_id varchar not null, _dlt_id varchar not null
-        )
-        """
-    )
-    conn.execute(
-        f"""
-        create table {schema}.transcript_segments (
-            call_id varchar, segment_index bigint, speaker varchar, text varchar,
-            start_time double, end_time double, confidence double,
-            _dlt_load_id varchar not null, _dlt_id varchar not null
-        )
-        """
-    )
-    conn.execute(
-        f"""
-        create table {schema}.speaker_sentiment (
-            call_id varchar, speaker varchar, sentiment double,
-            _dlt_load_id varchar not null, _dlt_id varchar not null
-        )
-        """
-    )
-
-
-def load_known_data(conn: duckdb.DuckDBPyConnection) -> None:
-    for n, (id_, cmp, phone, name, status, disp, dur, lang, started) in enumerate(CALLS):
-        conn.execute(
-            "insert into neuron.calls values (?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?, true, 'x',"
-            " 'load1', ?)",
-            [id_, cmp, phone, name, status, disp, dur, lang, started, f"job_{id_}", f"d{n}"],
-        )
-    for call_id, overall in TRANSCRIPTS:
-        conn.execute(
-            "insert into neuron.transcripts values (?, ?, 'hi-IN', 60, 'summary', ?, 'load1', ?)",
-            [call_id, f"job_{call_id}", overall, f"t_{call_id}"],
-        )
-    for n, (call_id, speaker, start, end) in enumerate(SEGMENTS):
-        conn.execute(
-            "insert into neuron.transcript_segments values (?, ?, ?, 'text', ?, ?, 0.9,"
-            " 'load1', ?)",
-            [call_id, n, speaker, start, end, f"s{n}"],
-        )
-    for n, (call_id, speaker, sentiment) in enumerate(SPEAKER_SENTIMENT):
-        conn.execute(
-            "insert into neuron.speaker_sentiment values (?, ?, ?, 'load1', ?)",
-            [call_id, speaker, sentiment, f"ss{n}"],
-        )
-
-
-def known_views_db() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with dlt-like tables, the hand-made data set and the views on it."""
-    conn = duckdb.connect()
-    create_dlt_like_tables(conn)
-    load_known_data(conn)
-    apply_views(conn)
-    return conn
 
 
 @pytest.fixture

@@ -53,6 +53,9 @@ class Feed:
         self.reading = 0  # segments the loader has begun to read
         self.committed = 0  # segments the loader has committed (set by the runner)
         self.ended: SegmentEnd | None = None  # the last segment the loader read whole
+        # what the fetching waits for now: "the loader" (the hand-over is full), "a commit",
+        # "a segment" (the loader to read one), or None
+        self.waiting_for: str | None = None
         self._thread = threading.Thread(
             target=asyncio.run, args=(self._run(fetching),), name="neuron-fetching", daemon=True
         )
@@ -74,20 +77,26 @@ class Feed:
         while True:
             try:
                 self._items.put_nowait(item)
+                self.waiting_for = None
                 return
             except queue.Full:
+                self.waiting_for = "the loader"
                 await asyncio.sleep(POLL_SECONDS)
 
     async def until_committed(self, segments: int) -> None:
         """Wait until the loader has committed `segments` segments."""
         while self.committed < segments:
+            self.waiting_for = "a commit"
             await asyncio.sleep(POLL_SECONDS)
+        self.waiting_for = None
 
     async def until_reading(self, segment: int) -> None:
         """Wait until the loader reads segment `segment` (1 is the first): every one before it
         is committed."""
         while self.reading < segment:
+            self.waiting_for = "a segment"
             await asyncio.sleep(POLL_SECONDS)
+        self.waiting_for = None
 
     def _hand_over(self, item: Any) -> None:
         while not self._closed.is_set():
