@@ -10,14 +10,16 @@ import sys
 from typing import Any
 
 from . import runner
-from .console import add_target, target_options, with_progress
+from .console import DATES_HELP, add_target, target_options, with_progress
 from .display import days_named, print_table
 from .neuron.dates import window_bound
 from .neuron.errors import ConfigError
 
 
 def add_audit(commands: Any) -> None:
-    audit = commands.add_parser("audit", help="compare the API with the warehouse per UTC day")
+    audit = commands.add_parser(
+        "audit", help="compare the API with the warehouse per UTC day", epilog=DATES_HELP
+    )
     add_target(audit)
     audit.add_argument(
         "--days", type=int, metavar="N", help="the last N UTC days, today included (default 7)"

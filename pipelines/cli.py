@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -19,7 +21,7 @@ from typing import Any
 
 from . import report, runner
 from .audit_command import add_audit
-from .console import add_target, run_and_tell, target_options
+from .console import DATES_HELP, add_target, run_and_tell, target_options
 from .display import pending_line, print_runs, print_table, write_rows
 from .forget import add_forget
 from .neuron.progress import describe, walks_of
@@ -72,12 +74,28 @@ def _stop_now(signum: int, frame: Any) -> None:
     raise runner.Interrupted(signum)
 
 
+class _Command(argparse.ArgumentParser):
+    """A subcommand's parser: an option it does not know is refused with its own usage
+    (argparse would show the top-level one), naming the option it resembles."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            known = [o for action in self._actions for o in action.option_strings]
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            self.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+        return parsed, unknown
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuron-calls",
         description="Sync Neuron (VInfer) calls, transcripts and sentiment into a warehouse.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    version = importlib.metadata.version("neuron-calls")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Command)
     _add_sync(commands)
     _add_demo(commands)
     status = commands.add_parser("status", help="cursor, pending calls and the last runs")
@@ -100,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_sync(commands: Any) -> None:
-    sync = commands.add_parser("sync", help="incremental sync of the API into the warehouse")
+    sync = commands.add_parser(
+        "sync", help="incremental sync of the API into the warehouse", epilog=DATES_HELP
+    )
     add_target(sync)
     sync.add_argument(
         "--from",
@@ -149,7 +169,9 @@ def _add_demo(commands: Any) -> None:
 
 def _add_recordings(commands: Any) -> None:
     recordings = commands.add_parser(
-        "recordings", help="archive the recordings of calls already loaded (RECORDINGS_URL)"
+        "recordings",
+        help="archive the recordings of calls already loaded (RECORDINGS_URL)",
+        epilog=DATES_HELP,
     )
     add_target(recordings)
     recordings.add_argument(

@@ -18,6 +18,12 @@ from .warehouse import DEFAULT_DUCKDB_PATH
 log = logging.getLogger(__name__)
 
 
+DATES_HELP = (
+    "Dates and times are ISO 8601. A time without a UTC offset (2026-11-01T09:00) is taken "
+    "as UTC; a bare date (2026-11-01) is a whole UTC day, --to included."
+)
+
+
 def add_target(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
