@@ -240,11 +240,15 @@ def test_bad_input_is_one_line_and_exit_2(
     cases = {
         ("--campaign", "cmp_nope", *db): ["unknown campaign", "cmp_nope"],
         ("--duckdb", str(synced / "missing.duckdb")): ["does not exist", "sync"],
-        ("--out", str(synced / "no" / "such" / "r.html"), *db): ["cannot write the report"],
+        ("--out", str(synced / "cache.json" / "r.html"), *db): ["cannot write the report"],
     }
     procs = {args: started(synced, *args, env=env) for args in cases}
+    # a missing folder is created, as --duckdb and RECORDINGS_URL create theirs
+    made = started(synced, "--out", str(synced / "new" / "folder" / "r.html"), *db, env=env)
     for args, proc in procs.items():
         assert_one_line(finished(proc), runner.EXIT_CONFIG, *cases[args])
+    assert finished(made).returncode == 0
+    assert "Campaign funnel" in (synced / "new" / "folder" / "r.html").read_text()
     # dates are refused before anything is opened (the rules: test_report_unit)
     monkeypatch.chdir(synced)
     for args, words in (
@@ -259,7 +263,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_a_sync_warns_when_it_cannot_write_the_report(synced: Path, sandbox: Sandbox) -> None:
     assert "Campaign funnel" in (synced / "synced.html").read_text()
     env = sandbox_env(
-        synced, sandbox, SOURCES__NEURON__REPORT_FILE=str(synced / "no" / "such" / "r.html")
+        synced, sandbox, SOURCES__NEURON__REPORT_FILE=str(synced / "cache.json" / "r.html")
     )
     done = run_cli(synced, sync_args(synced / "calls.duckdb"), env | cache_env(synced), timeout=120)
     assert done.returncode == 0, done.stderr

@@ -113,9 +113,11 @@ def build(
 
 
 def write(path: Path, page: str) -> None:
-    """Write the page next to its final place, then rename: readers see old or new, whole."""
+    """Write the page next to its final place, then rename: readers see old or new, whole.
+    Missing folders are created, as for `--duckdb` and RECORDINGS_URL."""
     path = Path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(
             "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
         ) as tmp:
