@@ -21,8 +21,15 @@ from typing import Any
 
 from . import report, runner
 from .audit_command import add_audit
-from .console import DATES_HELP, add_target, run_and_tell, target_options
-from .display import pending_line, print_runs, print_table, write_rows
+from .console import DATES_HELP, add_format, add_target, run_and_tell, target_options
+from .display import (
+    pending_line,
+    print_runs,
+    print_table,
+    status_document,
+    write_json,
+    write_rows,
+)
 from .forget import add_forget
 from .neuron.progress import describe, walks_of
 from .query import QueryRefused, one_line, prepare
@@ -100,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     status = commands.add_parser("status", help="cursor, pending calls and the last runs")
     add_target(status)
+    add_format(status, "status")
     status.set_defaults(func=cmd_status)
     add_audit(commands)
     _add_recordings(commands)
@@ -404,6 +412,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     state, runs = _reading(args, lambda wh: (wh.source_state(), wh.runs()))
     where = args.destination or args.duckdb
+    if args.format == "json":
+        write_json(status_document(str(where), state, runs), sys.stdout)
+        return 0
     pending: dict[str, dict[str, str]] = state.get("pending", {})
     print(f"warehouse    {where}")
     print(f"cursor       {state.get('cursor') or 'none (no incremental run yet)'}")

@@ -41,6 +41,17 @@ def add_target(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_format(parser: argparse.ArgumentParser, command: str) -> None:
+    """`--format json` for scripts and monitors (docs/scheduling.md and docs/audit.md give the
+    shape); the default is the text a person reads."""
+    parser.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help=f"text (default) or json: one object, the shape docs give for `{command}`",
+    )
+
+
 class Progress:
     """Pages, calls and requests/s while a run goes: a live line on a terminal, else log lines."""
 

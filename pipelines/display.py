@@ -91,6 +91,55 @@ def write_rows(
     stream.write("\n]\n" if rows else "]\n")
 
 
+def write_json(document: dict[str, Any], stream: TextIO) -> None:
+    """One JSON object, indented, values as `plain` makes them."""
+    stream.write(json.dumps(_plain_tree(document), indent=2, ensure_ascii=False) + "\n")
+
+
+def _plain_tree(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _plain_tree(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_tree(item) for item in value]
+    return plain(value)
+
+
+def status_document(
+    warehouse: str, state: dict[str, Any], runs: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """`status --format json`: what `status` prints, as one object (docs/scheduling.md)."""
+    from .neuron.progress import walks_of
+
+    pending: dict[str, dict[str, str]] = state.get("pending", {})
+    listed = sorted(pending.items(), key=lambda item: item[1].get("since", ""))
+    reasons = Counter(entry.get("reason", "?") for entry in pending.values())
+    return {
+        "warehouse": warehouse,
+        "cursor": state.get("cursor"),
+        "walks": [
+            {
+                "kind": walk.kind,
+                "from": walk.start,
+                "to": walk.top,
+                "loaded_back_to": walk.end,
+                "listed": walk.listed,
+                "left": walk.left,
+            }
+            for walk in walks_of(state)
+        ],
+        "pending": {
+            "calls": len(pending),
+            "by_reason": dict(sorted(reasons.items())),
+            "oldest_since": listed[0][1].get("since") if listed else None,
+            "list": [
+                {"call_id": call_id, "since": entry.get("since"), "reason": entry.get("reason")}
+                for call_id, entry in listed
+            ],
+        },
+        "runs": list(runs),
+    }
+
+
 RUN_HEADERS = (
     "started (UTC)",
     "mode",
