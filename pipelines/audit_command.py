@@ -11,7 +11,7 @@ from typing import Any
 
 from . import runner
 from .console import DATES_HELP, add_format, add_target, target_options, with_progress
-from .display import days_named, print_table, write_json
+from .display import days_named, print_table, terminal_width, write_json
 from .neuron.dates import window_bound
 from .neuron.errors import ConfigError
 
@@ -152,7 +152,7 @@ def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> 
     )
     rows = [tuple(getattr(day, c) for c in columns) for day in audit.days]
     out = io.StringIO()
-    print_table(columns, rows, None, out)
+    print_table(columns, rows, None, out, terminal_width(sys.stdout))
     kinds = ("missing", "changed", "erased", "transcripts_changed")
     found = {kind: audit.found(kind) for kind in kinds}
     detail = f"{found['missing']} missing, {found['changed']} changed, {found['erased']} erased" + (

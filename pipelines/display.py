@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -36,17 +37,33 @@ def print_table(
     rows: Sequence[Sequence[Any]],
     title: str | None,
     stream: TextIO,
-    width: int = 200,
+    width: int | None = None,
 ) -> None:
+    """Rows as a table in `width` columns (default: the terminal's when `stream` is one, else
+    200); columns that do not fit are wrapped, not cut."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, justify="left" if column.endswith("_id") else "right")
+        justify = "left" if column.endswith("_id") else "right"
+        table.add_column(column, justify=justify, overflow="fold")  # folded, not cut with …
     for row in rows:
         table.add_row(*(_cell(value) for value in row))
-    Console(file=stream, width=width).print(table)
+    Console(file=stream, width=width or terminal_width(stream)).print(table)
+
+
+def terminal_width(stream: TextIO) -> int:
+    """The terminal's columns when `stream` is a terminal (COLUMNS wins), else 200."""
+    if not stream.isatty():
+        return 200
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 200
+    except OSError:
+        return 200
 
 
 def _cell(value: Any) -> str:
