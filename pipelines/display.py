@@ -46,8 +46,9 @@ def print_table(
 
     table = Table(title=title)
     for column in columns:
-        justify = "left" if column.endswith("_id") else "right"
-        table.add_column(column, justify=justify, overflow="fold")  # folded, not cut with …
+        table.add_column(  # a long value folded onto more lines, not cut with …
+            column, justify="left" if column.endswith("_id") else "right", overflow="fold"
+        )
     for row in rows:
         table.add_row(*(_cell(value) for value in row))
     Console(file=stream, width=width or terminal_width(stream)).print(table)
