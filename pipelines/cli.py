@@ -220,8 +220,9 @@ def _add_sql(commands: Any) -> None:
 
 
 def configure_logging(verbose: bool = False) -> None:
+    """Warnings and errors only on stderr, unless `-v` (debug: every step and request)."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -59,6 +60,7 @@ from .targets import (
     default_pipelines_dir,
     drop_loaded_packages,
     exclusive,
+    in_step,
     mark_published,
     unmark_published,
 )
@@ -248,11 +250,16 @@ def sync_run(
 @contextlib.contextmanager
 def locked(options: SyncOptions, target: Target, *, loads: bool) -> Iterator[Any]:
     """The pipeline, under the pipeline's lock and the target's; a run that `loads` first
-    brings dlt's working folder in step with the target."""
+    brings dlt's working folder in step with the target, one that does not leaves a folder that
+    serves another target alone and works in a throwaway one (dlt would warn that the state's
+    destination differs)."""
     pipelines_dir = Path(options.pipelines_dir or default_pipelines_dir())
-    with exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"):
+    lock = pipelines_dir / f".{options.pipeline_name}.lock"
+    with exclusive(lock, "this pipeline"), contextlib.ExitStack() as stack:
         if loads:
             align_working_folder(pipelines_dir / options.pipeline_name, target)
+        elif not in_step(pipelines_dir / options.pipeline_name, target):
+            pipelines_dir = Path(stack.enter_context(tempfile.TemporaryDirectory("-neuron")))
         pipeline = make_pipeline(options, target, pipelines_dir)
         with target.lock(pipeline):
             yield pipeline
