@@ -440,6 +440,7 @@ class CallSync:
         if not waits_for_transcript(entry):
             return False
         self.report.pending_transcripts += 1
+        self.report.pending[call_id] = entry.get("reason", "transcript")  # in the summary too
         return True
 
     def _unchanged(self, call_id: str, item: Row) -> bool:
