@@ -11,7 +11,7 @@ from typing import Any
 
 from . import runner
 from .console import DATES_HELP, add_format, add_target, target_options, with_progress
-from .display import days_named, print_table, terminal_width, write_json
+from .display import counted, days_named, print_table, terminal_width, write_json
 from .neuron.dates import window_bound
 from .neuron.errors import ConfigError
 
@@ -159,8 +159,8 @@ def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> 
         f", {found['transcripts_changed']} transcripts changed" if transcripts else ""
     )
     s = result.report.stats
-    cost = f"({s.requests} requests, {result.seconds:.1f}s)"
-    fixed = f"repaired {sum(audit.repaired.values())} calls; " if repair else ""
+    cost = f"({counted(s.requests, 'request')}, {result.seconds:.1f}s)"
+    fixed = f"repaired {counted(sum(audit.repaired.values()), 'call')}; " if repair else ""
     window = days_named(audit.days) if audit.days else "no day checked"
     if not audit.days_differing:
         verdict = f"{fixed}no drift: {window}, they match {cost}"
@@ -170,7 +170,8 @@ def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> 
     lag = audit.found("lagging")
     if lag:
         verdict += (
-            f"\nlisting lag: {lag} calls the API has (GET /calls/{{id}}) but does not list yet; "
+            f"\nlisting lag: {counted(lag, 'call')} the API has (GET /calls/{{id}}) but does not "
+            "list yet; "
             "not drift, nothing to repair"
         )
     return out.getvalue() + verdict

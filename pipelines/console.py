@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import runner
-from .display import days_named, pending_line
+from .display import counted, days_named, pending_line
 from .neuron import SyncReport
 from .warehouse import DEFAULT_DUCKDB_PATH
 
@@ -91,31 +91,35 @@ def summary(result: runner.SyncResult) -> str:
     r, s = result.report, result.report.stats
     if not result.loaded:
         kept = (
-            f"{result.checkpoints} checkpoint(s) of this run were committed "
-            f"({result.inserted} new calls), the next run goes on from the last"
+            f"committed {counted(result.checkpoints, 'checkpoint')} of this run "
+            f"({counted(result.inserted, 'new call')}), the next run goes on from the last"
             if result.checkpoints
             else "nothing of this run was loaded"
         )
         return (
-            f"failed       {kept}; {r.listed} calls listed, "
-            f"{s.requests} requests, {s.retries} retries, {s.rate_limited} x 429, "
+            f"failed       {kept}; {counted(r.listed, 'call')} listed, "
+            f"{counted(s.requests, 'request')}, {counted(s.retries, 'retry', 'retries')}, "
+            f"{s.rate_limited} x 429, "
             f"{result.seconds:.1f}s"
         )
     lines = [
         f"calls        listed {r.listed}, inserted {result.inserted}, updated {result.updated}",
         f"transcripts  loaded {r.transcripts}",
         f"pending      {pending_line(r.pending.values())}",
-        f"http         {s.requests} requests, {s.retries} retries, {s.rate_limited} x 429",
+        f"http         {counted(s.requests, 'request')}, "
+        f"{counted(s.retries, 'retry', 'retries')}, {s.rate_limited} x 429",
         f"time         {result.seconds:.1f}s"
         + (f" ({result.checkpoints} checkpoints)" if result.checkpoints > 1 else ""),
     ]
     if r.deferred:
         lines.append(
-            f"deferred     {len(r.deferred)} calls failed after retries; the next run "
+            f"deferred     {counted(len(r.deferred), 'call')} failed after retries; the next run "
             f"retries them (e.g. {next(iter(r.deferred.values()))})"
         )
     if r.expired:
-        lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
+        lines.append(
+            f"expired      {counted(len(r.expired), 'call')} left the pending set (never final)"
+        )
     if r.skipped_invalid:
         lines.append(f"skipped      {r.skipped_invalid} list items without an id")
     if r.recordings or r.recordings_kept or r.pending_recordings:
@@ -127,7 +131,7 @@ def summary(result: runner.SyncResult) -> str:
         lag = r.audit.found("lagging")
         lines.append(
             f"audit        {days_named(r.audit.days)}: {r.audit.days_differing} differed; "
-            f"repaired {sum(r.audit.repaired.values())} calls"
+            f"repaired {counted(sum(r.audit.repaired.values()), 'call')}"
             + (f" ({len(r.erased)} erased upstream, removed)" if r.erased else "")
             + (f"; {lag} listed late (listing lag, not drift)" if lag else "")
         )

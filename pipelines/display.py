@@ -15,21 +15,27 @@ from typing import Any, TextIO
 TABLE_WIDTH = 120  # a table fits a 120-column terminal
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 call`, `5 calls`, `0 calls`; `plural` where adding an s is wrong (`retries`)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def pending_line(reasons: Iterable[str]) -> str:
     """The calls still pending and why, worded the same in the sync's summary and `status`:
-    `23 calls (9 call in_progress, 14 transcript processing)`."""
-    counts = Counter(reasons)
+    `23 calls (9 in_progress, 14 transcript processing)` (a call's own status without the
+    word `call`, which the count already says)."""
+    counts = Counter(reason.removeprefix("call ") for reason in reasons)
     if not counts:
         return "none"
     detail = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
-    return f"{sum(counts.values())} calls ({detail})"
+    return f"{counted(sum(counts.values()), 'call')} ({detail})"
 
 
 def days_named(days: Sequence[Any]) -> str:
     """`7 UTC days checked, 2026-10-26 to 2026-11-01` (the API's days)."""
     first, last = days[0].day, days[-1].day
     span = f"{first}" if first == last else f"{first} to {last}"
-    return f"{len(days)} UTC days checked, {span}"
+    return f"{counted(len(days), 'UTC day')} checked, {span}"
 
 
 def print_table(

@@ -26,6 +26,7 @@ import dlt
 import pendulum
 
 from . import memory
+from .display import counted
 from .neuron import (
     Privacy,
     SyncReport,
@@ -413,7 +414,8 @@ def _committed_line(line: str, checkpoints: int, inserted: int) -> str:
     """A stopped run's one line, saying what it committed."""
     return line.replace(
         "nothing of this run was published, the next run completes it",
-        f"{checkpoints} checkpoint(s) of this run were committed ({inserted} new calls); "
+        f"committed {counted(checkpoints, 'checkpoint')} of this run "
+        f"({counted(inserted, 'new call')}); "
         "the next run goes on from the last",
     )
 

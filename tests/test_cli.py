@@ -169,7 +169,7 @@ def test_unreachable_base_url_exits_1_after_the_configured_attempts(home: Path) 
     started = time.monotonic()
     proc = run_cli(home, sync_args(db), env)
     assert_one_line(proc, runner.EXIT_FAILED, "cannot reach", "SOURCES__NEURON__BASE_URL")
-    assert "2 requests, 1 retries" in proc.stdout  # attempts are configurable
+    assert "2 requests, 1 retry," in proc.stdout  # attempts are configurable
     assert time.monotonic() - started < 20
     assert_unchanged(home, before)
 
