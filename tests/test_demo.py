@@ -33,10 +33,12 @@ def test_the_demo_prints_only_what_a_newcomer_needs(
     page = tmp_path / "neuron_demo_report.html"
     assert f"open {page.name} in a browser" in done.stdout
     assert "Campaign funnel" in page.read_text()
-    assert sorted(p.name for p in tmp_path.glob("neuron_demo*")) == [
-        "neuron_demo.duckdb",
-        "neuron_demo_report.html",
-    ]
+    left = sorted(p.name for p in tmp_path.glob("neuron_demo*"))
+    assert left == ["neuron_demo.duckdb", "neuron_demo_report.html"]
+    # run in a clone, git shows none of it
+    repo = Path(__file__).resolve().parent.parent
+    check = ["git", "-C", str(repo), "check-ignore", "--no-index", *left]
+    assert subprocess.run(check, capture_output=True, text=True).stdout.split() == left
     # every hinted command works and the query returns rows
     hints = [line.strip() for line in lines if line.strip().startswith(".venv/bin/neuron-calls ")]
     assert len(hints) == 2
