@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from . import runner
 from .display import counted, days_named, pending_line
 from .neuron import SyncReport
+from .neuron.progress import duration
 from .warehouse import DEFAULT_DUCKDB_PATH
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Progress:
         elapsed = max(now - self.started, 1e-6)
         requests = report.stats.requests
         line = (
-            f"pages {report.pages}  listed {report.listed}  calls {report.calls}  "
+            f"pages {report.pages}  listed {_listed(report, elapsed)}  calls {report.calls}  "
             f"transcripts {report.transcripts}  requests {requests} "
             f"({requests / elapsed:.0f}/s)  {elapsed:.0f}s"
         ) + (f"  {report.stats.waiting}" if report.stats.waiting else "")
@@ -85,6 +86,16 @@ class Progress:
         if self.tty:
             self.stream.write("\r" + " " * max(100, self.width + 4) + "\r")
             self.stream.flush()
+
+
+def _listed(report: SyncReport, elapsed: float) -> str:
+    """`2,300/10,000 (23%, ~4 min left)` when the list's `total` tells what is left (the time
+    at the pace of the listing so far), else the count alone."""
+    if not report.left or not report.listed:
+        return f"{report.listed:,}"
+    total = report.listed + report.left
+    left = duration(report.left * elapsed / report.listed)
+    return f"{report.listed:,}/{total:,} ({report.listed / total:.0%}, ~{left} left)"
 
 
 def summary(result: runner.SyncResult) -> str:

@@ -373,7 +373,7 @@ class CallSync:
                 data, total = page["data"], page.get("total")
                 offset += len(data)
                 if total is not None:
-                    walk.left = max(total - offset, 0)
+                    walk.left = self.report.left = max(total - offset, 0)
                 for item in data:
                     if self._past_deadline():
                         return
