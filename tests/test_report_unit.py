@@ -93,3 +93,21 @@ def test_times_are_shown_in_utc_whatever_the_session_time_zone(
         page = report.build(wh, D(2024, 3, 1), D(2024, 3, 31))
     shown = re.findall(r"<tr><td>([\d-]+ [\d:]+)</td>", page)
     assert asked and sorted(shown) == sorted(a for (a,) in asked)
+
+
+def test_a_share_of_exactly_half_is_in_the_50_60_bin(conn: duckdb.DuckDBPyConnection) -> None:
+    """Agent and customer both speak 0.1 s + 0.2 s: in floating point the customer's share is
+    0.4999999999999999, which fell in the 40-50 % bin here and in 50-60 % on Postgres (its sums
+    run in another order)."""
+    conn.execute("delete from neuron.transcript_segments")
+    for n, (speaker, start, end) in enumerate(
+        [("agent", 0.0, 0.1), ("customer", 0.1, 0.2), ("agent", 0.2, 0.4), ("customer", 0.4, 0.6)]
+    ):
+        conn.execute(
+            "insert into neuron.transcript_segments values ('c01', ?, ?, 'text', ?, ?, 0.9, "
+            "'load1', ?)",
+            [n, speaker, start, end, f"s{n}"],
+        )
+    with Warehouse.on(conn) as wh:
+        data = Reader(wh).read(Window(D(2024, 3, 1), D(2024, 3, 31)))
+    assert data.customer_share == [{"bin": 5, "calls": 1}]

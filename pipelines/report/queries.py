@@ -194,10 +194,13 @@ group by 1
 order by 1
 """
 
-# talk_time's customer share of the window's calls, in bins (share 1.0 falls in the last bin)
+# talk_time's customer share of the window's calls, in bins (share 1.0 falls in the last bin);
+# a share on a bin's edge in decimal seconds (0.1 + 0.2 of 0.6) is a hair under it in floating
+# point, by another hair on each warehouse (their sums run in another order): 1e-9 puts it in
+# the bin it names on both
 _SHARES = """
 select
-    least(floor(t.customer_share * {bins}), {bins} - 1)::integer as bin,
+    least(floor(t.customer_share * {bins} + 1e-9), {bins} - 1)::integer as bin,
     count(*) as calls
 from {{schema}}.talk_time as t
 inner join {calls} as c on t.call_id = c.call_id
