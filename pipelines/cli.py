@@ -320,23 +320,23 @@ def _demo_results(db: Path) -> None:
     """The funnel in a laptop terminal's width, the report's file, and queries that return rows."""
     page = db.with_name(f"{db.stem}_report.html")
     with Warehouse.duckdb_file(db) as wh:
-        _, rows = wh.query(
-            "select campaign_id, calls, interested, escalated, connect_rate, interest_rate "
-            f"from {DATASET_NAME}.campaign_funnel order by calls desc"
-        )
+        window, rows = report.default_funnel(wh)  # the report's window and order
         if importlib.util.find_spec("vl_convert") is not None:
             report.write(page, report.build(wh))
     columns = ["campaign_id", "calls", "interested", "escalated", "connect", "interest"]
     shown = [
         (
-            row[0] or "(direct calls)",
-            *row[1:4],
-            *(None if r is None else f"{r:.0%}" for r in row[4:]),
+            row["campaign_id"] or "(direct calls)",
+            *(row[key] for key in ("calls", "interested", "escalated")),
+            *(None if row[key] is None else f"{row[key]:.0%}" for key in RATES),
         )
         for row in rows
     ]
-    campaign = next((row[0] for row in rows if row[0]), "ID")
-    title = "Campaign funnel: connect % of calls, interest % of connected"
+    campaign = next((row["campaign_id"] for row in rows if row["campaign_id"]), "ID")
+    title = (
+        f"Campaign funnel, {window.first} to {window.last} (UTC, as in the report): "
+        "connect % of calls, interest % of connected"
+    )
     print_table(columns, shown, title, sys.stdout)
     cli = ".venv/bin/neuron-calls"
     if page.exists():
@@ -348,6 +348,9 @@ def _demo_results(db: Path) -> None:
         f"  {cli} report --duckdb {db} --campaign {campaign} --out campaign.html\n"
         f"Views (schema {DATASET_NAME}): {', '.join(REPORT_VIEWS)}."
     )
+
+
+RATES = ("connect_rate", "interest_rate")
 
 
 def _pipeline_names(db: Path) -> set[str]:

@@ -107,7 +107,11 @@ def funnel(data: ReportData) -> Spec:
             "scale": {"domain": list(STAGE_COLOURS), "range": list(STAGE_COLOURS.values())},
         },
     }
-    subtitle = "final calls → connected → interested / escalated, per campaign"
+    window = data.window
+    subtitle = (
+        "final calls → connected → interested / escalated, per campaign, "
+        f"{window.first} to {window.last} (UTC)"
+    )
     return _chart("Campaign funnel", subtitle, values, encoding, step=12)
 
 

@@ -143,10 +143,7 @@ class Reader:
             f"where {window.started()} and {window.of_campaign()}"
         )
         data.queued = int(queued["n"])
-        data.funnel = self.rows(
-            self.windowed("campaign_funnel", window)
-            + " order by calls desc, campaign_id nulls last"
-        )
+        data.funnel = self.funnel(window)
         data.daily_dispositions = self.rows(
             "select day, disposition, sum(calls) as calls from {schema}.disposition_daily "
             f"where day between {literal(window.first)} and {literal(window.last)} "
@@ -170,6 +167,14 @@ class Reader:
             f"and {window.of_campaign()} order by started_at, call_id limit {CALLBACK_ROWS}"
         )
         return data
+
+    def funnel(self, window: Window) -> list[dict[str, Any]]:
+        """campaign_funnel on the window's calls, the biggest campaign first (ties by id, the
+        direct calls last): the report's and the demo's order."""
+        return self.rows(
+            self.windowed("campaign_funnel", window)
+            + " order by calls desc, campaign_id nulls last"
+        )
 
     def headline(self, window: Window) -> Headline:
         funnel = self.rows(self.windowed("campaign_funnel", window))
