@@ -10,14 +10,16 @@ import sys
 from typing import Any
 
 from . import runner
-from .console import add_target, target_options, with_progress
-from .display import days_named, print_table
+from .console import DATES_HELP, add_format, add_target, target_options, with_progress
+from .display import counted, days_named, print_table, terminal_width, write_json
 from .neuron.dates import window_bound
 from .neuron.errors import ConfigError
 
 
 def add_audit(commands: Any) -> None:
-    audit = commands.add_parser("audit", help="compare the API with the warehouse per UTC day")
+    audit = commands.add_parser(
+        "audit", help="compare the API with the warehouse per UTC day", epilog=DATES_HELP
+    )
     add_target(audit)
     audit.add_argument(
         "--days", type=int, metavar="N", help="the last N UTC days, today included (default 7)"
@@ -40,6 +42,7 @@ def add_audit(commands: Any) -> None:
         help="also re-check every completed transcript (one request each)",
     )
     audit.add_argument("--repair", action="store_true", help="fix what differs")
+    add_format(audit, "audit")
     audit.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     audit.set_defaults(func=cmd_audit)
 
@@ -108,8 +111,38 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if result.error:
         print(f"neuron-calls: {result.error}", file=sys.stderr)
         return result.exit_code
-    print(audit_report(result, args.transcripts, args.repair))
+    if args.format == "json":
+        write_json(audit_document(result, args.transcripts, args.repair), sys.stdout)
+    else:
+        print(audit_report(result, args.transcripts, args.repair))
     return result.exit_code
+
+
+FOUND_KINDS = ("missing", "changed", "erased", "lagging", "transcripts_changed")
+
+
+def audit_document(result: runner.SyncResult, transcripts: bool, repair: bool) -> dict[str, Any]:
+    """`audit --format json`: the table and the verdict as one object (docs/audit.md)."""
+    audit = result.report.audit
+    columns = AUDIT_COLUMNS + (
+        ["transcripts_checked", "transcripts_changed"] if transcripts else []
+    )
+    return {
+        "from": audit.days[0].day if audit.days else None,
+        "to": audit.days[-1].day if audit.days else None,
+        "drift": bool(audit.days_differing),
+        "days_differing": audit.days_differing,
+        "found": {
+            kind: audit.found(kind)
+            for kind in FOUND_KINDS
+            if transcripts or kind != "transcripts_changed"
+        },
+        "repaired": sum(audit.repaired.values()) if repair else None,
+        "days": [{c: getattr(day, c) for c in columns} for day in audit.days],
+        "requests": result.report.stats.requests,
+        "seconds": round(result.seconds, 1),
+        "exit_code": result.exit_code,
+    }
 
 
 def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> str:
@@ -119,15 +152,15 @@ def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> 
     )
     rows = [tuple(getattr(day, c) for c in columns) for day in audit.days]
     out = io.StringIO()
-    print_table(columns, rows, None, out)
+    print_table(columns, rows, None, out, terminal_width(sys.stdout))
     kinds = ("missing", "changed", "erased", "transcripts_changed")
     found = {kind: audit.found(kind) for kind in kinds}
     detail = f"{found['missing']} missing, {found['changed']} changed, {found['erased']} erased" + (
         f", {found['transcripts_changed']} transcripts changed" if transcripts else ""
     )
     s = result.report.stats
-    cost = f"({s.requests} requests, {result.seconds:.1f}s)"
-    fixed = f"repaired {sum(audit.repaired.values())} calls; " if repair else ""
+    cost = f"({counted(s.requests, 'request')}, {result.seconds:.1f}s)"
+    fixed = f"repaired {counted(sum(audit.repaired.values()), 'call')}; " if repair else ""
     window = days_named(audit.days) if audit.days else "no day checked"
     if not audit.days_differing:
         verdict = f"{fixed}no drift: {window}, they match {cost}"
@@ -137,7 +170,8 @@ def audit_report(result: runner.SyncResult, transcripts: bool, repair: bool) -> 
     lag = audit.found("lagging")
     if lag:
         verdict += (
-            f"\nlisting lag: {lag} calls the API has (GET /calls/{{id}}) but does not list yet; "
+            f"\nlisting lag: {counted(lag, 'call')} the API has (GET /calls/{{id}}) but does not "
+            "list yet; "
             "not drift, nothing to repair"
         )
     return out.getvalue() + verdict

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -19,8 +21,15 @@ from typing import Any
 
 from . import memory, report, runner
 from .audit_command import add_audit
-from .console import add_target, run_and_tell, target_options
-from .display import pending_line, print_runs, print_table, write_rows
+from .console import DATES_HELP, add_format, add_target, run_and_tell, target_options
+from .display import (
+    pending_line,
+    print_runs,
+    print_table,
+    status_document,
+    write_json,
+    write_rows,
+)
 from .forget import add_forget
 from .neuron.progress import describe, walks_of
 from .query import QueryRefused, one_line, prepare
@@ -98,16 +107,33 @@ def _stop_now(signum: int, frame: Any) -> None:
     raise runner.Interrupted(signum)
 
 
+class _Command(argparse.ArgumentParser):
+    """A subcommand's parser: an option it does not know is refused with its own usage
+    (argparse would show the top-level one), naming the option it resembles."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            known = [o for action in self._actions for o in action.option_strings]
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            self.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+        return parsed, unknown
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuron-calls",
         description="Sync Neuron (VInfer) calls, transcripts and sentiment into a warehouse.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    version = importlib.metadata.version("neuron-calls")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Command)
     _add_sync(commands)
     _add_demo(commands)
     status = commands.add_parser("status", help="cursor, pending calls and the last runs")
     add_target(status)
+    add_format(status, "status")
     status.set_defaults(func=cmd_status)
     add_audit(commands)
     _add_recordings(commands)
@@ -126,7 +152,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_sync(commands: Any) -> None:
-    sync = commands.add_parser("sync", help="incremental sync of the API into the warehouse")
+    sync = commands.add_parser(
+        "sync", help="incremental sync of the API into the warehouse", epilog=DATES_HELP
+    )
     add_target(sync)
     sync.add_argument(
         "--from",
@@ -175,7 +203,9 @@ def _add_demo(commands: Any) -> None:
 
 def _add_recordings(commands: Any) -> None:
     recordings = commands.add_parser(
-        "recordings", help="archive the recordings of calls already loaded (RECORDINGS_URL)"
+        "recordings",
+        help="archive the recordings of calls already loaded (RECORDINGS_URL)",
+        epilog=DATES_HELP,
     )
     add_target(recordings)
     recordings.add_argument(
@@ -216,8 +246,9 @@ def _add_sql(commands: Any) -> None:
 
 
 def configure_logging(verbose: bool = False) -> None:
+    """Warnings and errors only on stderr, unless `-v` (debug: every step and request)."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -315,23 +346,23 @@ def _demo_results(db: Path) -> None:
     """The funnel in a laptop terminal's width, the report's file, and queries that return rows."""
     page = db.with_name(f"{db.stem}_report.html")
     with Warehouse.duckdb_file(db) as wh:
-        _, rows = wh.query(
-            "select campaign_id, calls, interested, escalated, connect_rate, interest_rate "
-            f"from {DATASET_NAME}.campaign_funnel order by calls desc"
-        )
+        window, rows = report.default_funnel(wh)  # the report's window and order
         if importlib.util.find_spec("vl_convert") is not None:
             report.write(page, report.build(wh))
     columns = ["campaign_id", "calls", "interested", "escalated", "connect", "interest"]
     shown = [
         (
-            row[0] or "(direct calls)",
-            *row[1:4],
-            *(None if r is None else f"{r:.0%}" for r in row[4:]),
+            row["campaign_id"] or "(direct calls)",
+            *(row[key] for key in ("calls", "interested", "escalated")),
+            *(None if row[key] is None else f"{row[key]:.0%}" for key in RATES),
         )
         for row in rows
     ]
-    campaign = next((row[0] for row in rows if row[0]), "ID")
-    title = "Campaign funnel: connect % of calls, interest % of connected"
+    campaign = next((row["campaign_id"] for row in rows if row["campaign_id"]), "ID")
+    title = (
+        f"Campaign funnel, {window.first} to {window.last} (UTC, as in the report): "
+        "connect % of calls, interest % of connected"
+    )
     print_table(columns, shown, title, sys.stdout)
     cli = ".venv/bin/neuron-calls"
     if page.exists():
@@ -343,6 +374,9 @@ def _demo_results(db: Path) -> None:
         f"  {cli} report --duckdb {db} --campaign {campaign} --out campaign.html\n"
         f"Views (schema {DATASET_NAME}): {', '.join(REPORT_VIEWS)}."
     )
+
+
+RATES = ("connect_rate", "interest_rate")
 
 
 def _pipeline_names(db: Path) -> set[str]:
@@ -408,6 +442,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     state, runs = _reading(args, lambda wh: (wh.source_state(), wh.runs()))
     where = args.destination or args.duckdb
+    if args.format == "json":
+        write_json(status_document(str(where), state, runs), sys.stdout)
+        return 0
     pending: dict[str, dict[str, str]] = state.get("pending", {})
     print(f"warehouse    {where}")
     print(f"cursor       {state.get('cursor') or 'none (no incremental run yet)'}")

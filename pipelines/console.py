@@ -11,11 +11,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import runner
-from .display import days_named, pending_line
+from .display import counted, days_named, pending_line
 from .neuron import SyncReport
+from .neuron.progress import duration
 from .warehouse import DEFAULT_DUCKDB_PATH
 
 log = logging.getLogger(__name__)
+
+
+DATES_HELP = (
+    "Dates and times are ISO 8601. A time without a UTC offset (2026-11-01T09:00) is taken "
+    "as UTC; a bare date (2026-11-01) is a whole UTC day, --to included."
+)
 
 
 def add_target(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +39,17 @@ def add_target(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="a dlt destination (postgres, motherduck, ...) or a named one from "
         "dlt's config; credentials the dlt way, e.g. DESTINATION__POSTGRES__CREDENTIALS",
+    )
+
+
+def add_format(parser: argparse.ArgumentParser, command: str) -> None:
+    """`--format json` for scripts and monitors (docs/scheduling.md and docs/audit.md give the
+    shape); the default is the text a person reads."""
+    parser.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help=f"text (default) or json: one object, the shape docs give for `{command}`",
     )
 
 
@@ -53,7 +71,7 @@ class Progress:
         elapsed = max(now - self.started, 1e-6)
         requests = report.stats.requests
         line = (
-            f"pages {report.pages}  listed {report.listed}  calls {report.calls}  "
+            f"pages {report.pages}  listed {_listed(report, elapsed)}  calls {report.calls}  "
             f"transcripts {report.transcripts}  requests {requests} "
             f"({requests / elapsed:.0f}/s)  {elapsed:.0f}s"
         ) + (f"  {report.stats.waiting}" if report.stats.waiting else "")
@@ -70,12 +88,22 @@ class Progress:
             self.stream.flush()
 
 
+def _listed(report: SyncReport, elapsed: float) -> str:
+    """`2,300/10,000 (23%, ~4 min left)` when the list's `total` tells what is left (the time
+    at the pace of the listing so far), else the count alone."""
+    if not report.left or not report.listed:
+        return f"{report.listed:,}"
+    total = report.listed + report.left
+    left = duration(report.left * elapsed / report.listed)
+    return f"{report.listed:,}/{total:,} ({report.listed / total:.0%}, ~{left} left)"
+
+
 def summary(result: runner.SyncResult) -> str:
     r, s = result.report, result.report.stats
     if not result.loaded:
         kept = (
-            f"{result.checkpoints} checkpoint(s) of this run were committed "
-            f"({result.inserted} new calls), the next run goes on from the last"
+            f"committed {counted(result.checkpoints, 'checkpoint')} of this run "
+            f"({counted(result.inserted, 'new call')}), the next run goes on from the last"
             if result.checkpoints
             else "some of this run may be loaded (dlt loads table by table), the next run "
             "completes it"
@@ -83,25 +111,29 @@ def summary(result: runner.SyncResult) -> str:
             else "nothing of this run was loaded"
         )
         return (
-            f"failed       {kept}; {r.listed} calls listed, "
-            f"{s.requests} requests, {s.retries} retries, {s.rate_limited} x 429, "
+            f"failed       {kept}; {counted(r.listed, 'call')} listed, "
+            f"{counted(s.requests, 'request')}, {counted(s.retries, 'retry', 'retries')}, "
+            f"{s.rate_limited} x 429, "
             f"{result.seconds:.1f}s"
         )
     lines = [
         f"calls        listed {r.listed}, inserted {result.inserted}, updated {result.updated}",
         f"transcripts  loaded {r.transcripts}",
         f"pending      {pending_line(r.pending.values())}",
-        f"http         {s.requests} requests, {s.retries} retries, {s.rate_limited} x 429",
+        f"http         {counted(s.requests, 'request')}, "
+        f"{counted(s.retries, 'retry', 'retries')}, {s.rate_limited} x 429",
         f"time         {result.seconds:.1f}s"
         + (f" ({result.checkpoints} checkpoints)" if result.checkpoints > 1 else ""),
     ]
     if r.deferred:
         lines.append(
-            f"deferred     {len(r.deferred)} calls failed after retries; the next run "
+            f"deferred     {counted(len(r.deferred), 'call')} failed after retries; the next run "
             f"retries them (e.g. {next(iter(r.deferred.values()))})"
         )
     if r.expired:
-        lines.append(f"expired      {len(r.expired)} calls left the pending set (never final)")
+        lines.append(
+            f"expired      {counted(len(r.expired), 'call')} left the pending set (never final)"
+        )
     if r.skipped_invalid:
         lines.append(f"skipped      {r.skipped_invalid} list items without an id")
     if r.recordings or r.recordings_kept or r.pending_recordings:
@@ -113,7 +145,7 @@ def summary(result: runner.SyncResult) -> str:
         lag = r.audit.found("lagging")
         lines.append(
             f"audit        {days_named(r.audit.days)}: {r.audit.days_differing} differed; "
-            f"repaired {sum(r.audit.repaired.values())} calls"
+            f"repaired {counted(sum(r.audit.repaired.values()), 'call')}"
             + (f" ({len(r.erased)} erased upstream, removed)" if r.erased else "")
             + (f"; {lag} listed late (listing lag, not drift)" if lag else "")
         )

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import dlt
 import pendulum
 
 from . import memory
+from .display import counted
 from .neuron import (
     Privacy,
     SyncReport,
@@ -58,6 +60,7 @@ from .targets import (
     default_pipelines_dir,
     drop_loaded_packages,
     exclusive,
+    in_step,
     mark_published,
     unmark_published,
 )
@@ -234,11 +237,16 @@ def sync_run(
 @contextlib.contextmanager
 def locked(options: SyncOptions, target: Target, *, loads: bool) -> Iterator[Any]:
     """The pipeline, under the pipeline's lock and the target's; a run that `loads` first
-    brings dlt's working folder in step with the target."""
+    brings dlt's working folder in step with the target, one that does not leaves a folder that
+    serves another target alone and works in a throwaway one (dlt would warn that the state's
+    destination differs)."""
     pipelines_dir = Path(options.pipelines_dir or default_pipelines_dir())
-    with exclusive(pipelines_dir / f".{options.pipeline_name}.lock", "this pipeline"):
+    lock = pipelines_dir / f".{options.pipeline_name}.lock"
+    with exclusive(lock, "this pipeline"), contextlib.ExitStack() as stack:
         if loads:
             align_working_folder(pipelines_dir / options.pipeline_name, target)
+        elif not in_step(pipelines_dir / options.pipeline_name, target):
+            pipelines_dir = Path(stack.enter_context(tempfile.TemporaryDirectory("-neuron")))
         pipeline = make_pipeline(options, target, pipelines_dir)
         with target.lock(pipeline):
             yield pipeline
@@ -414,7 +422,8 @@ def _committed_line(line: str, checkpoints: int, inserted: int) -> str:
     """A stopped run's one line, saying what it committed."""
     return line.replace(
         "nothing of this run was published, the next run completes it",
-        f"{checkpoints} checkpoint(s) of this run were committed ({inserted} new calls); "
+        f"committed {counted(checkpoints, 'checkpoint')} of this run "
+        f"({counted(inserted, 'new call')}); "
         "the next run goes on from the last",
     )
 

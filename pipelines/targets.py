@@ -178,8 +178,7 @@ def align_working_folder(workdir: Path, target: Target) -> None:
     never published must not count as loaded.
     """
     marker = workdir / "neuron_target"
-    known = marker.read_text(encoding="utf-8") if marker.exists() else None
-    if workdir.exists() and known != target.identity:
+    if not in_step(workdir, target):
         log.debug(
             "working folder %s is not in step with %s: restoring state from it",
             workdir,
@@ -191,6 +190,13 @@ def align_working_folder(workdir: Path, target: Target) -> None:
         marker.unlink(missing_ok=True)  # written again once this run is published
     else:
         marker.write_text(target.identity, encoding="utf-8")
+
+
+def in_step(workdir: Path, target: Target) -> bool:
+    """The working folder describes `target` (or there is none yet)."""
+    marker = workdir / "neuron_target"
+    known = marker.read_text(encoding="utf-8") if marker.exists() else None
+    return not workdir.exists() or known == target.identity
 
 
 def mark_published(workdir: Path, target: Target) -> None:

@@ -84,7 +84,7 @@ def test_listing_lag_is_reported_and_a_repair_agrees_with_a_fresh_audit(
 
     code, out, err = cli(tmp_path, sb, *window, "--repair")
     assert code == 0, (out, err)
-    assert "repaired 1 calls; no drift: 2 UTC days checked" in out
+    assert "repaired 1 call; no drift: 2 UTC days checked" in out
     assert "listing lag: 1 calls" in out and "not drift" in out
 
     for _ in range(2):  # a scheduled audit does not alert forever

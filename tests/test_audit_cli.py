@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -93,3 +94,40 @@ def test_audit_bad_input_is_one_line_exit_2(
         sandbox_env(tmp_path, sandbox),
     )
     assert_one_line(proc, runner.EXIT_CONFIG, *words)
+
+
+def test_audit_and_status_as_json_for_a_monitor(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """`--format json`: one object on stdout in the shape docs/audit.md and docs/scheduling.md
+    give, with the exit codes of the text output."""
+    sb = make_sandbox(calls=120)
+    db = tmp_path / "calls.duckdb"
+    assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sb)).returncode == 0
+    gone = next(c for c in sb.truth()["calls"] if c["status"] == "completed")
+    sb.erase(gone["id"])
+    code, out, err = audit(tmp_path, sb, db, *WINDOW, "--format", "json")
+    assert code == runner.EXIT_DRIFT, err
+    found = json.loads(out)
+    assert (found["from"], found["to"], found["drift"]) == ("2026-10-01", "2026-11-01", True)
+    assert found["days_differing"] == 1 and found["repaired"] is None
+    assert found["found"] == {"missing": 0, "changed": 0, "erased": 1, "lagging": 0}
+    assert len(found["days"]) == 32 and set(found["days"][0]) == {
+        "day", "api", "warehouse", "missing", "changed", "erased", "lagging",
+    }  # fmt: skip
+    erased_day = next(day for day in found["days"] if day["erased"])
+    assert erased_day["day"] == gone["started_at"][:10]
+    assert found["exit_code"] == runner.EXIT_DRIFT and found["requests"] > 0
+
+    status = run_cli(
+        tmp_path,
+        [sys.executable, "-m", "pipelines", "status", "--duckdb", str(db), "--format", "json"],
+    )
+    assert status.returncode == 0, status.stderr
+    shown = json.loads(status.stdout)
+    assert set(shown) == {"warehouse", "cursor", "walks", "pending", "runs"}
+    assert shown["warehouse"] == str(db) and shown["cursor"].startswith("2026-11-01")
+    pending = shown["pending"]
+    assert pending["calls"] == len(pending["list"]) == sum(pending["by_reason"].values())
+    assert [run["mode"] for run in shown["runs"]] == ["audit", "incremental"]
+    assert shown["runs"][0]["exit_code"] == runner.EXIT_DRIFT

@@ -136,8 +136,12 @@ def test_base_url_that_is_no_http_url_exits_2(home: Path) -> None:
     [
         ({"SOURCES__NEURON__MAX_ATTEMPTS": "three"}, ["SOURCES__NEURON__MAX_ATTEMPTS", "int"]),
         ({"SOURCES__NEURON__TIMEOUT_SECONDS": "0"}, ["timeout_seconds", "above 0"]),
+        (
+            {"SOURCES__NEURON__LOOKBACK_MINUTES": "-5"},
+            ["SOURCES__NEURON__LOOKBACK_MINUTES", "at least 0", "-5"],
+        ),
     ],
-    ids=["not-a-number", "out-of-range"],
+    ids=["not-a-number", "out-of-range", "negative-lookback"],
 )
 def test_bad_setting_exits_2_naming_it(
     home: Path, sandbox: Sandbox, setting: dict[str, str], words: list[str]
@@ -145,7 +149,8 @@ def test_bad_setting_exits_2_naming_it(
     db = home / "calls.duckdb"
     before = snapshot(db)
     proc = run_cli(home, sync_args(db), sandbox_env(home, sandbox, **setting))
-    assert_one_line(proc, runner.EXIT_CONFIG, *words)
+    line = assert_one_line(proc, runner.EXIT_CONFIG, *words)
+    assert "MAX_CONCURRENCY" not in line, "a message names another setting than the wrong one"
     assert_unchanged(home, before)
 
 
@@ -163,7 +168,7 @@ def test_unreachable_base_url_exits_1_after_the_configured_attempts(home: Path) 
     )
     proc = run_cli(home, sync_args(db), env)
     assert_one_line(proc, runner.EXIT_FAILED, "cannot reach", "SOURCES__NEURON__BASE_URL")
-    assert "2 requests, 1 retries" in proc.stdout  # attempts are configurable
+    assert "2 requests, 1 retry," in proc.stdout  # attempts are configurable
     assert_unchanged(home, before)
 
 

@@ -7,6 +7,7 @@ workers do not pay for it at collection.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,12 @@ def test_a_run_beside_another_is_refused(dagster_env: tuple[Any, Sandbox, Path])
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "another sync is running on this pipeline" in str(failure.event_specific_data)
     assert sb.stats()["total"] == 0
+
+
+def test_what_dagster_dev_leaves_in_the_repo_is_ignored() -> None:
+    """Without DAGSTER_HOME, `dagster dev` keeps its instance in `.tmp_dagster_home_*` in the
+    folder it runs in: a clone's `git status` does not show it."""
+    repo = Path(__file__).resolve().parent.parent
+    left = ".tmp_dagster_home_r4nd0m/storage/runs.db"
+    check = ["git", "-C", str(repo), "check-ignore", "--no-index", left]
+    assert subprocess.run(check, capture_output=True, text=True).stdout.strip() == left

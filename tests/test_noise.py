@@ -163,3 +163,34 @@ def test_a_60_per_second_limit_under_noise_keeps_few_429s(
     cut = stats["faults"].get("truncated", 0)  # a cut body is answered 200
     assert stats["by_endpoint_status"]["detail"]["200"] == 600 + cut, stats
     assert client.limiter.limit_met
+
+
+def test_a_long_runs_progress_line_shows_done_of_total_and_time_left(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The list's `total` reaches the progress line: listed/total, the share, the time left at
+    the listing's pace so far; a run whose list gives no total shows the count alone."""
+    seen: list[tuple[int, int | None]] = []
+    options = runner.SyncOptions(
+        duckdb_path=tmp_path / "calls.duckdb",
+        pipelines_dir=str(tmp_path / "dlt"),
+        source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
+    )
+    done = runner.run_sync(options, lambda report: seen.append((report.listed, report.left)))
+    assert done.exit_code == runner.EXIT_OK, done.error
+    calls = len(sandbox.truth()["calls"])
+    assert (100, calls - 100) in seen and seen[-1][1] == 0  # pages of 100
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    progress = Progress(screen)
+    progress.started, progress.last = progress.started - 100, 0.0  # 100 s into the run
+    report = SyncReport(listed=2500, left=7500)
+    progress(report)
+    assert "listed 2,500/10,000 (25%, ~5 min left)" in screen.getvalue()
+    report.left, progress.last = None, 0.0
+    progress(report)
+    assert screen.getvalue().rsplit("\r", 1)[-1].startswith("pages 0  listed 2,500  calls")

@@ -121,6 +121,40 @@ def test_the_page_renders_every_chart_offline_with_the_views_numbers(
     assert_charts_are_the_views(charts, synced)
 
 
+def test_the_charts_read_at_a_glance(synced: Path, browser: Any) -> None:
+    """Dispositions per day: one bar a day of the window, each day's label under its bar, no
+    day after the window's end. Sentiment: a dark zero line, every bar named at its end (no
+    legend of greys that read as not_interested's grey)."""
+    out = synced / "week.html"
+    done = report(synced, "--duckdb", str(synced / "calls.duckdb"), "--out", str(out), *WEEK)
+    assert done.returncode == 0, done.stderr
+    page = open_report(browser, out).page
+    labels = page.locator(
+        '#daily-dispositions g[aria-label^="X-axis"] .role-axis-label text'
+    ).evaluate_all("ts => ts.map(t => [t.textContent, t.getBoundingClientRect().right])")
+    assert [text for text, _ in labels] == [f"Oct {day}" for day in range(20, 27)]
+    bars = page.locator("#daily-dispositions .role-mark path").evaluate_all(
+        "ps => ps.map(p => { const r = p.getBoundingClientRect(); return [r.left, r.right]; })"
+    )
+    bands = sorted({(round(left), round(right)) for left, right in bars})
+    assert len(bands) == 7
+    for (text, anchor), (left, right) in zip(labels, bands, strict=True):
+        assert abs(anchor - (left + right) / 2) < (right - left) / 4, (text, anchor, left, right)
+    grid = page.locator("#sentiment .role-axis-grid line").evaluate_all(
+        "ls => ls.map(l => [l.getAttribute('stroke'), l.getBoundingClientRect().left])"
+    )
+    zero = page.locator('#sentiment .role-axis-label text:text-is("0.0")').bounding_box()
+    assert zero is not None
+    dark = [left for stroke, left in grid if stroke == "#1d2733"]
+    assert len(dark) == 1 and abs(dark[0] - (zero["x"] + zero["width"] / 2)) < 3, grid
+    assert page.locator("#sentiment .role-legend").count() == 0
+    names = page.locator("#sentiment .role-mark text").evaluate_all(
+        "ts => ts.map(t => t.textContent)"
+    )
+    bars = page.locator("#sentiment .role-mark path").count()
+    assert len(names) == bars > 0 and set(names) == {"overall", "agent", "customer"}
+
+
 def assert_figures_are_the_views(opened: Opened, home: Path) -> None:
     page = opened.page
     ((calls, connected, interested, escalated),) = views(
@@ -240,11 +274,15 @@ def test_bad_input_is_one_line_and_exit_2(
     cases = {
         ("--campaign", "cmp_nope", *db): ["unknown campaign", "cmp_nope"],
         ("--duckdb", str(synced / "missing.duckdb")): ["does not exist", "sync"],
-        ("--out", str(synced / "no" / "such" / "r.html"), *db): ["cannot write the report"],
+        ("--out", str(synced / "cache.json" / "r.html"), *db): ["cannot write the report"],
     }
     procs = {args: started(synced, *args, env=env) for args in cases}
+    # a missing folder is created, as --duckdb and RECORDINGS_URL create theirs
+    made = started(synced, "--out", str(synced / "new" / "folder" / "r.html"), *db, env=env)
     for args, proc in procs.items():
         assert_one_line(finished(proc), runner.EXIT_CONFIG, *cases[args])
+    assert finished(made).returncode == 0
+    assert "Campaign funnel" in (synced / "new" / "folder" / "r.html").read_text()
     # dates are refused before anything is opened (the rules: test_report_unit)
     monkeypatch.chdir(synced)
     for args, words in (
@@ -259,7 +297,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_a_sync_warns_when_it_cannot_write_the_report(synced: Path, sandbox: Sandbox) -> None:
     assert "Campaign funnel" in (synced / "synced.html").read_text()
     env = sandbox_env(
-        synced, sandbox, SOURCES__NEURON__REPORT_FILE=str(synced / "no" / "such" / "r.html")
+        synced, sandbox, SOURCES__NEURON__REPORT_FILE=str(synced / "cache.json" / "r.html")
     )
     done = run_cli(synced, sync_args(synced / "calls.duckdb"), env | cache_env(synced), timeout=120)
     assert done.returncode == 0, done.stderr

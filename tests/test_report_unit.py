@@ -93,3 +93,51 @@ def test_times_are_shown_in_utc_whatever_the_session_time_zone(
         page = report.build(wh, D(2024, 3, 1), D(2024, 3, 31))
     shown = re.findall(r"<tr><td>([\d-]+ [\d:]+)</td>", page)
     assert asked and sorted(shown) == sorted(a for (a,) in asked)
+
+
+def test_a_share_of_exactly_half_is_in_the_50_60_bin(conn: duckdb.DuckDBPyConnection) -> None:
+    """Agent and customer both speak 0.1 s + 0.2 s: in floating point the customer's share is
+    0.4999999999999999, which fell in the 40-50 % bin here and in 50-60 % on Postgres (its sums
+    run in another order)."""
+    conn.execute("delete from neuron.transcript_segments")
+    for n, (speaker, start, end) in enumerate(
+        [("agent", 0.0, 0.1), ("customer", 0.1, 0.2), ("agent", 0.2, 0.4), ("customer", 0.4, 0.6)]
+    ):
+        conn.execute(
+            "insert into neuron.transcript_segments values ('c01', ?, ?, 'text', ?, ?, 0.9, "
+            "'load1', ?)",
+            [n, speaker, start, end, f"s{n}"],
+        )
+    with Warehouse.on(conn) as wh:
+        data = Reader(wh).read(Window(D(2024, 3, 1), D(2024, 3, 31)))
+    assert data.customer_share == [{"bin": 5, "calls": 1}]
+
+
+def test_a_window_past_the_data_is_not_compared_and_says_why(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    """The calls run 1-6 March: a window of 4-10 March against 25 February-3 March would show
+    changes of days without calls (the "-97%" of a window running past the data)."""
+    with Warehouse.on(conn) as wh:
+        page = report.build(wh, D(2024, 3, 4), D(2024, 3, 10))
+        fair = report.build(wh, D(2024, 3, 4), D(2024, 3, 6))
+    note = re.search(r'id="compared">([^<]+)<', page)
+    assert note and note.group(1).startswith("not compared with the 7 days before"), page
+    assert "the calls end on 2024-03-06, 4 days before this window does" in note.group(1)
+    assert "the calls start on 2024-03-01, 4 days into the days before" in note.group(1)
+    deltas = re.findall(r'class="delta">([^<]+)<', page)
+    assert len(deltas) == 6 and not [d for d in deltas if "(" in d], deltas  # no change
+    assert re.search(r'id="compared">compared with the 3 days before \(2024-03-01', fair)
+    assert re.search(r'data-figure="calls">.*?class="delta">before: 10 \(-30%\)<', fair)
+
+
+def test_callbacks_waiting_compare_like_with_like(conn: duckdb.DuckDBPyConnection) -> None:
+    """4-6 March: c12, c13, c14 wait. 1-3 March: c04 and c20 were followed up, but only on
+    4 and 6 March: at the end of their own days they waited too (the queue now says 0)."""
+    with Warehouse.on(conn) as wh:
+        data = Reader(wh).read(Window(D(2024, 3, 4), D(2024, 3, 6)))
+        campaign = Reader(wh).read(Window(D(2024, 3, 1), D(2024, 3, 3), "cmp_a"))
+    assert (data.headline.callbacks_waiting, data.previous.callbacks_waiting) == (3, 2)
+    assert data.queued == 3  # the queue as it stands: the same for a window up to the data's end
+    # c04 (cmp_a) was followed up by c09 of cmp_b: a later call of any campaign counts
+    assert (campaign.headline.callbacks_waiting, campaign.queued) == (2, 0)

@@ -4,9 +4,15 @@ trust, and one-line errors in the database's words."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +154,33 @@ def test_raw_sends_postgres_sql_and_errors_are_postgres_one_line(
     assert fetcher(url)("select count(*) from neuron.calls")[0][0] > 0
     typo = sql(home, "--destination", "postgres", "selec 1", env=env)
     assert_one_line(typo, runner.EXIT_CONFIG, "syntax error")
+
+
+def test_on_a_terminal_the_table_fits_its_width(synced: Path) -> None:
+    """stdout a terminal 100 columns wide: the funnel's 14 columns (about 190 wide) wrap within
+    it, no value cut."""
+    home = synced.parent
+    env = {k: v for k, v in cli_env(home).items() if k not in ("COLUMNS", "LINES")}
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    args = ["--duckdb", str(synced), "select * from neuron.campaign_funnel"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "sql", *args],
+        cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=terminal, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    os.close(terminal)
+    shown = b""
+    while chunk := _read(main):
+        shown += chunk
+    os.close(main)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", shown.decode()).splitlines()  # no colours
+    assert len(lines) > 5 and max(len(line) for line in lines) <= 100, "\n".join(lines)
+    assert "…" not in "".join(lines), "\n".join(lines)
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the process closed the terminal
+        return b""

@@ -454,7 +454,7 @@ class NeuronClient:
         if delay < settings.RETRY_NOTICE_SECONDS and not timed_out:
             log.debug("%s", note)
             return
-        log.info("%s", note)
+        log.warning("%s", note)  # a long wait: a person should know why nothing moves
         self.stats.wait_note(note)
 
     def _should_retry(self, error: NeuronError, attempt: int) -> bool:

@@ -49,33 +49,31 @@ class NeuronSettings:
 
     def __post_init__(self) -> None:
         check_settings(self.api_key if isinstance(self.api_key, str) else None, self.base_url)
-        if (
-            self.max_concurrency < 1
-            or self.lookback_minutes < 0
-            or self.pending_max_days < 0
-            or self.audit_days < 0
-            or self.max_offset < 0
-        ):
-            raise ConfigError(
-                "max_concurrency must be at least 1, lookback_minutes, pending_max_days, "
-                "audit_days and max_offset at least 0 (SOURCES__NEURON__MAX_CONCURRENCY, ...)"
-            )
-        if (
-            self.max_attempts < 1
-            or self.timeout_seconds <= 0
-            or (self.max_requests_per_second is not None and self.max_requests_per_second <= 0)
-        ):
-            raise ConfigError(
-                "max_attempts must be at least 1, timeout_seconds and max_requests_per_second "
-                "above 0 (SOURCES__NEURON__MAX_ATTEMPTS, ..._TIMEOUT_SECONDS, "
-                "..._MAX_REQUESTS_PER_SECOND)"
-            )
-        if not 0 < self.checkpoint_seconds <= settings.MAX_CHECKPOINT_SECONDS:
-            raise ConfigError(
-                "checkpoint_seconds must be above 0 and at most "
-                f"{settings.MAX_CHECKPOINT_SECONDS:g} (SOURCES__NEURON__CHECKPOINT_SECONDS), "
-                f"got {self.checkpoint_seconds:g}"
-            )
+        rules = (
+            ("max_concurrency", self.max_concurrency >= 1, "at least 1"),
+            ("lookback_minutes", self.lookback_minutes >= 0, "at least 0"),
+            ("pending_max_days", self.pending_max_days >= 0, "at least 0"),
+            ("audit_days", self.audit_days >= 0, "at least 0"),
+            ("max_offset", self.max_offset >= 0, "at least 0"),
+            ("max_attempts", self.max_attempts >= 1, "at least 1"),
+            ("timeout_seconds", self.timeout_seconds > 0, "above 0"),
+            (
+                "max_requests_per_second",
+                self.max_requests_per_second is None or self.max_requests_per_second > 0,
+                "above 0",
+            ),
+            (
+                "checkpoint_seconds",
+                0 < self.checkpoint_seconds <= settings.MAX_CHECKPOINT_SECONDS,
+                f"above 0 and at most {settings.MAX_CHECKPOINT_SECONDS:g}",
+            ),
+        )
+        for name, ok, rule in rules:
+            if not ok:  # the one setting that is wrong, by its name and its variable
+                raise ConfigError(
+                    f"{name} must be {rule} (SOURCES__NEURON__{name.upper()}), "
+                    f"got {getattr(self, name):g}"
+                )
         self.start  # noqa: B018 - a bad start date fails here, not at extraction
         self.privacy()  # a bad policy or key fails here too
 

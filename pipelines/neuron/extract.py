@@ -372,6 +372,8 @@ class CallSync:
                     continue  # split: the rest of the window, from offset 0
                 self.answered.set()
                 self.report.pages += 1
+                if page.get("total") is not None:  # the progress line's done/total
+                    self.report.left = walk.left
                 for item in page["data"]:
                     if self._past_deadline():
                         return
@@ -437,6 +439,7 @@ class CallSync:
         if not waits_for_transcript(entry):
             return False
         self.report.pending_transcripts += 1
+        self.report.pending[call_id] = entry.get("reason", "transcript")  # in the summary too
         return True
 
     def _unchanged(self, call_id: str, item: Row) -> bool:

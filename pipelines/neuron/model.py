@@ -160,6 +160,7 @@ class SyncReport:
 
     pages: int = 0
     listed: int = 0
+    left: int | None = None  # calls the list still holds beyond those listed (its `total`)
     calls: int = 0  # calls rows loaded this run (new or updated)
     transcripts: int = 0
     pending_transcripts: int = 0

@@ -247,7 +247,7 @@ def describe(walk: Walk) -> str:
     if walk.left is not None:
         line += f"; about {walk.left:,} calls left"
         if walk.listed > 0 and walk.seconds > 0:
-            line += f", ~{_duration(walk.left * walk.seconds / walk.listed)} at the pace seen"
+            line += f", ~{duration(walk.left * walk.seconds / walk.listed)} at the pace seen"
     return line
 
 
@@ -255,7 +255,7 @@ def _day(value: str) -> str:
     return value[:10]
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

@@ -15,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dlt
 
@@ -37,6 +38,7 @@ __all__ = [
     "add_arguments",
     "after_sync",
     "build",
+    "default_funnel",
     "require_charts",
     "utc_day",
     "write",
@@ -112,10 +114,19 @@ def build(
     return render(reader.read(window), dt.datetime.now(dt.UTC), latest)
 
 
+def default_funnel(wh: Warehouse) -> tuple[Window, list[dict[str, Any]]]:
+    """The campaign funnel of the default window, as the report shows it (the demo prints it)."""
+    reader = Reader(wh)
+    window = window_of(None, None, None, reader.latest_day())
+    return window, reader.funnel(window)
+
+
 def write(path: Path, page: str) -> None:
-    """Write the page next to its final place, then rename: readers see old or new, whole."""
+    """Write the page next to its final place, then rename: readers see old or new, whole.
+    Missing folders are created, as for `--duckdb` and RECORDINGS_URL."""
     path = Path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(
             "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
         ) as tmp:

@@ -6,6 +6,7 @@ labelled axes with units, and a tooltip with the exact figures.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from ..neuron.settings import DOCUMENTED_DISPOSITIONS
@@ -106,7 +107,11 @@ def funnel(data: ReportData) -> Spec:
             "scale": {"domain": list(STAGE_COLOURS), "range": list(STAGE_COLOURS.values())},
         },
     }
-    subtitle = "final calls → connected → interested / escalated, per campaign"
+    window = data.window
+    subtitle = (
+        "final calls → connected → interested / escalated, per campaign, "
+        f"{window.first} to {window.last} (UTC)"
+    )
     return _chart("Campaign funnel", subtitle, values, encoding, step=12)
 
 
@@ -119,8 +124,18 @@ def daily_dispositions(data: ReportData, scale: Spec) -> Spec:
         }
         for row in data.daily_dispositions
     ]
+    window = data.window
+    days = [str(window.first + dt.timedelta(days=n)) for n in range(window.days)]
     encoding = {
-        "x": DAY_AXIS,
+        # one band a day of the window, its label under its bar (a time axis puts the labels
+        # on midnights, between the bars, and draws the day after the window's end)
+        "x": {
+            "field": "day",
+            "type": "ordinal",
+            "title": DAY_AXIS["title"],
+            "scale": {"domain": days},
+            "axis": {"labelExpr": "utcFormat(toDate(datum.value), '%b %d')", "labelAngle": -40},
+        },
         "y": CALLS_SUM,
         "color": _disposition(scale),
         "order": {"field": "disposition"},
@@ -186,18 +201,40 @@ def sentiment(data: ReportData, scale: Spec) -> Spec:
             "type": "quantitative",
             "title": "average sentiment (-1 … +1)",
             "scale": {"domain": [-1, 1]},
+            "axis": {  # the zero line: neutral
+                "gridColor": {
+                    "condition": {"test": "datum.value === 0", "value": "#1d2733"},
+                    "value": "#dde3ea",
+                },
+                "gridWidth": {"condition": {"test": "datum.value === 0", "value": 1.5}, "value": 1},
+            },
         },
         "color": {**_disposition(scale), "legend": None},  # the axis names the dispositions
         "opacity": {
             "field": "of",
             "type": "nominal",
             "sort": list(SENTIMENT_OF.values()),
-            "title": "sentiment of",
-            "scale": {"domain": list(SENTIMENT_OF.values()), "range": [1.0, 0.65, 0.35]},
+            "legend": None,  # each bar is named at its end: a legend's greys read as a colour
+            "scale": {"domain": list(SENTIMENT_OF.values()), "range": [1.0, 0.7, 0.45]},
         },
     }
-    subtitle = "final calls with a transcript; -1 negative … +1 positive"
-    return _chart("Sentiment by disposition", subtitle, values, encoding, step=12)
+    subtitle = [
+        "final calls with a transcript; -1 negative … +1 positive",
+        "per disposition: overall, agent, customer",
+    ]
+    spec = _chart("Sentiment by disposition", subtitle, values, encoding, step=14)
+    name = {  # outside the bar's end, on the side it grows to
+        "type": "text",
+        "fontSize": 11,
+        "align": {"expr": "datum.sentiment < 0 ? 'right' : 'left'"},
+        "dx": {"expr": "datum.sentiment < 0 ? -4 : 4"},
+    }
+    spec["layer"] = [
+        {"mark": spec.pop("mark")},
+        {"mark": name, "encoding": {"text": {"field": "of"}, "color": {"value": "#1d2733"},
+                                    "opacity": {"value": 1}}},
+    ]  # fmt: skip
+    return spec
 
 
 def customer_share(data: ReportData) -> Spec:

@@ -90,7 +90,7 @@ def render(data: ReportData, generated: dt.datetime, latest: dt.date | None) -> 
         specs = all_charts(data)
         for spec in specs.values():
             spec["config"] = CHART_CONFIG
-        body = _figures(data) + _charts(data, specs)
+        body = _figures(data, latest) + _charts(data, specs)
     return _document(head + body, specs)
 
 
@@ -126,34 +126,65 @@ def _empty(latest: dt.date | None) -> str:
     )
 
 
-def _figures(data: ReportData) -> str:
-    now, before = data.headline, data.previous
+CARDS = (  # the headline's figure (its attribute), its label, whether it is a rate
+    ("calls", "Final calls", False),
+    ("connect_rate", "Connect rate", True),
+    ("interest_rate", "Interest rate", True),
+    ("escalated", "Escalations", False),
+    ("callbacks_waiting", "Callbacks waiting", False),
+    ("dnd_contacts", "New DND contacts", False),
+)
+
+
+def _figures(data: ReportData, latest: dt.date | None) -> str:
+    gaps = _gaps(data, latest)
     cards = [
-        _card("calls", "Final calls", now.calls, before.calls),
-        _card("connect_rate", "Connect rate", now.connect_rate, before.connect_rate, rate=True),
-        _card("interest_rate", "Interest rate", now.interest_rate, before.interest_rate, rate=True),
-        _card("escalated", "Escalations", now.escalated, before.escalated),
         _card(
-            "callbacks_waiting",
-            "Callbacks waiting",
-            now.callbacks_waiting,
-            before.callbacks_waiting,
-        ),
-        _card("dnd_contacts", "New DND contacts", now.dnd_contacts, before.dnd_contacts),
+            key,
+            label,
+            getattr(data.headline, key),
+            getattr(data.previous, key),
+            rate=rate,
+            compare=not gaps,  # a change against days without calls says nothing
+        )
+        for key, label, rate in CARDS
     ]
+    earlier = data.window.before()
     note = (
-        f"compared with the {data.window.days} days before "
-        f"({data.window.before().first:%Y-%m-%d} to {data.window.before().last:%Y-%m-%d})"
+        f"{'not compared' if gaps else 'compared'} with the {data.window.days} days before "
+        f"({earlier.first:%Y-%m-%d} to {earlier.last:%Y-%m-%d})"
+        + (f": {'; '.join(gaps)}" if gaps else "")
+        + ". Callbacks waiting: asked for in the window and not followed up by its end (the days "
+        "before: by theirs)"
     )
     return (
-        f'<section class="figures"><p class=note>{note}</p>'
+        f'<section class="figures"><p class=note id="compared">{_e(note)}</p>'
         f'<div class="cards">{"".join(cards)}</div></section>'
     )
 
 
-def _card(key: str, label: str, value: Any, before: Any, *, rate: bool = False) -> str:
+def _gaps(data: ReportData, latest: dt.date | None) -> list[str]:
+    """Why the window and the days before cannot be compared: days of either without data."""
+    window, earlier, first = data.window, data.window.before(), data.first_day
+    gaps = []
+    if latest is not None and window.last > latest:
+        gaps.append(
+            f"the calls end on {latest:%Y-%m-%d}, {(window.last - latest).days} days before "
+            "this window does"
+        )
+    if first is not None and earlier.first < first:
+        gaps.append(
+            f"the calls start on {first:%Y-%m-%d}, {(first - earlier.first).days} days into "
+            "the days before"
+        )
+    return gaps
+
+
+def _card(
+    key: str, label: str, value: Any, before: Any, *, rate: bool = False, compare: bool = True
+) -> str:
     shown = _rate(value) if rate else _count(value)
-    if value is None or before is None:
+    if value is None or before is None or not compare:
         delta = "before: " + (_rate(before) if rate else _count(before))
     elif rate:
         delta = f"before: {_rate(before)} ({(value - before) * 100:+.1f} pts)"
@@ -217,7 +248,7 @@ def _funnel_table(data: ReportData) -> str:
 
 
 def _callbacks(data: ReportData) -> str:
-    waiting = data.headline.callbacks_waiting
+    waiting = data.queued
     title = f"Callback queue: {waiting} waiting, oldest first"
     if waiting > CALLBACK_ROWS:
         title += f" (the oldest {CALLBACK_ROWS} listed)"

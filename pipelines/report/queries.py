@@ -56,7 +56,7 @@ class Headline:
     connected: int = 0
     interested: int = 0
     escalated: int = 0
-    callbacks_waiting: int = 0
+    callbacks_waiting: int = 0  # asked for in the window, not followed up by the window's end
     dnd_contacts: int = 0
 
     @property
@@ -73,6 +73,8 @@ class ReportData:
     window: Window
     headline: Headline
     previous: Headline
+    first_day: dt.date | None = None  # the warehouse's first day with calls
+    queued: int = 0  # the window's callbacks in the queue now (none followed them up yet)
     funnel: list[dict[str, Any]] = field(default_factory=list)
     daily_dispositions: list[dict[str, Any]] = field(default_factory=list)
     daily_rates: list[dict[str, Any]] = field(default_factory=list)
@@ -118,6 +120,10 @@ class Reader:
         (row,) = self.rows("select max(day) as day from {schema}.disposition_daily")
         return _date(row["day"]) if row["day"] is not None else None
 
+    def first_day(self) -> dt.date | None:
+        (row,) = self.rows("select min(day) as day from {schema}.disposition_daily")
+        return _date(row["day"]) if row["day"] is not None else None
+
     def has_campaign(self, campaign: str) -> bool:
         found = self.rows(
             "select count(*) as n from {schema}.stg_calls "
@@ -129,12 +135,15 @@ class Reader:
 
     def read(self, window: Window) -> ReportData:
         data = ReportData(window, self.headline(window), self.headline(window.before()))
+        data.first_day = self.first_day()
         if not data.headline.calls:
             return data
-        data.funnel = self.rows(
-            self.windowed("campaign_funnel", window)
-            + " order by calls desc, campaign_id nulls last"
+        (queued,) = self.rows(
+            "select count(*) as n from {schema}.callback_queue "
+            f"where {window.started()} and {window.of_campaign()}"
         )
+        data.queued = int(queued["n"])
+        data.funnel = self.funnel(window)
         data.daily_dispositions = self.rows(
             "select day, disposition, sum(calls) as calls from {schema}.disposition_daily "
             f"where day between {literal(window.first)} and {literal(window.last)} "
@@ -159,15 +168,25 @@ class Reader:
         )
         return data
 
+    def funnel(self, window: Window) -> list[dict[str, Any]]:
+        """campaign_funnel on the window's calls, the biggest campaign first (ties by id, the
+        direct calls last): the report's and the demo's order."""
+        return self.rows(
+            self.windowed("campaign_funnel", window)
+            + " order by calls desc, campaign_id nulls last"
+        )
+
     def headline(self, window: Window) -> Headline:
         funnel = self.rows(self.windowed("campaign_funnel", window))
         total = {
             key: sum(int(row[key]) for row in funnel)
             for key in ("calls", "connected", "interested", "escalated")
         }
+        # callbacks with no later call in the window: waiting at its end, so that a window and
+        # the one before compare callbacks of the same ages (a later call of any campaign counts)
+        queue = self.windowed("callback_queue", Window(window.first, window.last))
         (waiting,) = self.rows(
-            "select count(*) as n from {schema}.callback_queue "
-            f"where {window.started()} and {window.of_campaign()}"
+            f"select count(*) as n from ({queue}) as q where {window.of_campaign()}"
         )
         (dnd,) = self.rows(
             _DND.format(window=window.started("d.first_dnd_at"), campaign=_dnd_of(window))
@@ -194,10 +213,13 @@ group by 1
 order by 1
 """
 
-# talk_time's customer share of the window's calls, in bins (share 1.0 falls in the last bin)
+# talk_time's customer share of the window's calls, in bins (share 1.0 falls in the last bin);
+# a share on a bin's edge in decimal seconds (0.1 + 0.2 of 0.6) is a hair under it in floating
+# point, by another hair on each warehouse (their sums run in another order): 1e-9 puts it in
+# the bin it names on both
 _SHARES = """
 select
-    least(floor(t.customer_share * {bins}), {bins} - 1)::integer as bin,
+    least(floor(t.customer_share * {bins} + 1e-9), {bins} - 1)::integer as bin,
     count(*) as calls
 from {{schema}}.talk_time as t
 inner join {calls} as c on t.call_id = c.call_id

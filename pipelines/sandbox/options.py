@@ -20,7 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--api-key", default=DEFAULT_API_KEY, help="bearer key clients must send")
     a("--calls", type=int, default=2000, help="calls dialled before the clock's start")
     a("--seed", type=int, default=42, help="seed of the generated data and faults")
-    a("--now", default=None, help="freeze the clock at this ISO 8601 time (default: now)")
+    a(
+        "--now",
+        default=None,
+        help="freeze the clock at this ISO 8601 time, UTC unless it has an offset (default: now)",
+    )
     a("--days", type=int, default=30, help="days of history ending at --now (default 30)")
     a("--live", action="store_true", help="let the clock run, so new calls keep arriving")
     a("--speed", type=float, default=1.0, help="clock speed factor with --live (default 1)")

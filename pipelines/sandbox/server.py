@@ -37,9 +37,15 @@ def _parse_now(now: str | datetime | float | None) -> int:
         return int(now)
     if isinstance(now, datetime):
         return int(pendulum.instance(now).timestamp())
-    parsed = pendulum.parse(now)
+    try:
+        parsed = pendulum.parse(now)
+    except ValueError:  # pendulum's own words name neither the option nor the format
+        parsed = None
     if not isinstance(parsed, pendulum.DateTime):
-        raise ValueError(f"not an ISO 8601 datetime: {now!r}")
+        raise ValueError(
+            f"--now {now!r} is not an ISO 8601 time, e.g. 2026-11-01T12:00:00Z "
+            "(UTC unless it has an offset)"
+        )
     return int(parsed.timestamp())
 
 
@@ -109,7 +115,14 @@ class Sandbox:
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror}; "
+                "stop what serves there, or pass another --port (0 picks a free one)"
+            ) from None
         sock.listen(2048)
         self.port = sock.getsockname()[1]
         origin = f"http://{self.host}:{self.port}"

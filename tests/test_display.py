@@ -1,0 +1,32 @@
+"""The words a person reads count right: one call, five calls, one retry."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines import console, runner
+from pipelines.display import pending_line
+from pipelines.neuron import SyncReport
+
+pytestmark = pytest.mark.unit
+
+
+def test_pending_calls_are_counted_in_words_that_agree() -> None:
+    assert pending_line(["call in_progress"]) == "1 call (1 in_progress)"
+    reasons = ["call in_progress"] * 5 + ["transcript processing"] * 14
+    assert pending_line(reasons) == "19 calls (5 in_progress, 14 transcript processing)"
+    assert pending_line([]) == "none"
+
+
+def test_the_summary_says_one_call_and_one_retry() -> None:
+    report = SyncReport(listed=1)
+    report.stats.requests, report.stats.retries = 1, 1
+    report.deferred = {"c1": "GET /calls/c1 failed"}
+    report.expired = ["c2"]
+    result = runner.SyncResult(runner.EXIT_PARTIAL, report, 1.0, inserted=1)
+    text = console.summary(result)
+    assert "http         1 request, 1 retry, 0 x 429" in text
+    assert "deferred     1 call failed after retries" in text
+    assert "expired      1 call left the pending set" in text
+    stopped = runner.SyncResult(runner.EXIT_FAILED, report, 1.0, inserted=1, checkpoints=1)
+    assert "committed 1 checkpoint of this run (1 new call)" in console.summary(stopped)
