@@ -69,6 +69,12 @@ CALLS = [
     ("c20", "cmp_a", "p15", "Mira", "completed", "callback", 45, "hi-IN", utc(3, 10)),
     ("c21", "cmp_a", "p15", "Mira", "in_progress", None, None, "hi-IN", utc(6, 14)),
     ("c22", None, "p16", "Nina", "completed", "dnd", 15, "hi-IN", utc(6, 15)),
+    # calls without a phone: each is a contact of its own, matching no other call
+    ("c23", "cmp_a", None, None, "completed", "callback", 30, "hi-IN", utc(4, 10)),
+    ("c24", None, None, "Omar", "completed", "dnd", 12, "en-IN", utc(4, 11)),
+    ("c25", "cmp_a", None, None, "completed", "not_interested", 50, "hi-IN", utc(5, 12)),
+    # a contact without a name: Mohan's phone again, his second attempt in cmp_c
+    ("c26", "cmp_c", "p13", None, "completed", "interested", 90, "hi-IN", utc(6, 16)),
 ]
 
 # call_id, sentiment_overall
@@ -196,12 +202,16 @@ EXPECTED_DISPOSITION_DAILY = [
     (date(2024, 3, 2), "cmp_b", "en-IN", "voicemail", 1),
     (date(2024, 3, 2), "cmp_b", "hi-IN", "escalated", 1),
     (date(2024, 3, 3), "cmp_a", "hi-IN", "callback", 1),
+    (date(2024, 3, 4), None, "en-IN", "dnd", 1),
+    (date(2024, 3, 4), "cmp_a", "hi-IN", "callback", 1),
     (date(2024, 3, 4), "cmp_b", "hi-IN", "interested", 1),
     (date(2024, 3, 5), None, "en-IN", "callback", 1),
     (date(2024, 3, 5), None, "en-IN", "dnd", 1),
     (date(2024, 3, 5), None, "hi-IN", "callback", 1),
+    (date(2024, 3, 5), "cmp_a", "hi-IN", "not_interested", 1),
     (date(2024, 3, 6), None, "hi-IN", "dnd", 1),
     (date(2024, 3, 6), "cmp_b", "hi-IN", "callback", 1),
+    (date(2024, 3, 6), "cmp_c", "hi-IN", "interested", 1),
     (date(2024, 3, 6), "cmp_c", "hi-IN", "not_reachable", 1),
 ]
 
@@ -227,15 +237,15 @@ def test_campaign_funnel(conn: duckdb.DuckDBPyConnection) -> None:
     ]  # fmt: skip
     # cmp_d has only an in_progress call: no row. Direct calls (NULL campaign) are a row.
     assert rows(conn, "campaign_funnel") == [
-        # c11 c12 c13 c22 final; c13 failed with 0 s; c10 in progress
-        (None, 4, 3, 0, 0, 2, 0, 2, 0, 3 / 4, 0.0, 0.0, 20.0),
-        # c01 c02 c03 c04 c05 c16 c20 final; c03 failed with 0 s; c06 c21 in progress
-        ("cmp_a", 7, 6, 1, 2, 2, 1, 1, 0, 6 / 7, 1 / 6, 0.0, 45.0),
+        # c11 c12 c13 c22 c24 final; c13 failed with 0 s; c10 in progress
+        (None, 5, 4, 0, 0, 2, 0, 3, 0, 4 / 5, 0.0, 0.0, 18.0),
+        # c01 c02 c03 c04 c05 c16 c20 c23 c25 final; c03 failed with 0 s; c06 c21 in progress
+        ("cmp_a", 9, 8, 1, 3, 3, 1, 1, 0, 8 / 9, 1 / 8, 0.0, 43.75),
         # c07 c08 c09 c14 c17 final; c08 'voicemail' is in none of the six; c17 failed,
         # no disposition, no duration; c15 in progress
         ("cmp_b", 5, 4, 1, 0, 1, 0, 0, 1, 0.8, 0.25, 0.25, 75.0),
-        # one failed call, never connected: rates over connected are NULL
-        ("cmp_c", 1, 0, 0, 0, 0, 1, 0, 0, 0.0, None, None, None),
+        # c18 failed, c26 interested
+        ("cmp_c", 2, 1, 1, 0, 0, 1, 0, 0, 0.5, 1.0, 0.0, 90.0),
     ]
 
 
@@ -261,17 +271,21 @@ def test_talk_time(conn: duckdb.DuckDBPyConnection) -> None:
 
 def test_callback_queue(conn: duckdb.DuckDBPyConnection) -> None:
     # c04 was followed by c09 to the same phone, c20 by c21 (still in progress);
-    # c15 started at the same instant as c14, which is not later.
+    # c15 started at the same instant as c14, which is not later. c23 has no phone: the later
+    # calls without a phone (c24, c25) are other contacts, so it waits.
     assert rows(conn, "callback_queue") == [
         ("c12", "p9", "Indu", None, utc(5, 10)),
         ("c13", "p10", "Jai", None, utc(5, 11)),
         ("c14", "p11", "Kiran", "cmp_b", utc(6, 10)),
+        ("c23", None, None, "cmp_a", utc(4, 10)),
     ]
 
 
 def test_dnd_contacts(conn: duckdb.DuckDBPyConnection) -> None:
-    # p5: c16 before the first dnd (c05), then c10 (in progress) and c11 (dnd again)
+    # p5: c16 before the first dnd (c05), then c10 (in progress) and c11 (dnd again).
+    # c24 has no phone: c25, a later call without a phone, is someone else's.
     assert rows(conn, "dnd_contacts") == [
+        (None, utc(4, 11), 0),
         ("p16", utc(6, 15), 0),
         ("p5", utc(2, 9), 2),
     ]

@@ -43,6 +43,12 @@ MAX_CALL_SECONDS = 45 + 420  # longest ring + longest talk: older calls are sure
 # One callback in this many is left waiting (no follow-up call), as in a real campaign; decided by
 # the call's start second, so the random stream, and so every other call, stays the same.
 CALLBACK_LEFT_EVERY = 4
+# One call in this many shows no phone, and one in this many of those without a transcript no
+# name (the vendor's contact record lacks it; a transcript would still say the name, which a
+# redaction could then not know): a call without a phone is a contact of its own. Decided by the
+# start second too.
+NO_PHONE_EVERY = 50
+NO_NAME_EVERY = 40
 TAIL_SECONDS = 900  # a burst of calls just before `now`, so some are in flight
 EXTRA_SHARE = 0.01  # records carrying fields the docs do not list
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -76,6 +82,9 @@ class Call:
     recording: bool
     transcript_delay: int
     extra: dict[str, Any] | None = None
+    # what the API's `contact` lacks; the transcript still knows the person
+    no_phone: bool = False
+    no_name: bool = False
 
     @property
     def ended(self) -> int:
@@ -200,7 +209,10 @@ class Dataset:
         out: dict[str, Any] = {
             "id": c.id,
             "campaign_id": c.campaign_id,
-            "contact": {"phone": c.phone, "name": c.name},
+            "contact": {
+                "phone": None if c.no_phone else c.phone,
+                "name": None if c.no_name else c.name,
+            },
             "status": c.status if final else "in_progress",
             "disposition": c.disposition if final else None,
             "duration_seconds": c.duration if final else None,
@@ -501,6 +513,8 @@ def _dial(rng: random.Random, used: set[str], world: World, t: int, kind: str | 
         recording,
         delay,
         extra,
+        no_phone=t % NO_PHONE_EVERY == 3,
+        no_name=t % NO_NAME_EVERY == 7 and job_id is None,
     )
 
 
