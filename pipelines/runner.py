@@ -368,8 +368,8 @@ def _segment(
             load(pipeline, source, options, refresh=first)
             end = sync.feed.ended
             with Warehouse.of(pipeline) as wh:
-                if first or not end.more:
-                    apply_views(wh)
+                if first or not end.more:  # in TIMEZONE (checked with the settings at start)
+                    apply_views(wh, options.source_args.get("timezone"))
                 remember_privacy(wh, privacy)
                 committed.inserted = max(wh.count("calls") - committed.before, 0)
                 if end.last:  # the last segment: the run's row with it

@@ -1,10 +1,12 @@
 """The SQL views of the dataset: one `.sql` file per view in `pipelines/sql/`.
 
 Each file holds one `create or replace view {schema}.<name> as ...` statement in DuckDB's
-dialect; `{schema}` becomes the dataset's qualified schema. The views are applied in the order
-their references to each other demand (a topological sort, no hand-kept list), transpiled to the
-destination's dialect, and re-created only when their SQL changed (a hash per view in
-`_neuron_views`), so an analyst's open transaction on a view does not stall a run.
+dialect; `{schema}` becomes the dataset's qualified schema and `{timezone}` the business time
+zone (the TIMEZONE setting) as a quoted literal, so the stored hashes change with it. The views
+are applied in the order their references to each other demand (a topological sort, no
+hand-kept list), transpiled to the destination's dialect, and re-created only when their SQL
+changed (a hash per view in `_neuron_views`), so an analyst's open transaction on a view does
+not stall a run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 from collections.abc import Iterator
 from importlib import resources
 
+from .neuron.dates import business_zone
 from .warehouse import Warehouse, literal
 
 log = logging.getLogger(__name__)
@@ -61,23 +64,29 @@ VIEW_NAMES: list[str] = view_order(view_files())
 REPORT_VIEWS: list[str] = [name for name in VIEW_NAMES if not name.startswith("stg_")]
 
 
-def view_sql(schema: str = '"neuron"') -> list[tuple[str, str]]:
+def render(sql: str, schema: str, timezone: str) -> str:
+    """A view's (or the report's) SQL for `schema` (already quoted) in the zone `timezone`."""
+    return sql.replace("{schema}", schema).replace("{timezone}", literal(timezone))
+
+
+def view_sql(schema: str = '"neuron"', timezone: str = "UTC") -> list[tuple[str, str]]:
     """The `(view name, create statement)` pairs for `schema` (already quoted), in order."""
     files = view_files()
-    return [(name, files[name].replace("{schema}", schema)) for name in view_order(files)]
+    return [(name, render(files[name], schema, timezone)) for name in view_order(files)]
 
 
 def _digest(statements: list[str]) -> str:
     return hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()[:16]
 
 
-def apply_views(wh: Warehouse) -> list[str]:
-    """Create the views that are missing or whose SQL changed; returns the ones (re)created."""
+def apply_views(wh: Warehouse, timezone: str | None = None) -> list[str]:
+    """Create the views that are missing or whose SQL changed; returns the ones (re)created.
+    `timezone`: the business zone (None: the TIMEZONE setting)."""
     wh.execute(f"create schema if not exists {wh.schema()}")
     relations = wh.relations()
     stored = _stored_digests(wh, relations)
     created: list[str] = []
-    for name, statements, digest in _wanted(wh):
+    for name, statements, digest in _wanted(wh, timezone):
         if relations.get(name) == "VIEW" and stored.get(name) == digest:
             continue
         try:
@@ -95,7 +104,7 @@ def apply_views(wh: Warehouse) -> list[str]:
     return created
 
 
-def outdated_views(wh: Warehouse) -> list[str]:
+def outdated_views(wh: Warehouse, timezone: str | None = None) -> list[str]:
     """The views `apply_views` would (re)create: missing, or their SQL changed. Reads only."""
     relations = wh.relations()
     if VIEWS_TABLE not in relations:
@@ -103,14 +112,16 @@ def outdated_views(wh: Warehouse) -> list[str]:
     stored = _read_digests(wh)
     return [
         name
-        for name, _, digest in _wanted(wh)
+        for name, _, digest in _wanted(wh, timezone)
         if relations.get(name) != "VIEW" or stored.get(name) != digest
     ]
 
 
-def _wanted(wh: Warehouse) -> Iterator[tuple[str, list[str], str]]:
-    """Each view's name, its statements for this warehouse, and their digest, in order."""
-    for name, sql in view_sql(wh.schema()):
+def _wanted(wh: Warehouse, timezone: str | None) -> Iterator[tuple[str, list[str], str]]:
+    """Each view's name, its statements for this warehouse and zone, and their digest (the
+    zone is in the statements: a new zone re-creates the views), in order."""
+    zone = business_zone() if timezone is None else timezone
+    for name, sql in view_sql(wh.schema(), zone):
         statements = wh.transpile(sql)
         yield name, statements, _digest(statements)
 

@@ -136,8 +136,12 @@ def test_base_url_that_is_no_http_url_exits_2(home: Path) -> None:
     [
         ({"SOURCES__NEURON__MAX_ATTEMPTS": "three"}, ["SOURCES__NEURON__MAX_ATTEMPTS", "int"]),
         ({"SOURCES__NEURON__TIMEOUT_SECONDS": "0"}, ["timeout_seconds", "above 0"]),
+        (
+            {"SOURCES__NEURON__TIMEZONE": "Asia/Mumbai"},
+            ["SOURCES__NEURON__TIMEZONE 'Asia/Mumbai' is not an IANA time zone", "Asia/Kolkata"],
+        ),
     ],
-    ids=["not-a-number", "out-of-range"],
+    ids=["not-a-number", "out-of-range", "unknown-time-zone"],
 )
 def test_bad_setting_exits_2_naming_it(
     home: Path, sandbox: Sandbox, setting: dict[str, str], words: list[str]

@@ -25,10 +25,10 @@ def conn() -> duckdb.DuckDBPyConnection:
 
 
 def test_dates_are_whole_utc_days_and_bad_ones_say_so() -> None:
-    assert report.utc_day("--from", "2026-11-01") == D(2026, 11, 1)
-    assert report.utc_day("--to", "2026-11-01T23:30:00-02:00") == D(2026, 11, 2)  # UTC's day
+    assert report.business_day("--from", "2026-11-01") == D(2026, 11, 1)
+    assert report.business_day("--to", "2026-11-01T23:30:00-02:00") == D(2026, 11, 2)  # UTC's day
     with pytest.raises(report.ReportError, match="--from 'yesterday' is not an ISO 8601 date"):
-        report.utc_day("--from", "yesterday")
+        report.business_day("--from", "yesterday")
     with pytest.raises(report.ReportError, match="--from 2026-11-02 is after --to 2026-11-01"):
         report.window_of(D(2026, 11, 2), D(2026, 11, 1), None, None)
 

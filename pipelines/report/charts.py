@@ -72,10 +72,17 @@ def _rows(field: str, sort: Any, offset: str | None = None, offset_sort: Any = N
 DAY_AXIS: Spec = {
     "field": "day",
     "type": "temporal",
-    "timeUnit": "utcyearmonthdate",
-    "title": "day (UTC)",
+    "timeUnit": "utcyearmonthdate",  # a date: read and shown as it is, whatever the viewer's zone
+    "title": "day",
     "axis": {"format": "%b %d"},
 }
+
+
+def _day_axis(data: ReportData) -> Spec:
+    """The day axis, titled with the business zone the days are in."""
+    return {**DAY_AXIS, "title": f"day ({data.window.zone})"}
+
+
 CALLS_SUM: Spec = {
     "field": "calls",
     "type": "quantitative",
@@ -120,12 +127,12 @@ def daily_dispositions(data: ReportData, scale: Spec) -> Spec:
         for row in data.daily_dispositions
     ]
     encoding = {
-        "x": DAY_AXIS,
+        "x": _day_axis(data),
         "y": CALLS_SUM,
         "color": _disposition(scale),
         "order": {"field": "disposition"},
     }
-    subtitle = "final calls per UTC day, stacked by disposition"
+    subtitle = f"final calls per day ({data.window.zone}), stacked by disposition"
     return _chart("Dispositions per day", subtitle, values, encoding)
 
 
@@ -137,7 +144,7 @@ def daily_rates(data: ReportData) -> Spec:
         if row[key] is not None
     ]
     encoding = {
-        "x": DAY_AXIS,
+        "x": _day_axis(data),
         "y": {
             "field": "value",
             "type": "quantitative",

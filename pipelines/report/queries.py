@@ -11,10 +11,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import pendulum
 import sqlglot
 from sqlglot import exp
 
-from ..views import view_files
+from ..views import render, view_files
 from ..warehouse import Warehouse, literal
 
 CALLBACK_ROWS = 200  # rows of the callback queue the page lists (the count says how many wait)
@@ -23,11 +24,13 @@ SHARE_BINS = 10  # the customer-share histogram's bins (10 % each)
 
 @dataclass(frozen=True)
 class Window:
-    """UTC days `first`..`last`, both whole, and an optional campaign."""
+    """Days `first`..`last` of the business time zone `zone`, both whole, and an optional
+    campaign."""
 
     first: dt.date
     last: dt.date
     campaign: str | None = None
+    zone: str = "UTC"
 
     @property
     def days(self) -> int:
@@ -36,12 +39,16 @@ class Window:
     def before(self) -> Window:
         """The period of equal length just before this one (the headline's comparison)."""
         last = self.first - dt.timedelta(days=1)
-        return Window(last - dt.timedelta(days=self.days - 1), last, self.campaign)
+        return Window(last - dt.timedelta(days=self.days - 1), last, self.campaign, self.zone)
+
+    def midnight(self, day: dt.date) -> dt.datetime:
+        """The moment `day` starts in the window's zone."""
+        return pendulum.datetime(day.year, day.month, day.day, tz=self.zone)
 
     def started(self, column: str = "started_at") -> str:
         """A condition on a timestamptz column: started in the window (half-open on the end)."""
-        start = dt.datetime.combine(self.first, dt.time(), dt.UTC)
-        end = dt.datetime.combine(self.last + dt.timedelta(days=1), dt.time(), dt.UTC)
+        start = self.midnight(self.first)
+        end = self.midnight(self.last + dt.timedelta(days=1))
         return f"{column} >= {literal(start)} and {column} < {literal(end)}"
 
     def of_campaign(self, column: str = "campaign_id") -> str:
@@ -85,20 +92,22 @@ class ReportData:
 class Reader:
     """The report's questions, asked of one open warehouse."""
 
-    def __init__(self, wh: Warehouse) -> None:
+    def __init__(self, wh: Warehouse, zone: str = "UTC") -> None:
         self.wh = wh
+        self.zone = zone
         self.views = view_files()
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
-        """Rows of one DuckDB-dialect query, `{schema}` the dataset's schema."""
-        (statement,) = self.wh.transpile(sql.replace("{schema}", self.wh.schema()))
+        """Rows of one DuckDB-dialect query, `{schema}` the dataset's schema, `{timezone}` the
+        business zone."""
+        (statement,) = self.wh.transpile(render(sql, self.wh.schema(), self.zone))
         columns, rows = self.wh.query(statement)
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
     def windowed(self, view: str, window: Window) -> str:
         """The view's query on the calls started in `window` only (DuckDB SQL)."""
         schema = self.wh.schema()
-        create = sqlglot.parse_one(self.views[view].replace("{schema}", schema), read="duckdb")
+        create = sqlglot.parse_one(render(self.views[view], schema, self.zone), read="duckdb")
         calls = sqlglot.parse_one(
             f"select * from {schema}.stg_calls where {window.started()} and {window.of_campaign()}",
             read="duckdb",
@@ -181,10 +190,10 @@ class Reader:
         )
 
 
-# connect and interest rate per UTC day, defined as in campaign_funnel
+# connect and interest rate per day (in the business zone), defined as in campaign_funnel
 _DAILY_RATES = """
 select
-    (started_at at time zone 'UTC')::date as day,
+    (started_at at time zone {{timezone}})::date as day,
     count(*) as calls,
     count(*) filter (where is_connected)::double / nullif(count(*), 0) as connect_rate,
     count(*) filter (where disposition = 'interested')::double
