@@ -93,3 +93,36 @@ def test_times_are_shown_in_utc_whatever_the_session_time_zone(
         page = report.build(wh, D(2024, 3, 1), D(2024, 3, 31))
     shown = re.findall(r"<tr><td>([\d-]+ [\d:]+)</td>", page)
     assert asked and sorted(shown) == sorted(a for (a,) in asked)
+
+
+def test_days_are_the_business_zones() -> None:
+    assert report.business_day("--to", "2026-11-01T20:00:00Z", "Asia/Kolkata") == D(2026, 11, 2)
+    assert report.business_day("--from", "2026-11-01", "Asia/Kolkata") == D(2026, 11, 1)
+    window = Window(D(2026, 11, 1), D(2026, 11, 1), zone="Asia/Kolkata")
+    # the day starts at its midnight in Kolkata: 18:30 UTC the day before
+    assert "'2026-11-01T00:00:00+05:30'" in window.started()
+    assert "'2026-11-02T00:00:00+05:30'" in window.started()
+
+
+def test_the_report_is_in_the_zone_the_views_were_made_in() -> None:
+    conn = known_views_db("Asia/Kolkata")
+    with Warehouse.on(conn) as wh:
+        page = report.build(wh, D(2024, 3, 2), D(2024, 3, 2), timezone="Asia/Kolkata")
+        week = report.build(wh, D(2024, 3, 1), D(2024, 3, 7), timezone="Asia/Kolkata")
+        with pytest.raises(report.ReportError, match="not made for TIMEZONE UTC"):
+            report.build(wh, D(2024, 3, 2), D(2024, 3, 2), timezone="UTC")
+    # 2 March in Kolkata: c02 c03 c04 c05 c08 c17 (c07 is on 3 March there)
+    (calls,) = conn.execute(
+        "select sum(calls) from neuron.disposition_daily where day = date '2024-03-02'"
+    ).fetchone() or (0,)
+    assert calls == 6
+    assert count_shown(page, "calls") == calls
+    assert "days and hours in Asia/Kolkata" in page
+    assert "asked at (Asia/Kolkata)" in week
+    assert "<tr><td>2024-03-05 15:30</td>" in week  # c12's callback at 10:00 UTC, in Kolkata
+
+
+def count_shown(page: str, key: str) -> int:
+    shown = re.search(rf'data-figure="{key}">.*?class="value">([\d,]+)<', page)
+    assert shown, key
+    return int(shown.group(1).replace(",", ""))

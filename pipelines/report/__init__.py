@@ -24,6 +24,7 @@ from ..neuron import settings
 from ..neuron.dates import business_zone
 from ..neuron.errors import ConfigError
 from ..outcomes import SyncAborted, explain
+from ..views import outdated_views
 from ..warehouse import Warehouse
 from .page import render
 from .queries import Reader, Window
@@ -129,6 +130,11 @@ def build(
     reader = Reader(wh, timezone)
     if "stg_calls" not in wh.relations():
         raise ReportError("the warehouse has no views yet: run `neuron-calls sync` first")
+    if stale := outdated_views(wh, timezone):  # made in another zone, or by another release
+        raise ReportError(
+            f"the views ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}) were not made "
+            f"for TIMEZONE {timezone} by this release: run `neuron-calls sync` first"
+        )
     if campaign is not None and not reader.has_campaign(campaign):
         raise ReportError(
             f"unknown campaign {campaign!r}: no call of the warehouse has it; list them with "

@@ -173,7 +173,7 @@ def _charts(data: ReportData, specs: dict[str, Any]) -> str:
     boxes = []
     for chart_id in specs:
         extra = _funnel_table(data) if chart_id == "funnel" else ""
-        wide = " wide" if chart_id in ("funnel", "daily-dispositions") else ""
+        wide = " wide" if chart_id in ("funnel", "daily-dispositions", "best-time") else ""
         boxes.append(
             f'<div class="chart{wide}"><div class="vis" id="{chart_id}"></div>{extra}</div>'
         )

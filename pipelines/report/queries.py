@@ -20,6 +20,10 @@ from ..warehouse import Warehouse, literal
 
 CALLBACK_ROWS = 200  # rows of the callback queue the page lists (the count says how many wait)
 SHARE_BINS = 10  # the customer-share histogram's bins (10 % each)
+ATTEMPT_CAMPAIGNS = 5  # the reach-by-attempt chart's lines: all campaigns, and the largest ones
+# the callback follow-up chart's bins: (label, upper bound in hours); NULL: no next call yet
+FOLLOWUP_BINS = (("within 1 h", 1), ("1–4 h", 4), ("4–24 h", 24), ("1–3 days", 72))
+FOLLOWUP_LATER, FOLLOWUP_NONE = "over 3 days", "not yet"
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,10 @@ class ReportData:
     customer_share: list[dict[str, Any]] = field(default_factory=list)
     languages: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
+    by_hour: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    followups: list[dict[str, Any]] = field(default_factory=list)
+    followup_median_hours: float | None = None
 
 
 class Reader:
@@ -166,7 +174,34 @@ class Reader:
             f"from {{schema}}.callback_queue where {window.started()} "
             f"and {window.of_campaign()} order by started_at, call_id limit {CALLBACK_ROWS}"
         )
+        self.read_reach(window, data)
         return data
+
+    def read_reach(self, window: Window, data: ReportData) -> None:
+        """When calls connect, how reach falls with each attempt, whether callbacks were
+        followed up: `calls_by_hour` and `attempt_funnel` on the window's calls,
+        `callback_followups` of the callbacks asked for in the window."""
+        data.by_hour = self.rows(self.windowed("calls_by_hour", window) + " order by 1, 2")
+        data.attempts = self.rows(
+            self.windowed("attempt_funnel", window) + " order by campaign_id nulls last, attempt"
+        )
+        followups = (
+            f"(select * from {{schema}}.callback_followups where "
+            f"{window.started('asked_at')} and {window.of_campaign()})"
+        )
+        bins = " ".join(
+            f"when hours_to_next_call < {hours} then {literal(label)}"
+            for label, hours in FOLLOWUP_BINS
+        )
+        data.followups = self.rows(
+            f"select case when next_call_id is null then {literal(FOLLOWUP_NONE)} {bins} "
+            f"else {literal(FOLLOWUP_LATER)} end as waited, count(*) as callbacks "
+            f"from {followups} as f group by 1"
+        )
+        (median,) = self.rows(
+            f"select median(hours_to_next_call)::double as hours from {followups} as f"
+        )
+        data.followup_median_hours = median["hours"]
 
     def headline(self, window: Window) -> Headline:
         funnel = self.rows(self.windowed("campaign_funnel", window))
