@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# the sandbox's campaigns are Indian: the demo's days and hours are Asia/Kolkata's unless set
 demo: $(STAMP)
-	$(BIN)/neuron-calls demo
+	SOURCES__NEURON__TIMEZONE=$${SOURCES__NEURON__TIMEZONE:-Asia/Kolkata} $(BIN)/neuron-calls demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 3 --dist worksteal  # 3 workers on 2 cores: the end-to-end tests mostly wait on processes and servers

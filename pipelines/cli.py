@@ -428,12 +428,13 @@ def _reading(args: argparse.Namespace, what: Any, failed: str = "cannot read the
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The report of a window, read-only like `sql`: never blocks a sync, never waits for one."""
+    zone = report.zone()
     first, last = (
-        report.utc_day(option, value) if value else None
+        report.business_day(option, value, zone) if value else None
         for option, value in (("--from", args.report_from), ("--to", args.report_to))
     )
     report.require_charts()
-    page = _reading(args, lambda wh: report.build(wh, first, last, args.campaign))
+    page = _reading(args, lambda wh: report.build(wh, first, last, args.campaign, zone))
     report.write(args.out, page)
     print(f"report       {args.out}")
     return 0

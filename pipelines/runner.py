@@ -374,8 +374,13 @@ def _segment(
             committed.in_place = not target.staged
             end = sync.feed.ended
             with Warehouse.of(pipeline) as wh:
-                if first or not end.more:
-                    apply_views(wh, options.sql_folder, committed.grants if first else ())
+                if first or not end.more:  # in TIMEZONE (checked with the settings at start)
+                    apply_views(
+                        wh,
+                        options.sql_folder,
+                        committed.grants if first else (),
+                        timezone=options.source_args.get("timezone"),
+                    )
                 remember_privacy(wh, privacy, reloaded=first and options.full_refresh)
                 committed.inserted = max(wh.count("calls") - committed.before, 0)
                 if end.last:  # the last segment: the run's row with it
@@ -476,7 +481,9 @@ def views_back(pipeline: Any, options: SyncOptions, grants: list[tuple[str, str]
     on the tables as they are, the old ones or the re-created ones (best effort)."""
     try:
         with Warehouse.of(pipeline) as wh:
-            apply_views(wh, options.sql_folder, grants)
+            apply_views(
+                wh, options.sql_folder, grants, timezone=options.source_args.get("timezone")
+            )
     except Exception as exc:  # noqa: BLE001 - the run's own failure is the one to report
         log.warning("could not create the views again after the failed load: %s", first_line(exc))
 

@@ -1,12 +1,13 @@
 """The SQL views of the dataset: one `.sql` file per view in `pipelines/sql/`.
 
 Each file holds one `create or replace view {schema}.<name> as ...` statement in DuckDB's
-dialect; `{schema}` becomes the dataset's qualified schema. The views are applied in the order
-their references to each other demand (a topological sort, no hand-kept list), transpiled to the
-destination's dialect, and re-created only when their SQL changed (a hash per view in
-`_neuron_views`), so an analyst's open transaction on a view does not stall a run. Nothing is
-ever dropped with `cascade`: a view Postgres cannot replace in place is rebuilt together with the
-views built on it, others' included (docs/warehouses.md).
+dialect; `{schema}` becomes the dataset's qualified schema and `{timezone}` the business time
+zone (the TIMEZONE setting) as a quoted literal, so the stored hashes change with it. The views
+are applied in the order their references to each other demand (a topological sort, no
+hand-kept list), transpiled to the destination's dialect, and re-created only when their SQL
+changed (a hash per view in `_neuron_views`), so an analyst's open transaction on a view does
+not stall a run. Nothing is ever dropped with `cascade`: a view Postgres cannot replace in place
+is rebuilt together with the views built on it, others' included (docs/warehouses.md).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import dependants
+from .neuron.dates import business_zone
 from .outcomes import EXIT_CONFIG, SyncAborted, first_line
 from .warehouse import Warehouse, literal
 
@@ -67,10 +69,17 @@ VIEW_NAMES: list[str] = view_order(view_files())
 REPORT_VIEWS: list[str] = [name for name in VIEW_NAMES if not name.startswith("stg_")]
 
 
-def view_sql(schema: str = '"neuron"', folder: Path | None = None) -> list[tuple[str, str]]:
+def render(sql: str, schema: str, timezone: str) -> str:
+    """A view's (or the report's) SQL for `schema` (already quoted) in the zone `timezone`."""
+    return sql.replace("{schema}", schema).replace("{timezone}", literal(timezone))
+
+
+def view_sql(
+    schema: str = '"neuron"', timezone: str = "UTC", folder: Path | None = None
+) -> list[tuple[str, str]]:
     """The `(view name, create statement)` pairs for `schema` (already quoted), in order."""
     files = view_files(folder)
-    return [(name, files[name].replace("{schema}", schema)) for name in view_order(files)]
+    return [(name, render(files[name], schema, timezone)) for name in view_order(files)]
 
 
 def _digest(statements: list[str]) -> str:
@@ -78,9 +87,14 @@ def _digest(statements: list[str]) -> str:
 
 
 def apply_views(
-    wh: Warehouse, folder: Path | None = None, grants: Sequence[tuple[str, str]] = ()
+    wh: Warehouse,
+    folder: Path | None = None,
+    grants: Sequence[tuple[str, str]] = (),
+    *,
+    timezone: str | None = None,
 ) -> list[str]:
     """Create the views that are missing or whose SQL changed; returns the ones (re)created.
+    `timezone`: the business zone (None: the TIMEZONE setting).
 
     All in one transaction (Postgres, DuckDB): readers see the old views or the new ones. A view
     Postgres cannot replace in place (its columns changed) is dropped and created again, and with
@@ -93,7 +107,7 @@ def apply_views(
         wh.execute(f"create schema if not exists {wh.schema()}")
         relations = wh.relations()
         stored = _stored_digests(wh, relations)
-        wanted = list(_wanted(wh, folder))
+        wanted = list(_wanted(wh, folder, timezone))
         rebuilt = _Rebuilt(wh, [name for name, _, _ in wanted])
         created: list[str] = []
         # a view dropped because it was built on one rebuilt is created again in a next pass
@@ -192,7 +206,7 @@ class _Rebuilt:
         )
 
 
-def outdated_views(wh: Warehouse) -> list[str]:
+def outdated_views(wh: Warehouse, timezone: str | None = None) -> list[str]:
     """The views `apply_views` would (re)create: missing, or their SQL changed. Reads only."""
     relations = wh.relations()
     if VIEWS_TABLE not in relations:
@@ -200,14 +214,18 @@ def outdated_views(wh: Warehouse) -> list[str]:
     stored = _read_digests(wh)
     return [
         name
-        for name, _, digest in _wanted(wh)
+        for name, _, digest in _wanted(wh, timezone=timezone)
         if relations.get(name) != "VIEW" or stored.get(name) != digest
     ]
 
 
-def _wanted(wh: Warehouse, folder: Path | None = None) -> Iterator[tuple[str, list[str], str]]:
-    """Each view's name, its statements for this warehouse, and their digest, in order."""
-    for name, sql in view_sql(wh.schema(), folder):
+def _wanted(
+    wh: Warehouse, folder: Path | None = None, timezone: str | None = None
+) -> Iterator[tuple[str, list[str], str]]:
+    """Each view's name, its statements for this warehouse and zone, and their digest (the
+    zone is in the statements: a new zone re-creates the views), in order."""
+    zone = business_zone() if timezone is None else timezone
+    for name, sql in view_sql(wh.schema(), zone, folder):
         statements = wh.transpile(sql)
         yield name, statements, _digest(statements)
 

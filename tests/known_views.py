@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 import duckdb
 
 from pipelines import views
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import Warehouse, literal
 
 
-def apply_views(conn: duckdb.DuckDBPyConnection, schema: str = "neuron") -> list[str]:
+def apply_views(
+    conn: duckdb.DuckDBPyConnection, schema: str = "neuron", timezone: str = "UTC"
+) -> list[str]:
     with Warehouse.on(conn, schema) as wh:
-        return views.apply_views(wh)
+        return views.apply_views(wh, timezone=timezone)
 
 
 def utc(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
@@ -47,6 +49,15 @@ CALLS = [
     ("c20", "cmp_a", "p15", "Mira", "completed", "callback", 45, "hi-IN", utc(3, 10)),
     ("c21", "cmp_a", "p15", "Mira", "in_progress", None, None, "hi-IN", utc(6, 14)),
     ("c22", None, "p16", "Nina", "completed", "dnd", 15, "hi-IN", utc(6, 15)),
+    # calls without a phone: each is a contact of its own, matching no other call
+    ("c23", "cmp_a", None, None, "completed", "callback", 30, "hi-IN", utc(4, 10)),
+    ("c24", None, None, "Omar", "completed", "dnd", 12, "en-IN", utc(4, 11)),
+    ("c25", "cmp_a", None, None, "completed", "not_interested", 50, "hi-IN", utc(5, 12)),
+    # a contact without a name: Mohan's phone again, his second attempt in cmp_c
+    ("c26", "cmp_c", "p13", None, "completed", "interested", 90, "hi-IN", utc(6, 16)),
+    # two attempts at the same instant: numbered by id, c27 first
+    ("c28", "cmp_c", "p17", "Om", "completed", "interested", 30, "hi-IN", utc(5, 14)),
+    ("c27", "cmp_c", "p17", "Om", "failed", "not_reachable", 0, "hi-IN", utc(5, 14)),
 ]
 
 # call_id, sentiment_overall
@@ -79,10 +90,11 @@ SPEAKER_SENTIMENT = [
 ]
 
 
-def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection, schema: str = "neuron") -> None:
-    """The tables of docs/tables.md as dlt makes them: extra `_dlt_*` and vendor columns too."""
-    conn.execute(f"create schema {schema}")
-    conn.execute(
+def dlt_like_tables(schema: str = "neuron") -> list[str]:
+    """The tables of docs/tables.md as dlt makes them: extra `_dlt_*` and vendor columns too
+    (DuckDB SQL)."""
+    return [
+        f"create schema {schema}",
         f"""
         create table {schema}.calls (
             id varchar, campaign_id varchar, contact_phone varchar, contact_name varchar,
@@ -91,65 +103,63 @@ def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection, schema: str = "neuro
             has_recording boolean, sip_trunk varchar,
             _dlt_load_id varchar not null, _dlt_id varchar not null
         )
-        """
-    )
-    conn.execute(
+        """,
         f"""
         create table {schema}.transcripts (
             call_id varchar, job_id varchar, language varchar, duration_seconds bigint,
             summary varchar, sentiment_overall double,
             _dlt_load_id varchar not null, _dlt_id varchar not null
         )
-        """
-    )
-    conn.execute(
+        """,
         f"""
         create table {schema}.transcript_segments (
             call_id varchar, segment_index bigint, speaker varchar, text varchar,
             start_time double, end_time double, confidence double,
             _dlt_load_id varchar not null, _dlt_id varchar not null
         )
-        """
-    )
-    conn.execute(
+        """,
         f"""
         create table {schema}.speaker_sentiment (
             call_id varchar, speaker varchar, sentiment double,
             _dlt_load_id varchar not null, _dlt_id varchar not null
         )
-        """
-    )
+        """,
+    ]
 
 
-def load_known_data(conn: duckdb.DuckDBPyConnection) -> None:
+def _values(*values: object) -> str:
+    return ", ".join(literal(v) for v in values)
+
+
+def known_data() -> list[str]:
+    """The hand-made data set as inserts into the tables of `dlt_like_tables` (DuckDB SQL)."""
+    inserts = []
     for n, (id_, cmp, phone, name, status, disp, dur, lang, started) in enumerate(CALLS):
-        conn.execute(
-            "insert into neuron.calls values (?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?, true, 'x',"
-            " 'load1', ?)",
-            [id_, cmp, phone, name, status, disp, dur, lang, started, f"job_{id_}", f"d{n}"],
-        )
+        row = _values(id_, cmp, phone, name, status, disp, dur, lang, started, None)
+        row += ", " + _values(f"job_{id_}", True, "x", "load1", f"d{n}")
+        inserts.append(f"insert into neuron.calls values ({row})")
     for call_id, overall in TRANSCRIPTS:
-        conn.execute(
-            "insert into neuron.transcripts values (?, ?, 'hi-IN', 60, 'summary', ?, 'load1', ?)",
-            [call_id, f"job_{call_id}", overall, f"t_{call_id}"],
-        )
+        row = _values(call_id, f"job_{call_id}", "hi-IN", 60, "summary", overall, "load1")
+        inserts.append(f"insert into neuron.transcripts values ({row}, {literal('t_' + call_id)})")
     for n, (call_id, speaker, start, end) in enumerate(SEGMENTS):
-        conn.execute(
-            "insert into neuron.transcript_segments values (?, ?, ?, 'text', ?, ?, 0.9,"
-            " 'load1', ?)",
-            [call_id, n, speaker, start, end, f"s{n}"],
-        )
+        row = _values(call_id, n, speaker, "text", start, end, 0.9, "load1", f"s{n}")
+        inserts.append(f"insert into neuron.transcript_segments values ({row})")
     for n, (call_id, speaker, sentiment) in enumerate(SPEAKER_SENTIMENT):
-        conn.execute(
-            "insert into neuron.speaker_sentiment values (?, ?, ?, 'load1', ?)",
-            [call_id, speaker, sentiment, f"ss{n}"],
-        )
+        row = _values(call_id, speaker, sentiment, "load1", f"ss{n}")
+        inserts.append(f"insert into neuron.speaker_sentiment values ({row})")
+    return inserts
 
 
-def known_views_db() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with dlt-like tables, the hand-made data set and the views on it."""
+def create_dlt_like_tables(conn: duckdb.DuckDBPyConnection, schema: str = "neuron") -> None:
+    for statement in dlt_like_tables(schema):
+        conn.execute(statement)
+
+
+def known_views_db(timezone: str = "UTC") -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with dlt-like tables, the hand-made data set and the views on it,
+    in the business zone `timezone`."""
     conn = duckdb.connect()
-    create_dlt_like_tables(conn)
-    load_known_data(conn)
-    apply_views(conn)
+    for statement in dlt_like_tables() + known_data():
+        conn.execute(statement)
+    apply_views(conn, timezone=timezone)
     return conn

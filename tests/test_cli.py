@@ -140,8 +140,12 @@ def test_base_url_that_is_no_http_url_exits_2(home: Path) -> None:
             {"SOURCES__NEURON__LOOKBACK_MINUTES": "-5"},
             ["SOURCES__NEURON__LOOKBACK_MINUTES", "at least 0", "-5"],
         ),
+        (
+            {"SOURCES__NEURON__TIMEZONE": "Asia/Mumbai"},
+            ["SOURCES__NEURON__TIMEZONE 'Asia/Mumbai' is not an IANA time zone", "Asia/Kolkata"],
+        ),
     ],
-    ids=["not-a-number", "out-of-range", "negative-lookback"],
+    ids=["not-a-number", "out-of-range", "negative-lookback", "unknown-time-zone"],
 )
 def test_bad_setting_exits_2_naming_it(
     home: Path, sandbox: Sandbox, setting: dict[str, str], words: list[str]

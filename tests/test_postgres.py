@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import subprocess
 import sys
@@ -38,6 +39,8 @@ def _rounded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     def plain(value: Any) -> Any:
         if isinstance(value, float):
             return None if math.isnan(value) else round(value, 9)
+        if isinstance(value, dt.datetime) and value.tzinfo:  # whatever the session's zone
+            return value.astimezone(dt.UTC).isoformat()
         if hasattr(value, "isoformat"):
             return value.isoformat()
         return value
@@ -244,3 +247,41 @@ def test_erasure_and_a_zero_segment_transcript_are_repaired_on_postgres(
     assert on_pg("select call_id from neuron.deleted_calls") == [(erased["id"],)]
     for table in ("calls", "transcripts", "transcript_segments", "speaker_sentiment"):
         assert on_pg(f"select count(*) from neuron.{table} where _deleted") == [(0,)], table
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata"])
+def test_the_views_on_hand_made_data_are_duckdbs_on_postgres(
+    pg: str, tmp_path: Path, zone: str
+) -> None:
+    """Every view on the hand-made data set of test_views, in a business zone, on Postgres: the
+    rows worked out by hand there (on DuckDB) are Postgres's too, whatever the session zone."""
+    import dlt
+    import sqlglot
+
+    from pipelines.views import apply_views
+    from pipelines.warehouse import Warehouse
+
+    from .test_views import (
+        EXPECTED_ATTEMPT_FUNNEL,
+        dlt_like_tables,
+        known_data,
+        known_views_db,
+    )
+
+    pipeline = dlt.pipeline(
+        "hand_made", destination="postgres", dataset_name="neuron", pipelines_dir=str(tmp_path)
+    )
+    with Warehouse.of(pipeline) as wh:
+        for statement in dlt_like_tables() + known_data():
+            wh.execute(*sqlglot.transpile(statement, read="duckdb", write="postgres"))
+        apply_views(wh, zone)
+    on_duckdb = known_views_db(zone)
+    session = "&" if "?" in pg else "?"
+    on_pg = fetcher(f"{pg}{session}options=-c%20TimeZone%3DPacific/Auckland")
+    for view in REPORT_VIEWS:
+        want = _rounded(on_duckdb.execute(f"select * from neuron.{view}").fetchall())
+        assert want, view
+        assert _rounded(on_pg(f"select * from neuron.{view}")) == want, view
+    assert _rounded(on_pg("select * from neuron.attempt_funnel")) == _rounded(
+        EXPECTED_ATTEMPT_FUNNEL
+    )

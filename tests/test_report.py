@@ -114,11 +114,12 @@ def test_the_page_renders_every_chart_offline_with_the_views_numbers(
     assert opened.errors == []
     assert opened.requests == [out.resolve().as_uri()]  # the file itself, nothing else
     charts = specs(out.read_text())
-    assert len(charts) == 6
+    assert len(charts) == 9
     for chart_id in charts:  # every chart drew marks into an SVG
         assert opened.page.locator(f"#{chart_id} svg .role-mark path").count() > 0, chart_id
     assert_figures_are_the_views(opened, synced)
     assert_charts_are_the_views(charts, synced)
+    assert_reach_is_the_views(charts, synced)
 
 
 def test_the_charts_read_at_a_glance(synced: Path, browser: Any) -> None:
@@ -224,6 +225,50 @@ def assert_charts_are_the_views(charts: dict[str, Any], home: Path) -> None:
         for c in ("daily-dispositions", "languages", "sentiment")
     ]
     assert scales[0] == scales[1] == scales[2]
+
+
+def assert_reach_is_the_views(charts: dict[str, Any], home: Path) -> None:
+    """The heatmap, reach by attempt and callback follow-up charts draw the views' figures."""
+    weekdays = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    cells = {
+        (weekdays[weekday - 1], hour): (calls, connected)
+        for weekday, hour, calls, connected in views(
+            home, "select weekday, hour, calls, connected from neuron.calls_by_hour"
+        )
+    }
+    drawn = {
+        (v["weekday"], v["hour"]): (v["calls"], v["connected"])
+        for v in charts["best-time"]["data"]["values"]
+    }
+    assert drawn == cells and len(cells) > 100
+    overall = {
+        attempt: (int(calls), int(connected))
+        for attempt, calls, connected in views(
+            home,
+            "select attempt, sum(calls), sum(connected) from neuron.attempt_funnel group by 1",
+        )
+    }
+    reach = charts["reach-by-attempt"]["data"]["values"]
+    overall = {attempt: n for attempt, n in overall.items() if n[0] >= 10}  # fewer: not drawn
+    assert {
+        v["attempt"]: (v["calls"], v["connected"])
+        for v in reach
+        if v["campaign"] == "all campaigns"
+    } == overall
+    assert len(overall) >= 3  # the sandbox dials contacts several times
+    rates = [overall[a][1] / overall[a][0] for a in sorted(overall)][:3]
+    assert rates == sorted(rates, reverse=True)  # later attempts connect less often
+    ((asked, followed, median),) = views(
+        home,
+        "select count(*), count(next_call_id), median(hours_to_next_call) "
+        "from neuron.callback_followups",
+    )
+    followups = charts["callback-followups"]
+    counts = {v["waited"]: v["callbacks"] for v in followups["data"]["values"]}
+    assert sum(counts.values()) == asked > 0 and counts["not yet"] == asked - followed
+    assert followups["title"]["subtitle"][0] == (
+        f"{followed / asked:.0%} followed up, median {median:.1f} h to the next call"
+    )
 
 
 def test_a_week_of_one_campaign_compares_with_the_week_before(synced: Path) -> None:
@@ -332,7 +377,7 @@ def test_postgres_gives_the_same_report(
 
     def shown(html: str) -> Any:
         body = re.sub(
-            r"generated [\d-]+ [\d:]+ UTC", "", html.split('<script type="application/json"')[0]
+            r"generated [\d-]+ [\d:]+", "", html.split('<script type="application/json"')[0]
         )
         return body.split("</style>")[1], specs(html)
 
@@ -353,3 +398,54 @@ def same_values(got: dict[str, Any], want: dict[str, Any]) -> bool:
         )
         for a, b in pairs
     )
+
+
+def test_the_report_is_in_the_business_zone(
+    sandbox: Sandbox, tmp_path: Path, synced: Path, browser: Any
+) -> None:
+    """A sync and its report in Asia/Kolkata: the page names the zone, its days and hours are
+    Kolkata's; a report in another zone than the views' is refused with one line."""
+    (tmp_path / "cache.json").write_text((synced / "cache.json").read_text())
+    page = tmp_path / "kolkata.html"
+    env = sandbox_env(
+        tmp_path, sandbox,
+        SOURCES__NEURON__TIMEZONE="Asia/Kolkata", SOURCES__NEURON__REPORT_FILE=str(page),
+    )  # fmt: skip
+    done = run_cli(tmp_path, sync_args(tmp_path / "calls.duckdb"), env | cache_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    opened = open_report(browser, page)
+    assert opened.errors == []
+    assert "days and hours in Asia/Kolkata" in opened.page.locator("header").inner_text()
+    assert specs(page.read_text())["daily-dispositions"]["encoding"]["x"]["title"] == (
+        "day (Asia/Kolkata)"
+    )
+    everything = tmp_path / "everything.html"
+    kolkata = cli_env(tmp_path, SOURCES__NEURON__TIMEZONE="Asia/Kolkata") | cache_env(tmp_path)
+    args = ("--duckdb", str(tmp_path / "calls.duckdb"), "--out", str(everything), *EVERYTHING)
+    done = run_cli(tmp_path, report_argv(*args), kolkata)
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(tmp_path / "calls.duckdb"), read_only=True) as conn:
+        want = dict(
+            conn.execute(
+                "select extract(hour from started_at at time zone 'Asia/Kolkata'), count(*) "
+                "from neuron.calls where status in ('completed', 'failed') group by 1"
+            ).fetchall()
+        )
+    hours: dict[int, int] = {}
+    for v in specs(everything.read_text())["best-time"]["data"]["values"]:
+        hours[v["hour"]] = hours.get(v["hour"], 0) + v["calls"]
+    assert hours == want
+    # the sandbox's calls are mostly in Indian business hours
+    assert sum(n for h, n in hours.items() if 9 <= h < 20) > 0.8 * sum(hours.values())
+    utc = run_cli(
+        tmp_path,
+        report_argv("--duckdb", str(tmp_path / "calls.duckdb"), "--out", str(tmp_path / "u.html")),
+        cli_env(tmp_path) | cache_env(tmp_path),
+    )
+    assert_one_line(utc, runner.EXIT_CONFIG, "not made for TIMEZONE UTC", "neuron-calls sync")
+    bad = run_cli(
+        tmp_path,
+        report_argv("--duckdb", str(tmp_path / "calls.duckdb")),
+        cli_env(tmp_path, SOURCES__NEURON__TIMEZONE="India/Mumbai") | cache_env(tmp_path),
+    )
+    assert_one_line(bad, runner.EXIT_CONFIG, "SOURCES__NEURON__TIMEZONE 'India/Mumbai'")

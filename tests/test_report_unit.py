@@ -25,10 +25,10 @@ def conn() -> duckdb.DuckDBPyConnection:
 
 
 def test_dates_are_whole_utc_days_and_bad_ones_say_so() -> None:
-    assert report.utc_day("--from", "2026-11-01") == D(2026, 11, 1)
-    assert report.utc_day("--to", "2026-11-01T23:30:00-02:00") == D(2026, 11, 2)  # UTC's day
+    assert report.business_day("--from", "2026-11-01") == D(2026, 11, 1)
+    assert report.business_day("--to", "2026-11-01T23:30:00-02:00") == D(2026, 11, 2)  # UTC's day
     with pytest.raises(report.ReportError, match="--from 'yesterday' is not an ISO 8601 date"):
-        report.utc_day("--from", "yesterday")
+        report.business_day("--from", "yesterday")
     with pytest.raises(report.ReportError, match="--from 2026-11-02 is after --to 2026-11-01"):
         report.window_of(D(2026, 11, 2), D(2026, 11, 1), None, None)
 
@@ -141,3 +141,36 @@ def test_callbacks_waiting_compare_like_with_like(conn: duckdb.DuckDBPyConnectio
     assert data.queued == 3  # the queue as it stands: the same for a window up to the data's end
     # c04 (cmp_a) was followed up by c09 of cmp_b: a later call of any campaign counts
     assert (campaign.headline.callbacks_waiting, campaign.queued) == (2, 0)
+
+
+def test_days_are_the_business_zones() -> None:
+    assert report.business_day("--to", "2026-11-01T20:00:00Z", "Asia/Kolkata") == D(2026, 11, 2)
+    assert report.business_day("--from", "2026-11-01", "Asia/Kolkata") == D(2026, 11, 1)
+    window = Window(D(2026, 11, 1), D(2026, 11, 1), zone="Asia/Kolkata")
+    # the day starts at its midnight in Kolkata: 18:30 UTC the day before
+    assert "'2026-11-01T00:00:00+05:30'" in window.started()
+    assert "'2026-11-02T00:00:00+05:30'" in window.started()
+
+
+def test_the_report_is_in_the_zone_the_views_were_made_in() -> None:
+    conn = known_views_db("Asia/Kolkata")
+    with Warehouse.on(conn) as wh:
+        page = report.build(wh, D(2024, 3, 2), D(2024, 3, 2), timezone="Asia/Kolkata")
+        week = report.build(wh, D(2024, 3, 1), D(2024, 3, 7), timezone="Asia/Kolkata")
+        with pytest.raises(report.ReportError, match="not made for TIMEZONE UTC"):
+            report.build(wh, D(2024, 3, 2), D(2024, 3, 2), timezone="UTC")
+    # 2 March in Kolkata: c02 c03 c04 c05 c08 c17 (c07 is on 3 March there)
+    (calls,) = conn.execute(
+        "select sum(calls) from neuron.disposition_daily where day = date '2024-03-02'"
+    ).fetchone() or (0,)
+    assert calls == 6
+    assert count_shown(page, "calls") == calls
+    assert "days and hours in Asia/Kolkata" in page
+    assert "asked at (Asia/Kolkata)" in week
+    assert "<tr><td>2024-03-05 15:30</td>" in week  # c12's callback at 10:00 UTC, in Kolkata
+
+
+def count_shown(page: str, key: str) -> int:
+    shown = re.search(rf'data-figure="{key}">.*?class="value">([\d,]+)<', page)
+    assert shown, key
+    return int(shown.group(1).replace(",", ""))

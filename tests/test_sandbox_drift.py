@@ -57,10 +57,11 @@ def post(sb: Sandbox, path: str, body: bytes) -> httpx.Response:
 # -- relabel ---------------------------------------------------------------------------------
 def test_relabel_shows_in_list_details_filters_and_truth(make_sandbox: Make) -> None:
     sb = make_sandbox()
-    call = next(
+    truth = sb.truth()
+    call = next(  # a transcript ready (not still processing), which the relabel leaves alone
         x
-        for x in sb.truth()["calls"]
-        if x["disposition"] == "interested" and x["transcript_job_id"]
+        for x in truth["calls"]
+        if x["disposition"] == "interested" and x["id"] in truth["transcripts"]
     )
     before = {d: total(sb, disposition=d) for d in ("interested", "not_interested")}
     everything = total(sb)

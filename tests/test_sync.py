@@ -357,3 +357,35 @@ def test_demo_refuses_to_overwrite_a_real_database(sandbox, tmp_path):
     assert main(["demo", "--duckdb", str(db), "--calls", "10"]) == runner.EXIT_CONFIG
     assert db.stat().st_size == before
     assert_matches_truth(db, sandbox.truth())
+
+
+def test_calls_without_a_phone_are_contacts_of_their_own(make_sandbox, tmp_path):
+    """The sandbox serves some calls without a phone (and some without a name): each matches no
+    other call, so its callback waits in the queue and its DND counts no one else's calls."""
+    sandbox = make_sandbox(calls=1000)
+    no_phone = [
+        c
+        for c in sandbox.truth()["calls"]
+        if c["contact"]["phone"] is None and c["status"] != "in_progress"
+    ]
+    for call in no_phone[:2]:  # a DND without a phone, and one after it: someone else's call
+        sandbox.relabel(call["id"], disposition="dnd")
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    db = tmp_path / "calls.duckdb"
+    truth = sandbox.truth()["calls"]
+    no_phone = [c for c in truth if c["contact"]["phone"] is None]
+    assert 0 < len(no_phone) < 0.05 * len(truth)
+    assert any(c["contact"]["name"] is None for c in truth)
+    callbacks = sorted(c["id"] for c in no_phone if c["disposition"] == "callback")
+    dnd = sorted(c["started_at"] for c in no_phone if c["disposition"] == "dnd")
+    assert callbacks and dnd
+    waiting = query(
+        db, "select call_id from neuron.callback_queue where contact_phone is null order by 1"
+    )
+    assert [row[0] for row in waiting] == callbacks
+    rows = query(
+        db,
+        "select strftime(first_dnd_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%SZ'), calls_after_dnd "
+        "from neuron.dnd_contacts where contact_phone is null order by 1",
+    )
+    assert rows == [(started, 0) for started in dnd]

@@ -21,7 +21,7 @@ from dlt.common.typing import TSecretStrValue
 from . import settings
 from .audit import WarehouseReader
 from .client import ConfigError, NeuronClient, check_settings
-from .dates import window_bound
+from .dates import business_zone, window_bound
 from .model import SyncPlan, SyncReport
 from .pii import Privacy, privacy_of
 
@@ -46,6 +46,7 @@ class NeuronSettings:
     pii: str = settings.DEFAULT_PII
     pii_key: TSecretStrValue | None = field(default=None, repr=False)  # a secret
     pii_archive_recordings: bool = False
+    timezone: str = settings.DEFAULT_TIMEZONE  # the views' and the report's, not the source's
 
     def __post_init__(self) -> None:
         check_settings(self.api_key if isinstance(self.api_key, str) else None, self.base_url)
@@ -76,6 +77,7 @@ class NeuronSettings:
                 )
         self.start  # noqa: B018 - a bad start date fails here, not at extraction
         self.privacy()  # a bad policy or key fails here too
+        business_zone(self.timezone)
 
     def privacy(self) -> Privacy:
         """The personal data policy these settings ask for (docs/pii.md)."""

@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import dlt
 import pendulum
 
+from . import settings
 from .errors import ConfigError
 from .rows import to_utc
 
@@ -35,3 +37,18 @@ def window_bound(name: str, value: Any, *, end: bool = False) -> pendulum.DateTi
     if end and is_bare_date(value):
         return moment.add(days=1).subtract(seconds=1)
     return moment
+
+
+def business_zone(name: str | None = None) -> str:
+    """The business time zone of the views and the report: `name`, else the TIMEZONE setting
+    (SOURCES__NEURON__TIMEZONE, default UTC). ConfigError for a name that is no IANA zone."""
+    if name is None:
+        name = dlt.config.get("sources.neuron.timezone", str) or settings.DEFAULT_TIMEZONE
+    try:
+        pendulum.timezone(name)
+    except Exception:  # noqa: BLE001 - pendulum's InvalidTimezone, or a name it cannot read
+        raise ConfigError(
+            f"{settings.env_var('timezone')} {str(name)[:40]!r} is not an IANA time zone name: "
+            "use one such as Asia/Kolkata or UTC"
+        ) from None
+    return name

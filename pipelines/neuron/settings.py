@@ -114,6 +114,8 @@ DOCUMENTED_DISPOSITIONS = (
 
 # -- every setting of the source, the one list -------------------------------------------------
 DEFAULT_PII = "keep"  # or "pseudonymize"
+# the business time zone (an IANA name): the views' and the report's days and hours are its
+DEFAULT_TIMEZONE = "UTC"
 
 
 class Setting(NamedTuple):
@@ -151,4 +153,5 @@ SETTINGS = (
     Setting("pii_key", None, "the key for pseudonymized values", secret=True),
     Setting("pii_archive_recordings", False, "under pseudonymize: archive recordings anyway"),
     Setting("report_file", DEFAULT_REPORT_FILE, "write the HTML report after each sync; none: off"),
+    Setting("timezone", DEFAULT_TIMEZONE, "the business time zone of the views and the report"),
 )

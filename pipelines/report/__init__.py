@@ -1,8 +1,9 @@
 """The disposition report: one self-contained HTML file with charts, read from the views only.
 
-`build(wh, ...)` returns the page for a window of UTC days (default: the DEFAULT_DAYS up to the
-warehouse's last day with calls); `write(path, page)` replaces the file atomically, so a wall
-screen or a mail job never reads half a report. `queries` reads, `charts` draws, `page` lays out.
+`build(wh, ...)` returns the page for a window of days in the business time zone (TIMEZONE;
+default: the DEFAULT_DAYS up to the warehouse's last day with calls); `write(path, page)`
+replaces the file atomically, so a wall screen or a mail job never reads half a report.
+`queries` reads, `charts` draws, `page` lays out.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import pendulum
 
 from ..neuron import settings
-from ..neuron.rows import to_utc
+from ..neuron.dates import business_zone
+from ..neuron.errors import ConfigError
 from ..outcomes import SyncAborted, explain
+from ..views import outdated_views
 from ..warehouse import Warehouse
 from .page import render
 from .queries import Reader, Window
@@ -40,8 +44,9 @@ __all__ = [
     "build",
     "default_funnel",
     "require_charts",
-    "utc_day",
+    "business_day",
     "write",
+    "zone",
 ]
 
 
@@ -55,8 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=Path(DEFAULT_REPORT_FILE), metavar="FILE",
         help=f"the HTML file (default {DEFAULT_REPORT_FILE})",
     )  # fmt: skip
-    parser.add_argument("--from", dest="report_from", metavar="DATE", help="first UTC day")
-    parser.add_argument("--to", dest="report_to", metavar="DATE", help="last UTC day (included)")
+    parser.add_argument(
+        "--from", dest="report_from", metavar="DATE", help="first day (in TIMEZONE)"
+    )
+    parser.add_argument(
+        "--to", dest="report_to", metavar="DATE", help="last day (in TIMEZONE, included)"
+    )
     parser.add_argument("--campaign", metavar="ID", help="only this campaign_id")
 
 
@@ -68,10 +77,22 @@ def require_charts() -> None:
         )
 
 
-def utc_day(option: str, value: str) -> dt.date:
-    """The UTC day a `--from`/`--to` value names (a bare date, or the day of a timestamp)."""
+def zone() -> str:
+    """The business time zone of the report (the TIMEZONE setting): its days, hours, labels."""
     try:
-        return to_utc(value).date()
+        return business_zone()
+    except ConfigError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def business_day(option: str, value: str, timezone: str = settings.DEFAULT_TIMEZONE) -> dt.date:
+    """The day a `--from`/`--to` value names in `timezone`: a bare date is that day, a
+    timestamp the day it falls on there."""
+    try:
+        moment = pendulum.parse(value.strip(), tz=timezone)
+        if not isinstance(moment, pendulum.DateTime):  # a duration, a time of day
+            raise ValueError(value)
+        return moment.in_timezone(timezone).date()
     except ValueError:
         raise ReportError(
             f"{option} {value!r} is not an ISO 8601 date or timestamp, e.g. 2026-11-01"
@@ -79,19 +100,23 @@ def utc_day(option: str, value: str) -> dt.date:
 
 
 def window_of(
-    first: dt.date | None, last: dt.date | None, campaign: str | None, latest: dt.date | None
+    first: dt.date | None,
+    last: dt.date | None,
+    campaign: str | None,
+    latest: dt.date | None,
+    timezone: str = settings.DEFAULT_TIMEZONE,
 ) -> Window:
-    """The days asked for; a missing end is the last day with calls, a missing start the
-    DEFAULT_DAYS up to the end."""
+    """The days asked for; a missing end is the last day with calls (else today in
+    `timezone`), a missing start the DEFAULT_DAYS up to the end."""
     if last is None:
-        last = latest or dt.datetime.now(dt.UTC).date()
+        last = latest or pendulum.now(timezone).date()
         if first is not None and first > last:
             last = first
     if first is None:
         first = last - dt.timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
         raise ReportError(f"--from {first} is after --to {last}: give the earlier day first")
-    return Window(first, last, campaign)
+    return Window(first, last, campaign, timezone)
 
 
 def build(
@@ -99,19 +124,27 @@ def build(
     first: dt.date | None = None,
     last: dt.date | None = None,
     campaign: str | None = None,
+    timezone: str | None = None,
 ) -> str:
-    """The report's HTML for the window; ReportError for a campaign the warehouse never saw."""
-    reader = Reader(wh)
+    """The report's HTML for the window, in `timezone` (None: the TIMEZONE setting);
+    ReportError for a campaign the warehouse never saw."""
+    timezone = zone() if timezone is None else timezone
+    reader = Reader(wh, timezone)
     if "stg_calls" not in wh.relations():
         raise ReportError("the warehouse has no views yet: run `neuron-calls sync` first")
+    if stale := outdated_views(wh, timezone):  # made in another zone, or by another release
+        raise ReportError(
+            f"the views ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}) were not made "
+            f"for TIMEZONE {timezone} by this release: run `neuron-calls sync` first"
+        )
     if campaign is not None and not reader.has_campaign(campaign):
         raise ReportError(
             f"unknown campaign {campaign!r}: no call of the warehouse has it; list them with "
             '`neuron-calls sql "select campaign_id from neuron.campaign_funnel"`'
         )
     latest = reader.latest_day()
-    window = window_of(first, last, campaign, latest)
-    return render(reader.read(window), dt.datetime.now(dt.UTC), latest)
+    window = window_of(first, last, campaign, latest, timezone)
+    return render(reader.read(window), pendulum.now(timezone), latest)
 
 
 def default_funnel(wh: Warehouse) -> tuple[Window, list[dict[str, Any]]]:

@@ -10,7 +10,14 @@ import datetime as dt
 from typing import Any
 
 from ..neuron.settings import DOCUMENTED_DISPOSITIONS
-from .queries import SHARE_BINS, ReportData
+from .queries import (
+    ATTEMPT_CAMPAIGNS,
+    FOLLOWUP_BINS,
+    FOLLOWUP_LATER,
+    FOLLOWUP_NONE,
+    SHARE_BINS,
+    ReportData,
+)
 
 Spec = dict[str, Any]
 
@@ -73,10 +80,17 @@ def _rows(field: str, sort: Any, offset: str | None = None, offset_sort: Any = N
 DAY_AXIS: Spec = {
     "field": "day",
     "type": "temporal",
-    "timeUnit": "utcyearmonthdate",
-    "title": "day (UTC)",
+    "timeUnit": "utcyearmonthdate",  # a date: read and shown as it is, whatever the viewer's zone
+    "title": "day",
     "axis": {"format": "%b %d"},
 }
+
+
+def _day_axis(data: ReportData) -> Spec:
+    """The day axis, titled with the business zone the days are in."""
+    return {**DAY_AXIS, "title": f"day ({data.window.zone})"}
+
+
 CALLS_SUM: Spec = {
     "field": "calls",
     "type": "quantitative",
@@ -132,7 +146,7 @@ def daily_dispositions(data: ReportData, scale: Spec) -> Spec:
         "x": {
             "field": "day",
             "type": "ordinal",
-            "title": DAY_AXIS["title"],
+            "title": _day_axis(data)["title"],
             "scale": {"domain": days},
             "axis": {"labelExpr": "utcFormat(toDate(datum.value), '%b %d')", "labelAngle": -40},
         },
@@ -140,7 +154,7 @@ def daily_dispositions(data: ReportData, scale: Spec) -> Spec:
         "color": _disposition(scale),
         "order": {"field": "disposition"},
     }
-    subtitle = "final calls per UTC day, stacked by disposition"
+    subtitle = f"final calls per day ({data.window.zone}), stacked by disposition"
     return _chart("Dispositions per day", subtitle, values, encoding)
 
 
@@ -152,7 +166,7 @@ def daily_rates(data: ReportData) -> Spec:
         if row[key] is not None
     ]
     encoding = {
-        "x": DAY_AXIS,
+        "x": _day_axis(data),
         "y": {
             "field": "value",
             "type": "quantitative",
@@ -282,6 +296,164 @@ def languages(data: ReportData, scale: Spec) -> Spec:
     return _chart("Language mix", subtitle, values, encoding, step=28)
 
 
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # ISO 1..7
+FEW_CALLS = 5  # a heatmap cell with fewer calls is grey: its rate says little
+ATTEMPT_MIN_CALLS = 10  # an attempt's point needs this many calls (fewer: noise, not a trend)
+# all campaigns dark and thick, then one colour a campaign (none of them black)
+ATTEMPT_COLOURS = ["#1d2733", "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9"]
+ALL_CAMPAIGNS = "all campaigns"
+
+
+def best_time(data: ReportData) -> Spec:
+    """The connect rate per weekday x hour of the business zone: when to call."""
+    values = [
+        {
+            "weekday": WEEKDAYS[int(row["weekday"]) - 1],
+            "hour": int(row["hour"]),
+            "calls": int(row["calls"]),
+            "connected": int(row["connected"]),
+            "connect_rate": round(float(row["connect_rate"]), 4),
+        }
+        for row in data.by_hour
+        if row["connect_rate"] is not None
+    ]
+    zone = data.window.zone
+    encoding = {
+        "x": {
+            "field": "hour",
+            "type": "ordinal",
+            "title": f"hour of the day ({zone})",
+            "scale": {"domain": list(range(24))},
+            "axis": {"labelAngle": 0},
+        },
+        "y": {"field": "weekday", "type": "ordinal", "title": None, "sort": list(WEEKDAYS)},
+        "color": {
+            "condition": {"test": f"datum.calls < {FEW_CALLS}", "value": "#dde3ea"},
+            "field": "connect_rate",
+            "type": "quantitative",
+            "title": "connect rate",
+            "scale": {"scheme": "viridis", "domain": [0, 1]},
+            "legend": {"format": ".0%", "orient": "right"},
+        },
+        "tooltip": [
+            {"field": "weekday", "title": "weekday"},
+            {"field": "hour", "title": f"hour ({zone})"},
+            {"field": "calls", "title": "final calls"},
+            {"field": "connected", "title": "connected"},
+            {"field": "connect_rate", "title": "connect rate", "format": ".1%"},
+        ],
+    }
+    subtitle = (
+        f"connected / final calls by weekday and hour started ({zone}); "
+        f"grey: fewer than {FEW_CALLS} calls, empty: none"
+    )
+    return _chart("Best time to call", subtitle, values, encoding, mark={"type": "rect"}, step=26)
+
+
+def _attempt(campaign: str, attempt: int, calls: int, connected: int) -> dict[str, Any]:
+    rate = round(connected / calls, 4)
+    return {"campaign": campaign, "attempt": attempt, "calls": calls, "connected": connected,
+            "connect_rate": rate}  # fmt: skip
+
+
+def reach_by_attempt(data: ReportData) -> Spec:
+    """The connect rate of the 1st, 2nd, ... attempt to a contact: all campaigns, and the
+    ATTEMPT_CAMPAIGNS largest."""
+    overall: dict[int, tuple[int, int]] = {}
+    size: dict[str, int] = {}
+    values = []
+    for row in data.attempts:
+        attempt, calls, connected = int(row["attempt"]), int(row["calls"]), int(row["connected"])
+        before = overall.get(attempt, (0, 0))
+        overall[attempt] = (before[0] + calls, before[1] + connected)
+        campaign = row["campaign_id"] or "(direct calls)"
+        size[campaign] = size.get(campaign, 0) + calls
+        values.append(_attempt(campaign, attempt, calls, connected))
+    largest = sorted(size, key=lambda c: (-size[c], c))[:ATTEMPT_CAMPAIGNS]
+    values = [v for v in values if v["campaign"] in largest]
+    values += [_attempt(ALL_CAMPAIGNS, a, *overall[a]) for a in sorted(overall)]
+    values = [v for v in values if v["calls"] >= ATTEMPT_MIN_CALLS]
+    series = [ALL_CAMPAIGNS, *largest]
+    encoding = {
+        "x": {
+            "field": "attempt",
+            "type": "ordinal",
+            "title": "attempt to the contact within the campaign (1st, 2nd, …)",
+            "axis": {"labelAngle": 0},
+        },
+        "y": {
+            "field": "connect_rate",
+            "type": "quantitative",
+            "title": "connect rate (%)",
+            "axis": {"format": ".0%"},
+            "scale": {"domain": [0, 1]},
+        },
+        "color": {
+            "field": "campaign",
+            "type": "nominal",
+            "title": "campaign",
+            "sort": series,
+            "scale": {"domain": series, "range": ATTEMPT_COLOURS[: len(series)]},
+        },
+        "strokeWidth": {
+            "condition": {"test": f"datum.campaign === '{ALL_CAMPAIGNS}'", "value": 4},
+            "value": 1.5,
+        },
+        "tooltip": [
+            {"field": "campaign"},
+            {"field": "attempt"},
+            {"field": "calls", "title": "final calls"},
+            {"field": "connected"},
+            {"field": "connect_rate", "title": "connect rate", "format": ".1%"},
+        ],
+    }
+    return _chart(
+        "Reach by attempt",
+        [
+            "connected / final calls of the 1st, 2nd, … attempt to a contact in a campaign",
+            f"the window's calls, numbered per contact; points of {ATTEMPT_MIN_CALLS}+ calls",
+        ],
+        values,
+        encoding,
+        mark={"type": "line", "point": True},
+    )
+
+
+def callback_followups(data: ReportData) -> Spec:
+    """The window's callbacks by the time to their next call (or none yet)."""
+    counts = {str(row["waited"]): int(row["callbacks"]) for row in data.followups}
+    order = [label for label, _ in FOLLOWUP_BINS] + [FOLLOWUP_LATER, FOLLOWUP_NONE]
+    values = [{"waited": label, "callbacks": counts.get(label, 0)} for label in order]
+    asked = sum(counts.values())
+    followed = asked - counts.get(FOLLOWUP_NONE, 0)
+    share = f"{followed / asked:.0%}" if asked else "—"
+    median = data.followup_median_hours
+    headline = f"{share} followed up"
+    if median is not None:
+        headline += f", median {median:.1f} h to the next call"
+    encoding = {
+        "x": {
+            "field": "waited",
+            "type": "ordinal",
+            "sort": order,
+            "title": "time from the callback to the next call to the contact",
+            "axis": {"labelAngle": 0},
+        },
+        "y": {"field": "callbacks", "type": "quantitative", "title": "callbacks (count)"},
+        "color": {
+            "condition": {"test": f"datum.waited === '{FOLLOWUP_NONE}'", "value": "#D55E00"},
+            "value": DISPOSITION_COLOURS["callback"],
+        },
+    }
+    subtitle = [
+        headline,
+        f"{followed:,} of {asked:,} callbacks asked for in the window have a next call",
+    ]
+    return _chart(
+        "Callback follow-up", subtitle, values, encoding, mark={"type": "bar", "tooltip": True}
+    )
+
+
 def all_charts(data: ReportData) -> dict[str, Spec]:
     """Element id -> spec, in the page's order."""
     scale = disposition_scale(data)
@@ -292,4 +464,7 @@ def all_charts(data: ReportData) -> dict[str, Spec]:
         "sentiment": sentiment(data, scale),
         "customer-share": customer_share(data),
         "languages": languages(data, scale),
+        "best-time": best_time(data),
+        "reach-by-attempt": reach_by_attempt(data),
+        "callback-followups": callback_followups(data),
     }

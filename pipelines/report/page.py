@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pendulum
+
 from .charts import all_charts
 from .queries import CALLBACK_ROWS, ReportData
 
@@ -78,10 +80,11 @@ def render(data: ReportData, generated: dt.datetime, latest: dt.date | None) -> 
     """The whole page; with no calls in the window, an honest page that says so."""
     window = data.window
     scope = f"campaign {window.campaign}" if window.campaign else "all campaigns"
-    period = f"{window.first:%Y-%m-%d} to {window.last:%Y-%m-%d} (UTC, {window.days} days)"
+    period = f"{window.first:%Y-%m-%d} to {window.last:%Y-%m-%d} ({window.days} days)"
     head = (
         f"<header><h1>{TITLE}</h1><p class=sub>{_e(period)} · {_e(scope)} · generated "
-        f"{generated:%Y-%m-%d %H:%M} UTC</p></header>"
+        f"{generated:%Y-%m-%d %H:%M} · <span id=zone>days and hours in {_e(window.zone)}"
+        "</span></p></header>"
     )
     if not data.headline.calls:
         body = _empty(latest)
@@ -201,7 +204,7 @@ def _charts(data: ReportData, specs: dict[str, Any]) -> str:
     boxes = []
     for chart_id in specs:
         extra = _funnel_table(data) if chart_id == "funnel" else ""
-        wide = " wide" if chart_id in ("funnel", "daily-dispositions") else ""
+        wide = " wide" if chart_id in ("funnel", "daily-dispositions", "best-time") else ""
         boxes.append(
             f'<div class="chart{wide}"><div class="vis" id="{chart_id}"></div>{extra}</div>'
         )
@@ -257,10 +260,10 @@ def _callbacks(data: ReportData) -> str:
             f'<section class="chart wide queue" id="queue"><h2>{title}</h2>'
             "<p>Every callback asked for in this window has been followed up.</p></section>"
         )
-    end = dt.datetime.combine(data.window.last + dt.timedelta(days=1), dt.time(), dt.UTC)
+    end = data.window.midnight(data.window.last + dt.timedelta(days=1))
     rows = []
     for row in data.callbacks:
-        started = _utc(row["started_at"])
+        started = _in_zone(row["started_at"], data.window.zone)
         waited = (end - started).total_seconds() / 86_400
         rows.append(
             f"<tr><td>{started:%Y-%m-%d %H:%M}</td><td>{waited:.1f}</td>"
@@ -274,17 +277,19 @@ def _callbacks(data: ReportData) -> str:
         "<p class=note>callbacks asked for in this window with no later call to the same phone; "
         "waited = days to the window's end</p>"
         '<div class=scroll><table id="callback-table"><thead><tr>'
-        "<th>asked at (UTC)</th><th>waited (days)</th>"
+        f"<th>asked at ({_e(data.window.zone)})</th><th>waited (days)</th>"
         "<th>contact</th><th>phone</th><th>campaign</th><th>call</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )
 
 
-def _utc(value: Any) -> dt.datetime:
+def _in_zone(value: Any, zone: str) -> dt.datetime:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    # a timestamptz comes back in the session's time zone: shown in UTC, as the page says
-    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    # a timestamptz comes back in the session's time zone: shown in the business zone, as the
+    # page says
+    moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return pendulum.instance(moment).in_timezone(zone)
 
 
 def _count(value: Any) -> str:

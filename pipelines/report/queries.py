@@ -11,23 +11,30 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import pendulum
 import sqlglot
 from sqlglot import exp
 
-from ..views import view_files
+from ..views import render, view_files
 from ..warehouse import Warehouse, literal
 
 CALLBACK_ROWS = 200  # rows of the callback queue the page lists (the count says how many wait)
 SHARE_BINS = 10  # the customer-share histogram's bins (10 % each)
+ATTEMPT_CAMPAIGNS = 5  # the reach-by-attempt chart's lines: all campaigns, and the largest ones
+# the callback follow-up chart's bins: (label, upper bound in hours); NULL: no next call yet
+FOLLOWUP_BINS = (("within 1 h", 1), ("1–4 h", 4), ("4–24 h", 24), ("1–3 days", 72))
+FOLLOWUP_LATER, FOLLOWUP_NONE = "over 3 days", "not yet"
 
 
 @dataclass(frozen=True)
 class Window:
-    """UTC days `first`..`last`, both whole, and an optional campaign."""
+    """Days `first`..`last` of the business time zone `zone`, both whole, and an optional
+    campaign."""
 
     first: dt.date
     last: dt.date
     campaign: str | None = None
+    zone: str = "UTC"
 
     @property
     def days(self) -> int:
@@ -36,12 +43,16 @@ class Window:
     def before(self) -> Window:
         """The period of equal length just before this one (the headline's comparison)."""
         last = self.first - dt.timedelta(days=1)
-        return Window(last - dt.timedelta(days=self.days - 1), last, self.campaign)
+        return Window(last - dt.timedelta(days=self.days - 1), last, self.campaign, self.zone)
+
+    def midnight(self, day: dt.date) -> dt.datetime:
+        """The moment `day` starts in the window's zone."""
+        return pendulum.datetime(day.year, day.month, day.day, tz=self.zone)
 
     def started(self, column: str = "started_at") -> str:
         """A condition on a timestamptz column: started in the window (half-open on the end)."""
-        start = dt.datetime.combine(self.first, dt.time(), dt.UTC)
-        end = dt.datetime.combine(self.last + dt.timedelta(days=1), dt.time(), dt.UTC)
+        start = self.midnight(self.first)
+        end = self.midnight(self.last + dt.timedelta(days=1))
         return f"{column} >= {literal(start)} and {column} < {literal(end)}"
 
     def of_campaign(self, column: str = "campaign_id") -> str:
@@ -82,25 +93,31 @@ class ReportData:
     customer_share: list[dict[str, Any]] = field(default_factory=list)
     languages: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
+    by_hour: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    followups: list[dict[str, Any]] = field(default_factory=list)
+    followup_median_hours: float | None = None
 
 
 class Reader:
     """The report's questions, asked of one open warehouse."""
 
-    def __init__(self, wh: Warehouse) -> None:
+    def __init__(self, wh: Warehouse, zone: str = "UTC") -> None:
         self.wh = wh
+        self.zone = zone
         self.views = view_files()
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
-        """Rows of one DuckDB-dialect query, `{schema}` the dataset's schema."""
-        (statement,) = self.wh.transpile(sql.replace("{schema}", self.wh.schema()))
+        """Rows of one DuckDB-dialect query, `{schema}` the dataset's schema, `{timezone}` the
+        business zone."""
+        (statement,) = self.wh.transpile(render(sql, self.wh.schema(), self.zone))
         columns, rows = self.wh.query(statement)
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
     def windowed(self, view: str, window: Window) -> str:
         """The view's query on the calls started in `window` only (DuckDB SQL)."""
         schema = self.wh.schema()
-        create = sqlglot.parse_one(self.views[view].replace("{schema}", schema), read="duckdb")
+        create = sqlglot.parse_one(render(self.views[view], schema, self.zone), read="duckdb")
         calls = sqlglot.parse_one(
             f"select * from {schema}.stg_calls where {window.started()} and {window.of_campaign()}",
             read="duckdb",
@@ -166,6 +183,7 @@ class Reader:
             f"from {{schema}}.callback_queue where {window.started()} "
             f"and {window.of_campaign()} order by started_at, call_id limit {CALLBACK_ROWS}"
         )
+        self.read_reach(window, data)
         return data
 
     def funnel(self, window: Window) -> list[dict[str, Any]]:
@@ -175,6 +193,32 @@ class Reader:
             self.windowed("campaign_funnel", window)
             + " order by calls desc, campaign_id nulls last"
         )
+
+    def read_reach(self, window: Window, data: ReportData) -> None:
+        """When calls connect, how reach falls with each attempt, whether callbacks were
+        followed up: `calls_by_hour` and `attempt_funnel` on the window's calls,
+        `callback_followups` of the callbacks asked for in the window."""
+        data.by_hour = self.rows(self.windowed("calls_by_hour", window) + " order by 1, 2")
+        data.attempts = self.rows(
+            self.windowed("attempt_funnel", window) + " order by campaign_id nulls last, attempt"
+        )
+        followups = (
+            f"(select * from {{schema}}.callback_followups where "
+            f"{window.started('asked_at')} and {window.of_campaign()})"
+        )
+        bins = " ".join(
+            f"when hours_to_next_call < {hours} then {literal(label)}"
+            for label, hours in FOLLOWUP_BINS
+        )
+        data.followups = self.rows(
+            f"select case when next_call_id is null then {literal(FOLLOWUP_NONE)} {bins} "
+            f"else {literal(FOLLOWUP_LATER)} end as waited, count(*) as callbacks "
+            f"from {followups} as f group by 1"
+        )
+        (median,) = self.rows(
+            f"select median(hours_to_next_call)::double as hours from {followups} as f"
+        )
+        data.followup_median_hours = median["hours"]
 
     def headline(self, window: Window) -> Headline:
         funnel = self.rows(self.windowed("campaign_funnel", window))
@@ -200,10 +244,10 @@ class Reader:
         )
 
 
-# connect and interest rate per UTC day, defined as in campaign_funnel
+# connect and interest rate per day (in the business zone), defined as in campaign_funnel
 _DAILY_RATES = """
 select
-    (started_at at time zone 'UTC')::date as day,
+    (started_at at time zone {{timezone}})::date as day,
     count(*) as calls,
     count(*) filter (where is_connected)::double / nullif(count(*), 0) as connect_rate,
     count(*) filter (where disposition = 'interested')::double

@@ -40,9 +40,30 @@ OUTCOMES = (
     ("voicemail", 0.5, 8, 30),
 )
 MAX_CALL_SECONDS = 45 + 420  # longest ring + longest talk: older calls are surely final
+# Connect rates vary with the hour: the weight of `not_reachable` above is scaled by this factor
+# for the hour (IST, UTC+05:30) the call starts in: few answer at night, at lunch or late in the
+# evening, most in the late afternoon.
+UNREACHABLE_BY_IST_HOUR = (
+    (3.0,) * 8  # 00-07
+    + (2.2, 1.6, 1.1, 0.8, 1.0, 2.2, 1.5, 0.9, 0.6, 0.45, 0.4, 0.7, 1.8)  # 08-20
+    + (2.5,) * 3  # 21-23
+)
+IST_OFFSET_SECONDS = 19_800
+# A campaign dials again the contacts it did not reach (not_reachable, failed), up to
+# MAX_ATTEMPTS times; later attempts connect less often: each earlier attempt adds this share
+# of its weight to not_reachable's.
+REDIAL_SHARE = 0.35  # the share of calls that are such redials, while any are due
+MAX_ATTEMPTS = 5
+REDIAL_UNREACHABLE = 0.7
 # One callback in this many is left waiting (no follow-up call), as in a real campaign; decided by
 # the call's start second, so the random stream, and so every other call, stays the same.
 CALLBACK_LEFT_EVERY = 4
+# One call in this many shows no phone, and one in this many of those without a transcript no
+# name (the vendor's contact record lacks it; a transcript would still say the name, which a
+# redaction could then not know): a call without a phone is a contact of its own. Decided by the
+# start second too.
+NO_PHONE_EVERY = 50
+NO_NAME_EVERY = 40
 TAIL_SECONDS = 900  # a burst of calls just before `now`, so some are in flight
 EXTRA_SHARE = 0.01  # records carrying fields the docs do not list
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -76,6 +97,9 @@ class Call:
     recording: bool
     transcript_delay: int
     extra: dict[str, Any] | None = None
+    # what the API's `contact` lacks; the transcript still knows the person
+    no_phone: bool = False
+    no_name: bool = False
 
     @property
     def ended(self) -> int:
@@ -200,7 +224,10 @@ class Dataset:
         out: dict[str, Any] = {
             "id": c.id,
             "campaign_id": c.campaign_id,
-            "contact": {"phone": c.phone, "name": c.name},
+            "contact": {
+                "phone": None if c.no_phone else c.phone,
+                "name": None if c.no_name else c.name,
+            },
             "status": c.status if final else "in_progress",
             "disposition": c.disposition if final else None,
             "duration_seconds": c.duration if final else None,
@@ -378,7 +405,6 @@ def _business_time(rng: random.Random, lo: int, hi: int) -> int:
 
 LANGUAGE_CUM = list(accumulate(LANGUAGE_WEIGHTS))
 OUTCOME_NAMES = [o[0] for o in OUTCOMES]
-OUTCOME_CUM = list(accumulate(o[1] for o in OUTCOMES))
 OUTCOME_BOUNDS = {o[0]: (o[2], o[3]) for o in OUTCOMES}
 
 
@@ -392,6 +418,9 @@ class World:
     contacts: list[tuple[str, str]]  # (phone, name)
     # contacts to call again (callback, dnd); ~index: a callback left waiting
     followups: list[int] = field(default_factory=list)
+    # (campaign, contact) the campaign did not reach and dials again, and the attempts so far
+    redials: list[tuple[str, int]] = field(default_factory=list)
+    attempts: dict[tuple[str | None, int], int] = field(default_factory=dict)
 
 
 def generate(calls: int, seed: int, now: int, days: int = 30, future_days: int = 1) -> Dataset:
@@ -464,22 +493,24 @@ def _future_times(seed: int, calls: int, now: int, days: int, future_days: int) 
 
 def _dial(rng: random.Random, used: set[str], world: World, t: int, kind: str | None) -> Call:
     """One call at `t`; `kind` forces it `in_flight` or `processing` at the clock's start."""
-    campaign = (
-        None
-        if rng.random() < DIRECT_SHARE
-        else rng.choices(world.campaigns, cum_weights=world.campaign_cum)[0]
-    )
+    campaign: str | None
+    if world.redials and rng.random() < REDIAL_SHARE:  # a contact the campaign did not reach
+        campaign, contact = world.redials.pop(rng.randrange(len(world.redials)))
+    else:
+        campaign = (
+            None
+            if rng.random() < DIRECT_SHARE
+            else rng.choices(world.campaigns, cum_weights=world.campaign_cum)[0]
+        )
+        contact = _contact(rng, world, t)
     if campaign is not None and rng.random() < 0.7:
         language = world.campaign_lang[campaign]
     else:
         language = rng.choices(LANGUAGES, cum_weights=LANGUAGE_CUM)[0]
-    if world.followups and rng.random() < 0.3:
-        contact = world.followups.pop(rng.randrange(len(world.followups)))
-        if contact < 0:  # a callback left waiting: this call goes to someone else
-            contact = (~contact * 7919 + t) % len(world.contacts)
-    else:
-        contact = rng.randrange(len(world.contacts))
-    status, disposition, ring, duration = _outcome(rng, kind)
+    attempt = world.attempts[campaign, contact] = world.attempts.get((campaign, contact), 0) + 1
+    status, disposition, ring, duration = _outcome(rng, kind, t, attempt)
+    if campaign is not None and duration <= 0 and attempt < MAX_ATTEMPTS:
+        world.redials.append((campaign, contact))
     job_id, recording, delay = _artefacts(rng, used, kind, disposition, duration)
     if disposition in ("callback", "dnd"):
         left = disposition == "callback" and t % CALLBACK_LEFT_EVERY == 0
@@ -501,11 +532,26 @@ def _dial(rng: random.Random, used: set[str], world: World, t: int, kind: str | 
         recording,
         delay,
         extra,
+        no_phone=t % NO_PHONE_EVERY == 3,
+        no_name=t % NO_NAME_EVERY == 7 and job_id is None,
     )
 
 
-def _outcome(rng: random.Random, kind: str | None) -> tuple[str, str, int, int]:
-    """(final status, disposition, ring seconds, talk seconds)."""
+def _contact(rng: random.Random, world: World, t: int) -> int:
+    """Someone to call back (callback, dnd) now and then, else anyone."""
+    if world.followups and rng.random() < 0.3:
+        contact = world.followups.pop(rng.randrange(len(world.followups)))
+        if contact < 0:  # a callback left waiting: this call goes to someone else
+            contact = (~contact * 7919 + t) % len(world.contacts)
+        return contact
+    return rng.randrange(len(world.contacts))
+
+
+def _outcome(
+    rng: random.Random, kind: str | None, t: int, attempt: int
+) -> tuple[str, str, int, int]:
+    """(final status, disposition, ring seconds, talk seconds) of the `attempt`-th call of its
+    campaign to its contact, started at `t`."""
     if kind == "in_flight":
         disposition = rng.choice(["interested", "callback", "escalated", "not_interested"])
         return "completed", disposition, rng.randint(3, 20), rng.randint(120, 300)
@@ -514,7 +560,10 @@ def _outcome(rng: random.Random, kind: str | None) -> tuple[str, str, int, int]:
         return "completed", disposition, rng.randint(5, 15), rng.randint(30, 120)
     if rng.random() < FAILED_SHARE:
         return "failed", "not_reachable", rng.randint(1, 15), 0
-    disposition = rng.choices(OUTCOME_NAMES, cum_weights=OUTCOME_CUM)[0]
+    hour = (t + IST_OFFSET_SECONDS) // 3600 % 24
+    unreachable = UNREACHABLE_BY_IST_HOUR[hour] * (1 + REDIAL_UNREACHABLE * (attempt - 1))
+    weights = [w * unreachable if name == "not_reachable" else w for name, w, _, _ in OUTCOMES]
+    disposition = rng.choices(OUTCOME_NAMES, weights=weights)[0]
     lo, hi = OUTCOME_BOUNDS[disposition]
     return "completed", disposition, rng.randint(3, 45), rng.randint(lo, hi)
 

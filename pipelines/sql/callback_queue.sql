@@ -1,6 +1,8 @@
--- Calls whose disposition is 'callback' and after which the same phone was
--- not called again: no call of any status to that contact_phone with a
--- strictly later started_at (a call at the very same instant does not count).
+-- Calls whose disposition is 'callback' and after which the same contact was
+-- not called again: no call of any status to that contact with a strictly
+-- later started_at (a call at the very same instant does not count). A call
+-- without a phone is a contact of its own (stg_calls.contact_key): its
+-- callback waits here until someone calls it back, which no later call can do.
 create or replace view {schema}.callback_queue as
 
 with calls as (
@@ -9,13 +11,13 @@ with calls as (
 
 ),
 
-last_call_per_phone as (
+last_call_per_contact as (
 
     select
-        contact_phone,
+        contact_key,
         max(started_at) as last_started_at
     from calls
-    group by contact_phone
+    group by contact_key
 
 ),
 
@@ -28,12 +30,11 @@ final as (
         calls.campaign_id,
         calls.started_at
     from calls
-    -- is not distinct from: calls with a NULL phone are grouped together too
-    inner join last_call_per_phone
-        on calls.contact_phone is not distinct from last_call_per_phone.contact_phone
+    inner join last_call_per_contact
+        on calls.contact_key = last_call_per_contact.contact_key
     where
         calls.disposition = 'callback'
-        and calls.started_at >= last_call_per_phone.last_started_at
+        and calls.started_at >= last_call_per_contact.last_started_at
 
 )
 

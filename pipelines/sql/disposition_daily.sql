@@ -1,4 +1,5 @@
--- Final calls per UTC day x campaign x language x disposition.
+-- Final calls per day x campaign x language x disposition; the day is the date
+-- of started_at in the business time zone (the TIMEZONE setting, default UTC).
 create or replace view {schema}.disposition_daily as
 
 with calls as (
@@ -11,8 +12,8 @@ final_calls_by_day as (
 
     select
         -- started_at is a timestamptz: a plain ::date would use the session
-        -- TimeZone, so it is first turned into a UTC wall-clock timestamp.
-        (started_at at time zone 'UTC')::date as day,
+        -- TimeZone, so it is first turned into the business zone's wall clock.
+        (started_at at time zone {timezone})::date as day,
         campaign_id,
         language,
         disposition

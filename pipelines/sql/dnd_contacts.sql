@@ -1,5 +1,7 @@
--- Phones that answered at least once with disposition 'dnd' (do not disturb),
--- and how many calls (any status) were still made to them afterwards.
+-- Contacts that answered at least once with disposition 'dnd' (do not disturb),
+-- and how many calls (any status) were still made to them afterwards. A call
+-- without a phone is a contact of its own (stg_calls.contact_key): its row has
+-- a NULL contact_phone and counts no one else's calls.
 create or replace view {schema}.dnd_contacts as
 
 with calls as (
@@ -11,11 +13,13 @@ with calls as (
 first_dnd as (
 
     select
-        contact_phone,
+        contact_key,
+        -- one phone per contact_key (NULL for a call without a phone)
+        min(contact_phone) as contact_phone,
         min(started_at) as first_dnd_at
     from calls
     where disposition = 'dnd'
-    group by contact_phone
+    group by contact_key
 
 ),
 
@@ -29,10 +33,9 @@ final as (
             where calls.started_at > first_dnd.first_dnd_at
         ) as calls_after_dnd
     from first_dnd
-    -- is not distinct from: a NULL phone still matches its own calls
     inner join calls
-        on first_dnd.contact_phone is not distinct from calls.contact_phone
-    group by first_dnd.contact_phone, first_dnd.first_dnd_at
+        on first_dnd.contact_key = calls.contact_key
+    group by first_dnd.contact_key, first_dnd.contact_phone, first_dnd.first_dnd_at
 
 )
 

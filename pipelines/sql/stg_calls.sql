@@ -4,6 +4,8 @@
 --                 ('in_progress' and any status the vendor may add are not final).
 --   is_connected: final and duration_seconds > 0 (someone picked up and talked).
 -- Both are false, never NULL, when status or duration_seconds is NULL.
+--   contact_key:  the contact a call belongs to, what views match calls by: its phone; a call
+--                 without a phone (NULL or '') is a contact of its own, matching no other call.
 create or replace view {schema}.stg_calls as
 
 with source as (
@@ -27,7 +29,8 @@ renamed as (
         ended_at,
         transcript_job_id,
         has_recording,
-        coalesce(status in ('completed', 'failed'), false) as is_final
+        coalesce(status in ('completed', 'failed'), false) as is_final,
+        coalesce(nullif(contact_phone, ''), 'call:' || id) as contact_key
     from source
 
 ),
