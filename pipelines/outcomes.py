@@ -203,6 +203,16 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return False
 
 
+def partly_loaded(exc: BaseException) -> bool:
+    """dlt's load failed after some of its jobs had written to the warehouse."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "is_package_partially_loaded", False):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 

@@ -48,6 +48,7 @@ from .outcomes import (
     SyncAborted,
     explain,
     first_line,
+    partly_loaded,
 )
 from .privacy import bind as bind_privacy
 from .privacy import remember as remember_privacy
@@ -59,12 +60,14 @@ from .targets import (
     align_working_folder,
     default_pipelines_dir,
     drop_loaded_packages,
+    drops_pending,
     exclusive,
     in_step,
+    loader_file_format,
     mark_published,
     unmark_published,
 )
-from .views import apply_views, drop_views
+from .views import apply_views, drop_views, restore_views
 from .warehouse import (
     DATASET_NAME,
     DEFAULT_DUCKDB_PATH,
@@ -279,9 +282,8 @@ class _Committed:
     before: int = 0  # calls in the warehouse before the run
     inserted: int = 0
     staging: float = 0.0  # seconds the last segment took to stage (copy) the file
-    grants: list[tuple[str, str]] = field(default_factory=list)  # a full refresh's, given again
+    grants: list[tuple[str, str]] | None = None  # our views dropped: the grants to give again
     in_place: bool = False  # a segment loaded in place (not DuckDB's copy), not yet committed
-    views_dropped: bool = False  # in place, for a load that drops tables
 
 
 def _locked_run(
@@ -325,7 +327,7 @@ def _locked_run(
         result = _failed(exc, options.mode, report, clock)
         result.checkpoints, result.inserted = run.committed, committed.inserted
         result.updated = max(run.committed_calls - committed.inserted, 0)
-        result.loaded_in_place = committed.in_place or _partly_loaded(exc)
+        result.loaded_in_place = committed.in_place or partly_loaded(exc)
         if run.committed and result.error:
             result.error = _committed_line(result.error, run.committed, committed.inserted)
         if not isinstance(exc, RunRefused):
@@ -361,15 +363,14 @@ def _segment(
                     bind_privacy(wh, privacy, options.full_refresh)  # before anything loads
                     if options.full_refresh or drops_pending(pipeline):  # Postgres refuses
                         committed.grants = drop_views(wh, options.sql_folder)  # views on tables
-                        committed.views_dropped = not target.staged
                     if not options.full_refresh:
                         rescreen(wh, privacy)  # texts an older release redacted less
             unmark_published(Path(pipeline.working_dir), target)
             try:
                 load(pipeline, source, options, refresh=first)
             except BaseException:
-                if first and committed.views_dropped:
-                    views_back(pipeline, options, committed.grants)
+                if first and committed.grants is not None and not target.staged:
+                    restore_views(lambda: Warehouse.of(pipeline), options, committed.grants)
                 raise
             committed.in_place = not target.staged
             end = sync.feed.ended
@@ -378,7 +379,7 @@ def _segment(
                     apply_views(
                         wh,
                         options.sql_folder,
-                        committed.grants if first else (),
+                        (first and committed.grants) or (),
                         timezone=options.source_args.get("timezone"),
                     )
                 remember_privacy(wh, privacy, reloaded=first and options.full_refresh)
@@ -413,16 +414,6 @@ def _final(
     )
 
 
-def _partly_loaded(exc: BaseException) -> bool:
-    """dlt's load failed after some of its jobs had written to the warehouse."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if getattr(seen, "is_package_partially_loaded", False):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 def _committed_line(line: str, checkpoints: int, inserted: int) -> str:
     """A stopped run's one line, saying what it committed."""
     return line.replace(
@@ -439,23 +430,6 @@ def _loaded_exit_code(options: SyncOptions, report: SyncReport) -> int:
     return EXIT_PARTIAL if report.deferred else EXIT_OK
 
 
-# The fastest load path dlt offers per destination: DuckDB copies parquet natively (dlt's
-# default, INSERT ... VALUES text, needs memory that grows with the load); Postgres takes CSV
-# through COPY (parquet needs ADBC, whose dlt loader fails on the empty tables every run
-# materialises).
-LOADER_FILE_FORMATS = {"duckdb": "parquet", "motherduck": "parquet", "postgres": "csv"}
-
-
-def loader_file_format(pipeline: Any) -> str:
-    kind = str(pipeline.destination.destination_type).rsplit(".", 1)[-1]
-    caps = pipeline.destination.capabilities()
-    if kind in LOADER_FILE_FORMATS:
-        return LOADER_FILE_FORMATS[kind]
-    if "parquet" in caps.supported_loader_file_formats:
-        return "parquet"
-    return str(caps.preferred_loader_file_format)
-
-
 def load(pipeline: Any, source: Any, options: SyncOptions, refresh: bool = True) -> None:
     """One dlt load; a full refresh drops the tables in its first load only (`refresh`)."""
     file_format = loader_file_format(pipeline)
@@ -465,27 +439,6 @@ def load(pipeline: Any, source: Any, options: SyncOptions, refresh: bool = True)
         pipeline.run(source, refresh="drop_sources", loader_file_format=file_format)
     else:
         pipeline.run(source, loader_file_format=file_format)
-
-
-def drops_pending(pipeline: Any) -> bool:
-    """A failed full refresh's load, left for this run to complete, drops our tables first."""
-    for load_id in pipeline.list_normalized_load_packages():
-        state = pipeline.get_load_package_state(load_id)
-        if state.get("dropped_tables") and not state.get("applied_dropped_tables"):
-            return True
-    return False
-
-
-def views_back(pipeline: Any, options: SyncOptions, grants: list[tuple[str, str]]) -> None:
-    """After a failed load that our views were dropped for: the views (and their grants) back
-    on the tables as they are, the old ones or the re-created ones (best effort)."""
-    try:
-        with Warehouse.of(pipeline) as wh:
-            apply_views(
-                wh, options.sql_folder, grants, timezone=options.source_args.get("timezone")
-            )
-    except Exception as exc:  # noqa: BLE001 - the run's own failure is the one to report
-        log.warning("could not create the views again after the failed load: %s", first_line(exc))
 
 
 def record_only(target: Target, pipeline: Any, result: SyncResult) -> None:

@@ -127,6 +127,23 @@ class DestinationTarget:
 Target = DuckDBTarget | DestinationTarget
 
 
+# The fastest load path dlt offers per destination: DuckDB copies parquet natively (dlt's
+# default, INSERT ... VALUES text, needs memory that grows with the load); Postgres takes CSV
+# through COPY (parquet needs ADBC, whose dlt loader fails on the empty tables every run
+# materialises).
+LOADER_FILE_FORMATS = {"duckdb": "parquet", "motherduck": "parquet", "postgres": "csv"}
+
+
+def loader_file_format(pipeline: Any) -> str:
+    kind = str(pipeline.destination.destination_type).rsplit(".", 1)[-1]
+    caps = pipeline.destination.capabilities()
+    if kind in LOADER_FILE_FORMATS:
+        return LOADER_FILE_FORMATS[kind]
+    if "parquet" in caps.supported_loader_file_formats:
+        return "parquet"
+    return str(caps.preferred_loader_file_format)
+
+
 @contextlib.contextmanager
 def exclusive(path: Path, what: str) -> Iterator[None]:
     """An advisory lock held for the run; a second run on the same thing gets a clear no.
@@ -216,3 +233,12 @@ def drop_loaded_packages(workdir: Path) -> None:
     if loaded.is_dir():
         for package in loaded.iterdir():
             shutil.rmtree(package, ignore_errors=True)
+
+
+def drops_pending(pipeline: Any) -> bool:
+    """A failed full refresh's load, left for this run to complete, drops our tables first."""
+    for load_id in pipeline.list_normalized_load_packages():
+        state = pipeline.get_load_package_state(load_id)
+        if state.get("dropped_tables") and not state.get("applied_dropped_tables"):
+            return True
+    return False

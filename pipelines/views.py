@@ -16,9 +16,10 @@ import graphlib
 import hashlib
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from . import dependants
 from .neuron.dates import business_zone
@@ -264,6 +265,21 @@ def drop_views(wh: Warehouse, folder: Path | None = None) -> list[tuple[str, str
         if VIEWS_TABLE in relations:
             wh.execute(f"delete from {wh.table(VIEWS_TABLE)}")
     return saved
+
+
+def restore_views(
+    warehouse: Callable[[], Warehouse], options: Any, grants: list[tuple[str, str]]
+) -> None:
+    """After a failed load our views were dropped for: the views (their SQL from
+    `options.sql_folder`) and their grants back on the tables as they are, old or re-created
+    (best effort: the run's own failure is the one reported)."""
+    try:
+        with warehouse() as wh:
+            apply_views(
+                wh, options.sql_folder, grants, timezone=options.source_args.get("timezone")
+            )
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not create the views again after the failed load: %s", first_line(exc))
 
 
 def _stored_digests(wh: Warehouse, relations: dict[str, str]) -> dict[str, str]:

@@ -161,18 +161,19 @@ class Warehouse:
         """Every statement inside, DDL too, or none of them (Postgres and DuckDB; elsewhere
         each statement on its own). On Postgres through the driver's own connection: dlt's
         client ends the transaction at the first error, and savepoints need it to go on."""
-        if self.dialect not in ("postgres", "duckdb"):
-            yield
-            return
-        if self._conn is None and self.dialect == "duckdb":
+        if self._conn is not None:  # an open DuckDB connection
+            conn: Any = self._conn
+            conn.execute("begin transaction")
+        elif self.dialect == "duckdb":
             with self._client.begin_transaction():
                 yield
             return
-        conn: Any = self._conn or self._client.native_connection
-        if self._conn is not None:
-            conn.execute("begin transaction")
+        elif self.dialect == "postgres":
+            conn = self._native = self._client.native_connection
+            conn.autocommit = False
         else:
-            conn.autocommit, self._native = False, conn
+            yield
+            return
         try:
             yield
         except BaseException:

@@ -35,12 +35,15 @@ ANALYST = [
     "create view analyst.my_funnel as select campaign_id, calls from neuron.campaign_funnel",
     "create view analyst.my_calls as select id, status from neuron.calls",
     "create view analyst.my_top as select * from analyst.my_funnel where calls > 0",
+    "create materialized view analyst.my_statuses as "
+    "select status, count(*) as calls from neuron.stg_calls group by status",
+    "create index my_statuses_status on analyst.my_statuses (status)",
     "comment on view analyst.my_funnel is 'the funnel, my way'",
     "grant usage on schema analyst to reader",
     "grant select on analyst.my_funnel to reader",
     "reset role",
 ]
-THEIRS = ["analyst.my_funnel", "analyst.my_calls", "analyst.my_top"]
+THEIRS = ["analyst.my_funnel", "analyst.my_calls", "analyst.my_statuses", "analyst.my_top"]
 
 
 def execute(url: str, *statements: str) -> None:
@@ -119,9 +122,11 @@ def test_a_view_whose_columns_change_keeps_the_analysts_views_and_grants(
     assert pg_sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
     execute(pg, *ANALYST)
     before = state(pg)
-    assert [name for name, *_ in before["theirs"]] == sorted(THEIRS)
+    with_index = sorted([*THEIRS, "analyst.my_statuses_status"])  # the index on their view
+    assert [name for name, *_ in before["theirs"]] == with_index
     assert all(before["grants"].values()) and before["reader"] == [(True,)]
     funnel = as_analyst(pg, "select * from analyst.my_top order by 1")
+    statuses = as_analyst(pg, "select * from analyst.my_statuses order by 1")
     # a new first column in a view everything reads, and in one the analyst's view reads
     sql = changed_sql(tmp_path, stg_calls=column_first, campaign_funnel=column_first)
     changed = pg_sync(sandbox, tmp_path, sql_folder=sql)
@@ -131,6 +136,7 @@ def test_a_view_whose_columns_change_keeps_the_analysts_views_and_grants(
     assert on_pg("select distinct sql_version from neuron.stg_calls") == [("v2",)]
     assert state(pg) == before  # their views as they were, owned by them; every grant kept
     assert as_analyst(pg, "select * from analyst.my_top order by 1") == funnel
+    assert as_analyst(pg, "select * from analyst.my_statuses order by 1") == statuses
     back = pg_sync(sandbox, tmp_path)  # the package's SQL again: the same once more
     assert back.exit_code == runner.EXIT_OK, back.error
     assert state(pg) == before
@@ -187,6 +193,7 @@ def test_a_full_refresh_with_their_views_on_ours_is_refused_then_runs_once_they_
     later = pg_sync(sandbox, tmp_path)
     assert later.exit_code == runner.EXIT_OK, later.error
     # what the line says to do: drop theirs, refresh; our grants survive the re-created tables
+    execute(pg, "drop materialized view analyst.my_statuses")
     execute(pg, "drop view analyst.my_top, analyst.my_funnel, analyst.my_calls")
     refreshed = pg_sync(sandbox, tmp_path, full_refresh=True)
     assert refreshed.exit_code == runner.EXIT_OK, refreshed.error
