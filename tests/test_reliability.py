@@ -22,7 +22,6 @@ import orjson
 import pytest
 
 from pipelines import console, runner
-from pipelines.neuron.client import default_transport
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, query, read_state, sync
@@ -35,7 +34,7 @@ class Failing(httpx.AsyncBaseTransport):
     """The real transport, except that requests `fails(request)` picks get a 503."""
 
     def __init__(self, fails: Callable[[httpx.Request], bool]) -> None:
-        self.inner = default_transport(36)
+        self.inner = httpx.AsyncHTTPTransport()
         self.fails = fails
         self.failed: list[str] = []
 
@@ -98,7 +97,7 @@ class Timed(httpx.AsyncBaseTransport):
     """The real transport, noting when each request went out and when a 429 came back."""
 
     def __init__(self) -> None:
-        self.inner = default_transport(64)
+        self.inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64))
         self.sent: list[float] = []
         self.limited: list[tuple[float, float]] = []  # (received at, Retry-After)
 
