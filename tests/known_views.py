@@ -163,3 +163,14 @@ def known_views_db(timezone: str = "UTC") -> duckdb.DuckDBPyConnection:
         conn.execute(statement)
     apply_views(conn, timezone=timezone)
     return conn
+
+
+# attempt_funnel on the data above, worked out by hand (test_views, and on Postgres)
+EXPECTED_ATTEMPT_FUNNEL = [
+    (None, 1, 5, 4, 0.8),  # direct calls: one attempt per contact
+    ("cmp_a", 1, 8, 7, 0.875),  # c23 and c25 have no phone: two contacts, one attempt each
+    ("cmp_a", 2, 1, 1, 1.0),  # p5: c16, then c05
+    ("cmp_b", 1, 5, 4, 0.8),  # p4's c09 is its first attempt in cmp_b (c04 was in cmp_a)
+    ("cmp_c", 1, 2, 0, 0.0),  # c18 (p13) and c27 (p17: same instant as c28, smaller id)
+    ("cmp_c", 2, 2, 2, 1.0),  # c26 (p13), c28 (p17)
+]

@@ -253,7 +253,7 @@ def test_erasure_and_a_zero_segment_transcript_are_repaired_on_postgres(
 def test_the_views_on_hand_made_data_are_duckdbs_on_postgres(
     pg: str, tmp_path: Path, zone: str
 ) -> None:
-    """Every view on the hand-made data set of test_views, in a business zone, on Postgres: the
+    """Every view on the hand-made data set (known_views), in a business zone, on Postgres: the
     rows worked out by hand there (on DuckDB) are Postgres's too, whatever the session zone."""
     import dlt
     import sqlglot
@@ -261,7 +261,7 @@ def test_the_views_on_hand_made_data_are_duckdbs_on_postgres(
     from pipelines.views import apply_views
     from pipelines.warehouse import Warehouse
 
-    from .test_views import (
+    from .known_views import (
         EXPECTED_ATTEMPT_FUNNEL,
         dlt_like_tables,
         known_data,

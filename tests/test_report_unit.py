@@ -133,7 +133,8 @@ def test_a_window_past_the_data_is_not_compared_and_says_why(
 
 def test_callbacks_waiting_compare_like_with_like(conn: duckdb.DuckDBPyConnection) -> None:
     """4-6 March: c12, c13, c14 and c23 (no phone: its own contact) wait. 1-3 March: c04 and
-    c20 were followed up, but only on 4 and 6 March: at the end of their own days they waited too (the queue now says 0)."""
+    c20 were followed up, but only on 4 and 6 March: at the end of their own days they waited
+    too (the queue now says 0)."""
     with Warehouse.on(conn) as wh:
         data = Reader(wh).read(Window(D(2024, 3, 4), D(2024, 3, 6)))
         campaign = Reader(wh).read(Window(D(2024, 3, 1), D(2024, 3, 3), "cmp_a"))

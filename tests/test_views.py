@@ -16,7 +16,14 @@ from pipelines.neuron.errors import ConfigError
 from pipelines.views import VIEW_NAMES, view_sql
 from pipelines.warehouse import Warehouse
 
-from .known_views import CALLS, apply_views, create_dlt_like_tables, known_views_db, utc
+from .known_views import (
+    CALLS,
+    EXPECTED_ATTEMPT_FUNNEL,
+    apply_views,
+    create_dlt_like_tables,
+    known_views_db,
+    utc,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -145,16 +152,6 @@ def test_dnd_contacts(conn: duckdb.DuckDBPyConnection) -> None:
         ("p16", utc(6, 15), 0),
         ("p5", utc(2, 9), 2),
     ]
-
-
-EXPECTED_ATTEMPT_FUNNEL = [
-    (None, 1, 5, 4, 0.8),  # direct calls: one attempt per contact
-    ("cmp_a", 1, 8, 7, 0.875),  # c23 and c25 have no phone: two contacts, one attempt each
-    ("cmp_a", 2, 1, 1, 1.0),  # p5: c16, then c05
-    ("cmp_b", 1, 5, 4, 0.8),  # p4's c09 is its first attempt in cmp_b (c04 was in cmp_a)
-    ("cmp_c", 1, 2, 0, 0.0),  # c18 (p13) and c27 (p17: same instant as c28, smaller id)
-    ("cmp_c", 2, 2, 2, 1.0),  # c26 (p13), c28 (p17)
-]
 
 
 def test_attempt_funnel(conn: duckdb.DuckDBPyConnection) -> None:
