@@ -97,7 +97,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     run records itself)."""
     if runner.request_stop():
         signal.signal(signal.SIGTERM, _stop_now)
-        log.info("SIGTERM: stopping; committing what was fetched (a second SIGTERM stops at once)")
+        log.warning(
+            "SIGTERM: stopping; committing what was fetched (a second SIGTERM stops at once)"
+        )
         return
     _stop_now(signum, frame)
 

@@ -106,7 +106,8 @@ def test_a_non_editable_install_works_from_any_folder(tmp_path: Path) -> None:
             [sys.executable, "-c", check], cwd=cwd, env=env, capture_output=True, text=True
         )
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.split() == [str(home / "pipelines"), "10"]
+        views = len(list((REPO / "pipelines" / "sql").glob("*.sql")))
+        assert proc.stdout.split() == [str(home / "pipelines"), str(views)]
         status = subprocess.run(
             [sys.executable, "-m", "pipelines", "status", "--duckdb", str(tmp_path / "x.duckdb")],
             cwd=cwd,

@@ -274,7 +274,7 @@ def test_the_views_on_hand_made_data_are_duckdbs_on_postgres(
     with Warehouse.of(pipeline) as wh:
         for statement in dlt_like_tables() + known_data():
             wh.execute(*sqlglot.transpile(statement, read="duckdb", write="postgres"))
-        apply_views(wh, zone)
+        apply_views(wh, timezone=zone)
     on_duckdb = known_views_db(zone)
     session = "&" if "?" in pg else "?"
     on_pg = fetcher(f"{pg}{session}options=-c%20TimeZone%3DPacific/Auckland")

@@ -49,7 +49,9 @@ def test_calls_alone_make_no_transcript_request(
     the first run and on an incremental one; dlt shows each table under its resource."""
     for mode in ("BACKFILL_FROM", "BACKFILL_TO", "REPAIR_FROM", "FILTERS", "RECORDINGS_ONLY"):
         monkeypatch.setenv(f"SOURCES__NEURON__{mode}", "garbage")  # modes are no settings
-    sb = make_sandbox(calls=120)
+    # 10:30 in Kolkata: the hours advanced below stay in the sandbox's calling hours, so calls
+    # keep being dialled and becoming final
+    sb = make_sandbox(calls=120, now="2026-11-01T05:00:00Z")
     pipeline = own_pipeline(tmp_path)
     source = neuron_source(api_key=sb.api_key, base_url=sb.base_url)
     assert list(source.selected_resources) == ["calls", "transcripts", "recordings"]

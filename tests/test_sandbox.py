@@ -383,6 +383,7 @@ def test_admin_rejects_bad_bodies(sandbox: Sandbox) -> None:
         "fault_rate": 0.0,
         "rate_limit": None,
         "rate_limit_headers": False,
+        "max_offset": None,
     }
 
 
