@@ -78,7 +78,8 @@ def test_a_non_editable_install_works_from_any_folder(tmp_path: Path) -> None:
         capture_output=True,
         timeout=120,
     )  # fmt: skip
-    assert sorted(p.name for p in (target / "pipelines" / "sql").glob("*.sql"))
+    views = sorted(p.name for p in (target / "pipelines" / "sql").glob("*.sql"))
+    assert views == sorted(p.name for p in (REPO / "pipelines" / "sql").glob("*.sql"))
     check = (
         "import pipelines, pathlib; from pipelines.views import VIEW_NAMES; "
         "print(pathlib.Path(pipelines.__file__).parent, len(VIEW_NAMES))"
@@ -89,7 +90,7 @@ def test_a_non_editable_install_works_from_any_folder(tmp_path: Path) -> None:
             [sys.executable, "-c", check], cwd=cwd, env=env, capture_output=True, text=True
         )
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.split() == [str(home / "pipelines"), "10"]
+        assert proc.stdout.split() == [str(home / "pipelines"), str(len(views))]
         status = subprocess.run(
             [sys.executable, "-m", "pipelines", "status", "--duckdb", str(tmp_path / "x.duckdb")],
             cwd=cwd,
