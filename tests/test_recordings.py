@@ -84,10 +84,9 @@ def test_a_refused_recording_keeps_its_call_pending_and_the_run_goes_on(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
     sb = make_sandbox(calls=80)
-    truth = sb.truth()
-    # a call whose transcript is done: the recording is the one thing it waits for
-    ready = {t["call_id"] for t in truth["transcripts"].values() if t["status"] == "completed"}
-    victim = next(call_id for call_id in recorded(sb) if call_id in ready)
+    ready = sb.truth()["transcripts"]
+    # the newest recorded call whose transcript does not keep it pending anyway
+    victim = next(i for i, c in recorded(sb).items() if not c["transcript_job_id"] or i in ready)
     sb.refuse_recording(victim)
     folder = tmp_path / "recordings"
     first = sync(sb, tmp_path, source_args={"recordings_url": str(folder)})
