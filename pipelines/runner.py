@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -57,13 +56,12 @@ from .targets import (
     DestinationTarget,
     DuckDBTarget,
     Target,
-    align_working_folder,
     default_pipelines_dir,
     drop_loaded_packages,
     exclusive,
-    in_step,
     mark_published,
     unmark_published,
+    working_folders,
 )
 from .views import apply_views, drop_views
 from .warehouse import (
@@ -250,18 +248,12 @@ def sync_run(
 
 @contextlib.contextmanager
 def locked(options: SyncOptions, target: Target, *, loads: bool) -> Iterator[Any]:
-    """The pipeline, under the pipeline's lock and the target's; a run that `loads` first
-    brings dlt's working folder in step with the target, one that does not leaves a folder that
-    serves another target alone and works in a throwaway one (dlt would warn that the state's
-    destination differs)."""
-    pipelines_dir = Path(options.pipelines_dir or default_pipelines_dir())
-    lock = pipelines_dir / f".{options.pipeline_name}.lock"
-    with exclusive(lock, "this pipeline"), contextlib.ExitStack() as stack:
-        if loads:
-            align_working_folder(pipelines_dir / options.pipeline_name, target)
-        elif not in_step(pipelines_dir / options.pipeline_name, target):
-            pipelines_dir = Path(stack.enter_context(tempfile.TemporaryDirectory("-neuron")))
-        pipeline = make_pipeline(options, target, pipelines_dir)
+    """The pipeline, under the pipeline's lock and the target's, in a working folder in step
+    with the target (`targets.working_folders`)."""
+    folders, name = Path(options.pipelines_dir or default_pipelines_dir()), options.pipeline_name
+    lock = exclusive(folders / f".{name}.lock", "this pipeline")
+    with lock, working_folders(folders, name, target, loads) as where:
+        pipeline = make_pipeline(options, target, where)
         with target.lock(pipeline):
             yield pipeline
 
@@ -415,8 +407,7 @@ def _committed_line(line: str, checkpoints: int, inserted: int) -> str:
     return line.replace(
         "nothing of this run was published, the next run completes it",
         f"committed {counted(checkpoints, 'checkpoint')} of this run "
-        f"({counted(inserted, 'new call')}); "
-        "the next run goes on from the last",
+        f"({counted(inserted, 'new call')}); the next run goes on from the last",
     )
 
 
