@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import logging
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,15 +56,14 @@ from .targets import (
     DestinationTarget,
     DuckDBTarget,
     Target,
-    align_working_folder,
     default_pipelines_dir,
     drop_loaded_packages,
     drops_pending,
     exclusive,
-    in_step,
     loader_file_format,
     mark_published,
     unmark_published,
+    working_folders,
 )
 from .views import apply_views, drop_views, restore_views
 from .warehouse import (
@@ -239,18 +237,12 @@ def sync_run(
 
 @contextlib.contextmanager
 def locked(options: SyncOptions, target: Target, *, loads: bool) -> Iterator[Any]:
-    """The pipeline, under the pipeline's lock and the target's; a run that `loads` first
-    brings dlt's working folder in step with the target, one that does not leaves a folder that
-    serves another target alone and works in a throwaway one (dlt would warn that the state's
-    destination differs)."""
-    pipelines_dir = Path(options.pipelines_dir or default_pipelines_dir())
-    lock = pipelines_dir / f".{options.pipeline_name}.lock"
-    with exclusive(lock, "this pipeline"), contextlib.ExitStack() as stack:
-        if loads:
-            align_working_folder(pipelines_dir / options.pipeline_name, target)
-        elif not in_step(pipelines_dir / options.pipeline_name, target):
-            pipelines_dir = Path(stack.enter_context(tempfile.TemporaryDirectory("-neuron")))
-        pipeline = make_pipeline(options, target, pipelines_dir)
+    """The pipeline, under the pipeline's lock and the target's, in a working folder in step
+    with the target (`targets.working_folders`)."""
+    folders, name = Path(options.pipelines_dir or default_pipelines_dir()), options.pipeline_name
+    lock = exclusive(folders / f".{name}.lock", "this pipeline")
+    with lock, working_folders(folders, name, target, loads) as where:
+        pipeline = make_pipeline(options, target, where)
         with target.lock(pipeline):
             yield pipeline
 
@@ -419,8 +411,7 @@ def _committed_line(line: str, checkpoints: int, inserted: int) -> str:
     return line.replace(
         "nothing of this run was published, the next run completes it",
         f"committed {counted(checkpoints, 'checkpoint')} of this run "
-        f"({counted(inserted, 'new call')}); "
-        "the next run goes on from the last",
+        f"({counted(inserted, 'new call')}); the next run goes on from the last",
     )
 
 

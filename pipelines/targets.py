@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,21 @@ def align_working_folder(workdir: Path, target: Target) -> None:
         marker.unlink(missing_ok=True)  # written again once this run is published
     else:
         marker.write_text(target.identity, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def working_folders(folders: Path, name: str, target: Target, loads: bool) -> Iterator[Path]:
+    """Where dlt keeps the pipeline `name`'s working folder for a run on `target`: `folders`,
+    with the folder brought in step first for a run that loads; a run that does not load
+    leaves a folder serving another target alone and works in a throwaway one (dlt would warn
+    that the state's destination differs, and ignore it)."""
+    if loads:
+        align_working_folder(folders / name, target)
+    elif not in_step(folders / name, target):
+        with tempfile.TemporaryDirectory("-neuron") as throwaway:
+            yield Path(throwaway)
+        return
+    yield folders
 
 
 def in_step(workdir: Path, target: Target) -> bool:

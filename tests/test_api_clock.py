@@ -80,18 +80,18 @@ def test_listing_lag_is_reported_and_a_repair_agrees_with_a_fresh_audit(
 
     code, out, err = cli(tmp_path, sb, *window)
     assert code == runner.EXIT_DRIFT, (out, err)
-    assert "listing lag: 1 call " in out and "0 missing, 1 changed, 0 erased" in out
+    assert "listing lag: 1 call the API has" in out and "0 missing, 1 changed, 0 erased" in out
 
     code, out, err = cli(tmp_path, sb, *window, "--repair")
     assert code == 0, (out, err)
     assert "repaired 1 call; no drift: 2 UTC days checked" in out
-    assert "listing lag: 1 call " in out and "not drift" in out
+    assert "listing lag: 1 call the API has" in out and "not drift" in out
 
     for _ in range(2):  # a scheduled audit does not alert forever
         code, out, err = cli(tmp_path, sb, *window)
         assert code == 0, (out, err)
         assert "no drift: 2 UTC days checked, 2025-03-09 to 2025-03-10" in out
-        assert "listing lag: 1 call " in out
+        assert "listing lag: 1 call the API has" in out
     assert query(db, f"select count(*) from neuron.calls where id = '{late['id']}'") == [(1,)]
 
 
