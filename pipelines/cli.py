@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(getattr(args, "verbose", False))
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         code: int = args.func(args)
     except runner.SyncAborted as exc:
@@ -106,7 +107,14 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def _stop_now(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    runner.request_halt(signum)
     raise runner.Interrupted(signum)
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Ctrl-C stops at once, as Python's own handler does, and the run notes it too."""
+    runner.request_halt(signum)
+    raise KeyboardInterrupt
 
 
 class _Command(argparse.ArgumentParser):

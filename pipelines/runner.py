@@ -177,6 +177,14 @@ def request_stop() -> bool:
     return True
 
 
+def request_halt(signum: int) -> None:
+    """Note a stop at once (Ctrl-C, a second SIGTERM) on the run in progress. The signal's
+    handler raises where the run is; a raise that Python swallowed (one that lands in a
+    `__del__` is only printed) still stops the run at its next checkpoint."""
+    if _RUNNING:
+        _RUNNING[-1].halted = signum
+
+
 def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     """Run one sync and log it in the run table; expected failures come back in the result.
 
@@ -313,6 +321,10 @@ def _locked_run(
                 run.lag,
                 committed.staging,
             )
+            if run.halted == signal.SIGTERM:
+                raise Interrupted(run.halted)
+            if run.halted is not None:
+                raise KeyboardInterrupt
             if result is not None:
                 return result
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a one-line message

@@ -98,3 +98,28 @@ def test_a_second_sigterm_stops_at_once_without_committing(
     assert "nothing of this run was published" in _stopped_line(err)
     assert snapshot(db) == before
     _next_run_completes(sandbox, db, env, tmp_path)
+
+
+def test_a_ctrl_c_python_swallowed_still_stops_the_run_at_its_next_checkpoint(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """Python only prints a KeyboardInterrupt that lands in a `__del__` (dlt's connection
+    pool's, say) and the run went on to exit 0: the handler also notes the stop on the run
+    (`runner.request_halt`), which ends at its next checkpoint as interrupted (130)."""
+    sandbox = make_sandbox(calls=300)
+    halted: list[int] = []
+
+    def progress(report: object) -> None:
+        if not halted:  # the handler's note, its raise lost
+            halted.append(signal.SIGINT)
+            runner.request_halt(signal.SIGINT)
+
+    options = runner.SyncOptions(
+        duckdb_path=tmp_path / "calls.duckdb",
+        pipelines_dir=str(tmp_path / "dlt"),
+        source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
+    )
+    result = runner.run_sync(options, progress)
+    assert halted and result.exit_code == runner.EXIT_SIGINT, result.error
+    assert "interrupted" in (result.error or "")
+    assert run_log(tmp_path / "calls.duckdb")[-1][:2] == ("incremental", runner.EXIT_SIGINT)

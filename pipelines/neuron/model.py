@@ -130,6 +130,7 @@ class Checkpoints:
     staging: float = 0.0  # seconds the last segment spent copying the file (DuckDB)
     lag: float = 0.0  # seconds from the end of the last committed segment's fetching to its commit
     stopping: bool = False  # asked to stop (SIGTERM): the segment being fetched is the last
+    halted: int | None = None  # the signal that stops the run at once (Ctrl-C, a second SIGTERM)
 
     def seconds(self) -> float | None:
         """The next segment's length: the interval (stretched when staging is slow) less the
