@@ -91,6 +91,17 @@ def _day_axis(data: ReportData) -> Spec:
     return {**DAY_AXIS, "title": f"day ({data.window.zone})"}
 
 
+def _rate_axis(field: str, title: str) -> Spec:
+    """A rate from 0 to 1, shown as 0-100 %."""
+    return {
+        "field": field,
+        "type": "quantitative",
+        "title": title,
+        "axis": {"format": ".0%"},
+        "scale": {"domain": [0, 1]},
+    }
+
+
 CALLS_SUM: Spec = {
     "field": "calls",
     "type": "quantitative",
@@ -167,13 +178,7 @@ def daily_rates(data: ReportData) -> Spec:
     ]
     encoding = {
         "x": _day_axis(data),
-        "y": {
-            "field": "value",
-            "type": "quantitative",
-            "title": "rate (%)",
-            "axis": {"format": ".0%"},
-            "scale": {"domain": [0, 1]},
-        },
+        "y": _rate_axis("value", "rate (%)"),
         "color": {
             "field": "rate",
             "type": "nominal",
@@ -381,13 +386,7 @@ def reach_by_attempt(data: ReportData) -> Spec:
             "title": "attempt to the contact within the campaign (1st, 2nd, …)",
             "axis": {"labelAngle": 0},
         },
-        "y": {
-            "field": "connect_rate",
-            "type": "quantitative",
-            "title": "connect rate (%)",
-            "axis": {"format": ".0%"},
-            "scale": {"domain": [0, 1]},
-        },
+        "y": _rate_axis("connect_rate", "connect rate (%)"),
         "color": {
             "field": "campaign",
             "type": "nominal",
