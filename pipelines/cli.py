@@ -370,7 +370,7 @@ def _demo_results(db: Path) -> None:
     ]
     campaign = next((row["campaign_id"] for row in rows if row["campaign_id"]), "ID")
     title = (
-        f"Campaign funnel, {window.first} to {window.last} (UTC, as in the report): "
+        f"Campaign funnel, {window.first} to {window.last} ({window.zone}, as in the report): "
         "connect % of calls, interest % of connected"
     )
     print_table(columns, shown, title, sys.stdout)

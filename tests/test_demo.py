@@ -19,7 +19,10 @@ LAPTOP_COLUMNS = 80
 def test_the_demo_prints_only_what_a_newcomer_needs(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    env = cli_env(tmp_path, **chart_cache(tmp_path_factory))
+    # as `make demo` runs it: the customers' business zone
+    env = cli_env(
+        tmp_path, SOURCES__NEURON__TIMEZONE="Asia/Kolkata", **chart_cache(tmp_path_factory)
+    )
     demo = [sys.executable, "-m", "pipelines", "demo", "--calls", "300", "--latency-ms", "0"]
     done = run_cli(tmp_path, demo, env, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -31,7 +34,7 @@ def test_the_demo_prints_only_what_a_newcomer_needs(
     assert len(table) >= 5 and "campaign_id" in table[1]
     assert max(len(line) for line in lines if line in table) <= LAPTOP_COLUMNS
     # the funnel of the report's window, in the report's order, and both say which days
-    window = re.search(r"Campaign funnel, ([\d-]+) to ([\d-]+) \(UTC", done.stdout)
+    window = re.search(r"Campaign funnel, ([\d-]+) to ([\d-]+) \(Asia/Kolkata", done.stdout)
     assert window, done.stdout
     printed = [
         [cell.strip() for cell in line.strip("│").split("│")[:4]]
@@ -45,7 +48,7 @@ def test_the_demo_prints_only_what_a_newcomer_needs(
         for row in re.findall(r"<tr>(.*?)</tr>", funnel.split("<tbody>")[1])
     ]
     assert printed == [[row[0], row[1], row[3], row[4]] for row in shown]
-    assert f"{window.group(1)} to {window.group(2)} (UTC" in page_text
+    assert f"{window.group(1)} to {window.group(2)} (Asia/Kolkata" in page_text
     # the report is written and named; the demo's sync lock is gone
     page = tmp_path / "neuron_demo_report.html"
     assert f"open {page.name} in a browser" in done.stdout

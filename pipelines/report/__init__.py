@@ -147,10 +147,14 @@ def build(
     return render(reader.read(window), pendulum.now(timezone), latest)
 
 
-def default_funnel(wh: Warehouse) -> tuple[Window, list[dict[str, Any]]]:
-    """The campaign funnel of the default window, as the report shows it (the demo prints it)."""
-    reader = Reader(wh)
-    window = window_of(None, None, None, reader.latest_day())
+def default_funnel(
+    wh: Warehouse, timezone: str | None = None
+) -> tuple[Window, list[dict[str, Any]]]:
+    """The campaign funnel of the default window, as the report shows it (the demo prints it),
+    in `timezone` (None: the TIMEZONE setting)."""
+    timezone = zone() if timezone is None else timezone
+    reader = Reader(wh, timezone)
+    window = window_of(None, None, None, reader.latest_day(), timezone)
     return window, reader.funnel(window)
 
 

@@ -135,7 +135,7 @@ def funnel(data: ReportData) -> Spec:
     window = data.window
     subtitle = (
         "final calls → connected → interested / escalated, per campaign, "
-        f"{window.first} to {window.last} (UTC)"
+        f"{window.first} to {window.last} ({window.zone})"
     )
     return _chart("Campaign funnel", subtitle, values, encoding, step=12)
 
