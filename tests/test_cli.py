@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from pipelines import runner
 from pipelines.sandbox import Sandbox
 
-from .helpers import assert_matches_truth
+from .helpers import assert_matches_truth, wait_until
 from .procs import (
     SLOW_FIRST,
     FakeAPI,
@@ -222,10 +221,12 @@ def test_second_sync_on_the_same_pipeline_exits_2_and_changes_nothing(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while sandbox.stats()["total"] == 0:  # the first one holds its locks and is fetching
-            assert first.poll() is None and time.monotonic() < deadline, first.stderr
-            time.sleep(0.01)
+        # the first one holds its locks and is fetching
+        wait_until(
+            lambda: sandbox.stats()["total"] > 0 or first.poll() is not None,
+            "the first sync's first request",
+        )
+        assert first.poll() is None, first.communicate()
         # same pipeline and file, and same pipeline with another file, both at once
         seconds = [
             subprocess.Popen(

@@ -6,7 +6,6 @@ import datetime as dt
 import math
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from pipelines import runner
 from pipelines.sandbox import Sandbox
 from pipelines.views import VIEW_NAMES
 
-from .helpers import assert_matches_truth, fetcher, sync
+from .helpers import assert_matches_truth, fetcher, sync, wait_until
 from .procs import SLOW_FIRST, assert_one_line, cli_env, run_cli
 
 REPORT_VIEWS = [name for name in VIEW_NAMES if not name.startswith("stg_")]
@@ -130,10 +129,11 @@ def test_a_second_run_on_the_same_warehouse_is_refused_across_hosts(
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        while sandbox.stats()["total"] == 0:
-            assert first.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(
+            lambda: sandbox.stats()["total"] > 0 or first.poll() is not None,
+            "the first sync's first request",
+        )
+        assert first.poll() is None, first.communicate()
         other_home = tmp_path / "other_host"  # another working folder: only the warehouse knows
         other_home.mkdir()
         second = run_cli(other_home, args, {**env, "HOME": str(other_home)})
