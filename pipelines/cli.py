@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(getattr(args, "verbose", False))
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigint)
+    sys.unraisablehook = _unraisable
     try:
         code: int = args.func(args)
     except runner.SyncAborted as exc:
@@ -109,6 +110,14 @@ def _stop_now(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     runner.request_halt(signum)
     raise runner.Interrupted(signum)
+
+
+def _unraisable(unraisable: Any) -> None:
+    """A stop raised inside a `__del__` is swallowed by Python, which prints a traceback: the
+    run has it noted already (`runner.request_halt`) and stops at its next checkpoint."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _on_sigint(signum: int, frame: Any) -> None:

@@ -123,3 +123,23 @@ def test_a_ctrl_c_python_swallowed_still_stops_the_run_at_its_next_checkpoint(
     assert halted and result.exit_code == runner.EXIT_SIGINT, result.error
     assert "interrupted" in (result.error or "")
     assert run_log(tmp_path / "calls.duckdb")[-1][:2] == ("incremental", runner.EXIT_SIGINT)
+
+
+def test_a_stop_python_swallowed_prints_no_traceback() -> None:
+    """The CLI's hook keeps the traceback Python prints for a KeyboardInterrupt raised in a
+    `__del__` off stderr (the run has the stop noted); any other such error is still shown."""
+    code = (
+        "import sys\n"
+        "from pipelines import cli\n"
+        "sys.unraisablehook = cli._unraisable\n"
+        "class Stopped:\n"
+        "    def __del__(self): raise KeyboardInterrupt\n"
+        "class Broken:\n"
+        "    def __del__(self): raise ValueError('shown')\n"
+        "stopped = Stopped(); del stopped\n"
+        "broken = Broken(); del broken\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "KeyboardInterrupt" not in done.stderr
+    assert "ValueError: shown" in done.stderr
