@@ -17,7 +17,7 @@ from pipelines.sandbox import Sandbox
 from pipelines.views import VIEW_NAMES
 
 from .helpers import assert_matches_truth, fetcher, sync, wait_until
-from .procs import SLOW_FIRST, assert_one_line, cli_env, run_cli
+from .procs import SLOW_FIRST, assert_one_line, cli_env, run_cli, sandbox_env
 
 REPORT_VIEWS = [name for name in VIEW_NAMES if not name.startswith("stg_")]
 
@@ -113,10 +113,9 @@ def test_a_second_run_on_the_same_warehouse_is_refused_across_hosts(
     pg: str, make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
     sandbox = make_sandbox(calls=100, latency_ms=300)
-    env = cli_env(
+    env = sandbox_env(
         tmp_path,
-        SOURCES__NEURON__API_KEY=sandbox.api_key,
-        SOURCES__NEURON__BASE_URL=sandbox.base_url,
+        sandbox,
         DESTINATION__POSTGRES__CREDENTIALS=pg,
     )
     args = [sys.executable, "-m", "pipelines", "sync", "--destination", "postgres"]
@@ -148,10 +147,9 @@ def test_a_second_run_on_the_same_warehouse_is_refused_across_hosts(
 def test_missing_or_wrong_credentials_exit_2_naming_the_setting(
     postgres: Any, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    base = cli_env(
+    base = sandbox_env(
         tmp_path,
-        SOURCES__NEURON__API_KEY=sandbox.api_key,
-        SOURCES__NEURON__BASE_URL=sandbox.base_url,
+        sandbox,
     )
     args = [sys.executable, "-m", "pipelines", "sync", "--destination", "postgres"]
     missing = run_cli(tmp_path, args, base)
@@ -193,10 +191,9 @@ def test_a_named_destination_from_dlt_config(
     postgres: Any, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     url = postgres.new_database("named_destination")
-    env = cli_env(
+    env = sandbox_env(
         tmp_path,
-        SOURCES__NEURON__API_KEY=sandbox.api_key,
-        SOURCES__NEURON__BASE_URL=sandbox.base_url,
+        sandbox,
         DESTINATION__WAREHOUSE__DESTINATION_TYPE="postgres",
         DESTINATION__WAREHOUSE__CREDENTIALS=url,
     )

@@ -16,7 +16,7 @@ from pipelines.sandbox import Sandbox
 from pipelines.views import VIEW_NAMES
 
 from .helpers import assert_matches_truth, fetcher
-from .procs import assert_one_line, cli_env, run_cli
+from .procs import assert_one_line, run_cli, sandbox_env
 from .test_postgres import pg as pg  # the fixture: a database of its own on the test server
 from .test_postgres import pg_sync
 
@@ -181,10 +181,9 @@ def test_a_full_refresh_with_their_views_on_ours_is_refused_then_runs_once_they_
     names = ["analyst.my_calls", "analyst.my_funnel", "--full-refresh"]
     before = assert_refused_leaving_everything(pg, sandbox, tmp_path, names, full_refresh=True)
     assert_matches_truth(pg, sandbox.truth())
-    env = cli_env(
+    env = sandbox_env(
         tmp_path,
-        SOURCES__NEURON__API_KEY=sandbox.api_key,
-        SOURCES__NEURON__BASE_URL=sandbox.base_url,
+        sandbox,
         DESTINATION__POSTGRES__CREDENTIALS=pg,
     )
     args = [sys.executable, "-m", "pipelines", "sync", "--destination", "postgres"]
