@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipelines tests bench
 	$(BIN)/ruff format --check pipelines tests bench
 	$(BIN)/mypy pipelines
-	$(BIN)/sqlfluff lint pipelines/sql
+	$(BIN)/sqlfluff lint pipelines/warehouse/sql
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_sync.py

@@ -111,7 +111,7 @@ def redaction_section(calls: int) -> None:
 
 def child(raw: str) -> None:
     from pipelines.cli import process_settings
-    from pipelines.runner import SyncOptions, run_sync
+    from pipelines.runner.sync import SyncOptions, run_sync
 
     process_settings()  # what a `neuron-calls` process sets for itself
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 from bench_views import synthesize
 
-from pipelines.snapshot import Snapshot
+from pipelines.warehouse.snapshot import Snapshot
 
 
 def drop_caches() -> bool:

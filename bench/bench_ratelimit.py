@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from sandbox_proc import SandboxProc, sandbox
 
-from pipelines.neuron import client as new_client
+from pipelines.neuron.api import client as new_client
 
 OLD_COMMIT = "af1ca9f"
 

@@ -25,7 +25,7 @@ from sandbox_proc import sandbox
 
 def child(args: dict[str, Any]) -> None:
     from pipelines.cli import process_settings
-    from pipelines.runner import SyncOptions, run_sync
+    from pipelines.runner.sync import SyncOptions, run_sync
 
     process_settings()  # what a `neuron-calls` process sets for itself
 

@@ -70,7 +70,7 @@ def child_ours(args: dict[str, Any]) -> dict[str, Any]:
     import duckdb
 
     from pipelines.cli import process_settings
-    from pipelines.runner import SyncOptions, run_sync
+    from pipelines.runner.sync import SyncOptions, run_sync
 
     process_settings()  # what a `neuron-calls` process sets for itself
 
@@ -129,7 +129,7 @@ def dlt_steps(pipelines_dir: str | None) -> dict[str, float]:
     """Seconds of each step of the sync's dlt run (extract, normalize, load), from dlt's trace."""
     import dlt
 
-    from pipelines.warehouse import PIPELINE_NAME
+    from pipelines.warehouse.access import PIPELINE_NAME
 
     trace = dlt.attach(PIPELINE_NAME, pipelines_dir=pipelines_dir).last_trace
     steps = trace.steps if trace is not None else []
@@ -246,7 +246,7 @@ def child_fetch(args: dict[str, Any]) -> dict[str, Any]:
     import pendulum
 
     from pipelines.neuron import tables
-    from pipelines.neuron.client import NeuronClient
+    from pipelines.neuron.api.client import NeuronClient
     from pipelines.neuron.extract import extract_calls, plan_window
     from pipelines.neuron.model import SyncPlan, SyncReport
 
@@ -272,12 +272,12 @@ def child_fetch(args: dict[str, Any]) -> dict[str, Any]:
 def child_dlt_floor(args: dict[str, Any]) -> dict[str, Any]:
     """What dlt alone costs a run, for the fixed cost: six merged tables of two rows each, as
     arrow tables, into a fresh DuckDB file (extract, normalize, load), in a fresh process with
-    `pipelines.runner` imported, as our sync's clock starts (pyarrow and dlt's DuckDB client
+    `pipelines.runner.sync` imported, as our sync's clock starts (pyarrow and dlt's DuckDB client
     load in both clocks)."""
     import dlt
     import pyarrow as pa
 
-    import pipelines.runner  # noqa: F401  (the imports our sync has before its clock starts)
+    import pipelines.runner.sync  # noqa: F401  (the imports our sync has before its clock starts)
 
     @dlt.resource(name="rows")
     def rows() -> Any:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import httpx
 from sandbox_proc import sandbox
 
-from pipelines.neuron.client import NeuronClient, _default_transport
+from pipelines.neuron.api.client import NeuronClient, _default_transport
 
 
 async def drive(

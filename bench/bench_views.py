@@ -1,4 +1,4 @@
-"""Time every view of `pipelines/sql/` on a large synthetic `neuron` dataset.
+"""Time every view of `pipelines/warehouse/sql/` on a large synthetic `neuron` dataset.
 
     python bench/bench_views.py [--calls 1000000] [--db PATH] [--threads N]
 
@@ -14,8 +14,8 @@ import time
 
 import duckdb
 
-from pipelines.views import VIEW_NAMES, apply_views
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse.access import Warehouse
+from pipelines.warehouse.views import VIEW_NAMES, apply_views
 
 CALLS_SQL = """
 create or replace table neuron.calls as

@@ -19,10 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import memory, report, runner
-from .audit_command import add_audit
-from .console import DATES_HELP, add_format, add_target, run_and_tell, target_options
-from .display import (
+from pipelines import report
+from pipelines.commands.audit import add_audit
+from pipelines.commands.console import (
+    DATES_HELP,
+    add_format,
+    add_target,
+    run_and_tell,
+    target_options,
+)
+from pipelines.commands.display import (
     pending_line,
     print_runs,
     print_table,
@@ -30,12 +36,14 @@ from .display import (
     write_json,
     write_rows,
 )
-from .forget import add_forget
-from .neuron.progress import describe, walks_of
-from .query import QueryRefused, one_line, prepare
-from .snapshot import held_read_write, read_write_holder_message
-from .views import REPORT_VIEWS
-from .warehouse import DATASET_NAME, PIPELINE_NAME, Warehouse, literal
+from pipelines.commands.forget import add_forget
+from pipelines.neuron.progress import describe, walks_of
+from pipelines.runner import memory
+from pipelines.runner import sync as runner
+from pipelines.warehouse.access import DATASET_NAME, PIPELINE_NAME, Warehouse, literal
+from pipelines.warehouse.query import QueryRefused, one_line, prepare
+from pipelines.warehouse.snapshot import held_read_write, read_write_holder_message
+from pipelines.warehouse.views import REPORT_VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_arguments(reporting)
     reporting.set_defaults(func=cmd_report)
     add_forget(commands, add_target)
-    from .sandbox import add_arguments  # builds the sandbox's options, not its web server
+    from pipelines.sandbox import add_arguments  # builds the sandbox's options, not its web server
 
     sandbox = commands.add_parser("sandbox", help="serve the sandbox API until stopped")
     add_arguments(sandbox)
@@ -323,7 +331,7 @@ def cmd_recordings(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .sandbox import Sandbox
+    from pipelines.sandbox import Sandbox
 
     db: Path = args.duckdb
     demo_pipeline = f"{PIPELINE_NAME}_demo"
@@ -518,7 +526,7 @@ def _run_query(wh: Warehouse, text: str, raw: bool) -> tuple[list[str], list[tup
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import run_from_args
+    from pipelines.sandbox import run_from_args
 
     return run_from_args(args)
 

@@ -31,13 +31,19 @@ import dlt
 from dagster_dlt import DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from . import runner
-from .neuron import RESOURCE_TABLES, neuron_settings, source_shape
-from .neuron.resources import RESOURCE_OF
-from .neuron.tables import TABLES
-from .targets import DuckDBTarget
-from .views import VIEW_NAMES, apply_views, outdated_views, references, view_files
-from .warehouse import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
+from pipelines.neuron import RESOURCE_TABLES, neuron_settings, source_shape
+from pipelines.neuron.resources import RESOURCE_OF
+from pipelines.neuron.tables import TABLES
+from pipelines.runner import sync as runner
+from pipelines.warehouse.access import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
+from pipelines.warehouse.targets import DuckDBTarget
+from pipelines.warehouse.views import (
+    VIEW_NAMES,
+    apply_views,
+    outdated_views,
+    references,
+    view_files,
+)
 
 GROUP = "neuron"
 SCHEDULE = "*/15 * * * *"  # every 15 minutes, UTC

@@ -16,8 +16,8 @@ import httpx
 import orjson
 import pendulum
 
+from pipelines.neuron.api.client import NeuronClient
 from pipelines.neuron.audit import StoredTranscript
-from pipelines.neuron.client import NeuronClient
 from pipelines.neuron.extract import extract_calls, iso, plan_window
 from pipelines.neuron.model import Batch, SyncPlan, SyncReport
 from pipelines.neuron.rows import LIST_FIELDS, call_row

@@ -16,8 +16,8 @@ from typing import Any
 import duckdb
 import httpx
 
-from pipelines import runner
-from pipelines.neuron.client import NeuronClient
+from pipelines.neuron.api.client import NeuronClient
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 # The fields the vendor documents (docs/api-behaviour.md): of a list item, and of the details.
@@ -197,7 +197,7 @@ def reloaded(before: dict[str, str], after: dict[str, str]) -> set[str]:
 
 def read_state(db: Path) -> dict[str, Any]:
     """The source state committed with the last load of the DuckDB file."""
-    from pipelines.warehouse import Warehouse
+    from pipelines.warehouse.access import Warehouse
 
     with Warehouse.duckdb_file(db) as wh:
         return wh.source_state()

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from pipelines import views
-from pipelines.warehouse import Warehouse, literal
+from pipelines.warehouse import views
+from pipelines.warehouse.access import Warehouse, literal
 
 
 def apply_views(

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from pipelines import runner
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import query

@@ -13,7 +13,7 @@ import httpx
 import pendulum
 import pytest
 
-from pipelines.neuron.client import NeuronClient
+from pipelines.neuron.api.client import NeuronClient
 from pipelines.neuron.extract import extract_calls, iso, plan_window
 from pipelines.neuron.model import Checkpoints, SyncPlan, SyncReport
 from pipelines.neuron.progress import BACKFILL, HISTORY, Walk, describe, walks_of

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import runner
+from pipelines.runner import sync as runner
 
 from .procs import cli_env, run_cli
 

@@ -14,8 +14,9 @@ import httpx
 import orjson
 import pytest
 
-from pipelines.neuron import errors, settings
-from pipelines.neuron.client import (
+from pipelines.neuron import settings
+from pipelines.neuron.api import errors
+from pipelines.neuron.api.client import (
     APIConnectionError,
     AuthenticationError,
     ClientStats,
@@ -28,7 +29,7 @@ from pipelines.neuron.client import (
     ServerError,
     sanitize_url,
 )
-from pipelines.runner import explain
+from pipelines.runner.sync import explain
 
 pytestmark = pytest.mark.unit
 
@@ -490,7 +491,7 @@ def test_status_errors_carry_status_path_and_code(
 
 
 def test_error_classes_are_the_same_from_client_and_errors() -> None:
-    from pipelines.neuron import client
+    from pipelines.neuron.api import client
 
     for name in errors.__all__:
         if name[0].isupper():

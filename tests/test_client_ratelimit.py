@@ -22,8 +22,8 @@ import orjson
 import pytest
 
 from pipelines.neuron import settings
-from pipelines.neuron.client import NeuronClient
-from pipelines.neuron.ratelimit import (
+from pipelines.neuron.api.client import NeuronClient
+from pipelines.neuron.api.limiter import (
     RateLimiter,
     RateLimitQuota,
     parse_rate_limit_headers,

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipelines.neuron.client import BaseURLError, NeuronClient, RecordingURLRefused
+from pipelines.neuron.api.client import BaseURLError, NeuronClient, RecordingURLRefused
 from pipelines.sandbox import Sandbox
 from tests.helpers import read_state, sync, timed_details
 
@@ -41,7 +41,7 @@ def test_a_sync_tells_the_next_whether_it_met_a_limit(
     """Through dlt's state: after a sync that met no limit the next one starts at full speed;
     after one that met a limit it ramps up again, and keeps to few 429s."""
     free, limited = make_sandbox(calls=100), make_sandbox(calls=60, rate_limit=50)
-    caplog.set_level(logging.DEBUG, logger="pipelines.neuron.ratelimit")
+    caplog.set_level(logging.DEBUG, logger="pipelines.neuron.api.limiter")
     for sb, met in ((free, False), (limited, True)):
         work = tmp_path / str(met)
         assert sync(sb, work).exit_code == 0

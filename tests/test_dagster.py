@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from pipelines.sandbox import Sandbox
-from pipelines.views import VIEW_NAMES
+from pipelines.warehouse.views import VIEW_NAMES
 
 from .helpers import assert_matches_truth, query, read_state
 
@@ -123,7 +123,7 @@ def test_a_run_beside_another_is_refused(dagster_env: tuple[Any, Sandbox, Path])
     import dagster as dg
 
     from pipelines import dagster_defs
-    from pipelines.targets import exclusive
+    from pipelines.warehouse.targets import exclusive
 
     warehouse, sb, db = dagster_env
     lock = Path(warehouse.pipelines_dir) / ".neuron_calls.lock"

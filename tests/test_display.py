@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines import console, runner
-from pipelines.display import pending_line
+from pipelines.commands import console
+from pipelines.commands.display import pending_line
 from pipelines.neuron import SyncReport
+from pipelines.runner import sync as runner
 
 pytestmark = pytest.mark.unit
 

@@ -15,7 +15,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from pipelines import runner
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 from tests.helpers import assert_matches_truth, load_ids, query, reloaded, sync
 

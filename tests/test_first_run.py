@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines import runner
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .procs import assert_one_line, cli_env, run_cli, sandbox_env, sync_args
@@ -78,8 +78,8 @@ def test_a_non_editable_install_works_from_any_folder(tmp_path: Path) -> None:
         capture_output=True,
         timeout=120,
     )  # fmt: skip
-    views = sorted(p.name for p in (target / "pipelines" / "sql").glob("*.sql"))
-    assert views == sorted(p.name for p in (REPO / "pipelines" / "sql").glob("*.sql"))
+    views = sorted(p.name for p in (target / "pipelines" / "warehouse" / "sql").glob("*.sql"))
+    assert views == sorted(p.name for p in (REPO / "pipelines" / "warehouse" / "sql").glob("*.sql"))
     check = (
         "import pipelines, pathlib; from pipelines.views import VIEW_NAMES; "
         "print(pathlib.Path(pipelines.__file__).parent, len(VIEW_NAMES))"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import runner
-from pipelines.console import Progress
-from pipelines.neuron.client import NeuronClient
+from pipelines.commands.console import Progress
+from pipelines.neuron.api.client import NeuronClient
 from pipelines.neuron.model import SyncReport
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, read_state, sync, timed_details

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import runner
 from pipelines.neuron.extract import iso
 from pipelines.neuron.model import Checkpoints, SyncReport
 from pipelines.neuron.progress import WindowTooDeep
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, query, read_state, sync

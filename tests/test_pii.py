@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from stdnum import verhoeff
 
-from pipelines.neuron.errors import ConfigError
+from pipelines.neuron.api.errors import ConfigError
 from pipelines.neuron.pii import (
     Contact,
     Privacy,
@@ -23,9 +23,9 @@ from pipelines.neuron.pii import (
     privacy_of,
     redact_text,
 )
-from pipelines.outcomes import SyncAborted
-from pipelines.privacy import bind, check_policy, erasure_key, record_erasure, remember
-from pipelines.warehouse import Warehouse
+from pipelines.runner.outcomes import SyncAborted
+from pipelines.warehouse.access import Warehouse
+from pipelines.warehouse.privacy import bind, check_policy, erasure_key, record_erasure, remember
 
 pytestmark = pytest.mark.unit
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from pipelines import runner
 from pipelines.cli import main
-from pipelines.forget import run_forget
+from pipelines.commands.forget import run_forget
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 from pipelines.sandbox.transcripts import planted_pii
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from pipelines import runner
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
-from pipelines.views import VIEW_NAMES
+from pipelines.warehouse.views import VIEW_NAMES
 
 from .helpers import assert_matches_truth, fetcher, sync, wait_until
 from .procs import SLOW_FIRST, assert_one_line, cli_env, run_cli, sandbox_env
@@ -255,8 +255,8 @@ def test_the_views_on_hand_made_data_are_duckdbs_on_postgres(
     import dlt
     import sqlglot
 
-    from pipelines.views import apply_views
-    from pipelines.warehouse import Warehouse
+    from pipelines.warehouse.access import Warehouse
+    from pipelines.warehouse.views import apply_views
 
     from .known_views import (
         EXPECTED_ATTEMPT_FUNNEL,

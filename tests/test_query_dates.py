@@ -8,10 +8,10 @@ import asyncio
 import httpx
 import pytest
 
-from pipelines.neuron.client import NeuronClient
+from pipelines.neuron.api.client import NeuronClient
+from pipelines.neuron.api.errors import ConfigError
 from pipelines.neuron.dates import window_bound
-from pipelines.neuron.errors import ConfigError
-from pipelines.query import QueryRefused, prepare
+from pipelines.warehouse.query import QueryRefused, prepare
 
 pytestmark = pytest.mark.unit
 

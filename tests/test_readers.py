@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import runner
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, read_state
@@ -146,9 +146,9 @@ def test_readers_hold_and_open_the_file_through_a_sync(
 
 KILL_AT = {
     # the staging copy is being written
-    "staging": "pipelines.snapshot:copy_file",
+    "staging": "pipelines.warehouse.snapshot:copy_file",
     # the copy is complete and fsynced, the rename over the public file is next
-    "publishing": "pipelines.snapshot:os.replace",
+    "publishing": "pipelines.warehouse.snapshot:os.replace",
 }
 
 # Runs the CLI with one function paused: it prints PAUSED and waits for a line on stdin.
@@ -232,7 +232,7 @@ def _second_run_about_to_publish(
         sandbox,
         db,
         cursor,
-        paused_sync(db, "pipelines.snapshot:Snapshot.publish", home, sandbox),
+        paused_sync(db, "pipelines.warehouse.snapshot:Snapshot.publish", home, sandbox),
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from pipelines import runner
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, query, read_state, sync

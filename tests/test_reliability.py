@@ -21,7 +21,8 @@ import httpx
 import orjson
 import pytest
 
-from pipelines import console, runner
+from pipelines.commands import console
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, query, read_state, sync
@@ -580,7 +581,7 @@ def test_key_and_recording_tokens_never_logged_or_stored(
     assert len(logs.splitlines()) > 50, "debug logging should have said a lot"
     # httpx (recordings), the client, dlt: all of them talked
     assert "INFO httpx: HTTP Request: GET" in logs and "[DEBUG]|" in logs
-    assert "DEBUG pipelines.neuron.ratelimit: start-up" in logs
+    assert "DEBUG pipelines.neuron.api.limiter: start-up" in logs
     assert key not in logs
     assert "token=" not in logs
     assert re.search(r"httpx: HTTP Request: GET \S+/recordings/\S+\.wav\?… ", logs)  # cut

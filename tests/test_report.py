@@ -14,8 +14,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines import runner
 from pipelines.cli import main
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .browser import Opened, chart_cache, chromium, open_report

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines import report
 from pipelines.report.queries import Reader, Window
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse.access import Warehouse
 
 from .known_views import known_views_db
 

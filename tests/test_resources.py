@@ -13,9 +13,9 @@ from typing import Any
 import dlt
 import pytest
 
-from pipelines import runner
 from pipelines.neuron import NeuronSettings, neuron_source
-from pipelines.neuron.client import ConfigError
+from pipelines.neuron.api.client import ConfigError
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import expected, load_ids, read_state, reloaded, sync, warehouse

@@ -19,9 +19,9 @@ from typing import Any
 
 import duckdb
 
-from pipelines import runner
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse.access import Warehouse
 
 from .helpers import assert_matches_truth, read_state, wait_until
 from .procs import run_cli, sandbox_env, sync_args

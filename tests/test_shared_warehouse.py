@@ -11,16 +11,17 @@ from typing import Any
 
 import psycopg2
 
-from pipelines import console, runner
+from pipelines.commands import console
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
-from pipelines.views import VIEW_NAMES
+from pipelines.warehouse.views import VIEW_NAMES
 
 from .helpers import assert_matches_truth, fetcher
 from .procs import assert_one_line, run_cli, sandbox_env
 from .test_postgres import pg as pg  # the fixture: a database of its own on the test server
 from .test_postgres import pg_sync
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "warehouse" / "sql"
 OUR_TABLES = ["calls", "transcripts", "transcript_segments", "speaker_sentiment"]
 
 # An analyst with a schema of their own: views on our view and on our table, a view on their own

@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
         if not module.name.endswith("__main__"):  # `python -m`: it runs the command
             importlib.import_module(module.name)
 
-    from pipelines import runner
+    from pipelines.runner import sync as runner
     from pipelines.neuron import neuron_source
     from pipelines.sandbox import Sandbox
 

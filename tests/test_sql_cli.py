@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import runner
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import fetcher, sync

@@ -6,8 +6,9 @@ import argparse
 
 import pendulum
 
-from pipelines import console, runner
 from pipelines.cli import cmd_status
+from pipelines.commands import console
+from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import DETAIL_KEYS, assert_matches_truth, expected, query, read_state, sync
@@ -104,8 +105,8 @@ def test_the_source_in_a_users_own_pipeline(make_sandbox, tmp_path, monkeypatch)
     import dlt
 
     from pipelines.neuron import neuron_source
-    from pipelines.views import apply_views
-    from pipelines.warehouse import Warehouse
+    from pipelines.warehouse.access import Warehouse
+    from pipelines.warehouse.views import apply_views
 
     for name in ("ADD_DLT_ID", "ADD_DLT_LOAD_ID"):
         monkeypatch.delenv(f"NORMALIZE__PARQUET_NORMALIZER__{name}", raising=False)

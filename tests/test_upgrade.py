@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from pipelines import runner
 from pipelines.neuron import versions
 from pipelines.neuron.progress import walks_of
-from pipelines.outcomes import explain
+from pipelines.runner import sync as runner
+from pipelines.runner.outcomes import explain
 from pipelines.sandbox import Sandbox
-from pipelines.targets import DuckDBTarget
+from pipelines.warehouse.targets import DuckDBTarget
 
 from .helpers import assert_matches_truth, load_ids, query, read_state, reloaded
 from .procs import PIPELINE_DIR, run_cli, sandbox_env, sync_args

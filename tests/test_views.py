@@ -11,10 +11,10 @@ import duckdb
 import pytest
 import sqlglot
 
-from pipelines import views
-from pipelines.neuron.errors import ConfigError
-from pipelines.views import VIEW_NAMES, view_sql
-from pipelines.warehouse import Warehouse
+from pipelines.neuron.api.errors import ConfigError
+from pipelines.warehouse import views
+from pipelines.warehouse.access import Warehouse
+from pipelines.warehouse.views import VIEW_NAMES, view_sql
 
 from .known_views import (
     CALLS,
@@ -27,7 +27,7 @@ from .known_views import (
 
 pytestmark = pytest.mark.unit
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "warehouse" / "sql"
 VIEWS = sorted(path.stem for path in SQL_DIR.glob("*.sql"))
 STAGING_VIEWS = [name for name in VIEWS if name.startswith("stg_")]
 REPORT_VIEWS = [name for name in VIEWS if not name.startswith("stg_")]

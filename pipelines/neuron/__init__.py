@@ -21,8 +21,8 @@ from dlt.common.typing import TSecretStrValue
 from dlt.extract import DltSource
 
 from . import settings, tables
+from .api.client import ConfigError
 from .audit import WarehouseReader
-from .client import ConfigError
 from .config import NeuronSettings, SyncRun, neuron_settings
 from .model import SyncPlan, SyncReport
 from .pii import Privacy, privacy_of

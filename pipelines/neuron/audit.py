@@ -38,7 +38,7 @@ from typing import Any, NamedTuple, Protocol
 import pendulum
 
 from . import settings
-from .client import NeuronClient, NotFoundError
+from .api.client import NeuronClient, NotFoundError
 from .model import CALL_ERRORS, AuditDay, AuditReport, Job, Purpose
 from .pii import KEPT, Privacy
 from .progress import Paging, Walk

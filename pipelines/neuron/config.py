@@ -19,8 +19,8 @@ from dlt.common.configuration.inject import with_config
 from dlt.common.typing import TSecretStrValue
 
 from . import settings
+from .api.client import ConfigError, NeuronClient, check_settings
 from .audit import WarehouseReader
-from .client import ConfigError, NeuronClient, check_settings
 from .dates import business_zone, window_bound
 from .model import SyncPlan, SyncReport
 from .pii import Privacy, privacy_of

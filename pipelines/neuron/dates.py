@@ -12,7 +12,7 @@ import dlt
 import pendulum
 
 from . import settings
-from .errors import ConfigError
+from .api.errors import ConfigError
 from .rows import to_utc
 
 _BARE_DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")

@@ -33,7 +33,7 @@ from typing import Any
 import pendulum
 
 from . import settings
-from .client import (
+from .api.client import (
     NeuronClient,
     NotFoundError,
 )

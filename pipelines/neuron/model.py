@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 import pendulum
 
 from . import settings
-from .client import APIConnectionError, ClientStats, RateLimitError, ResponseError, ServerError
+from .api.client import APIConnectionError, ClientStats, RateLimitError, ResponseError, ServerError
 from .pii import Privacy
 from .rows import Row, iso_utc
 

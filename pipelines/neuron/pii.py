@@ -26,7 +26,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError
+from .api.errors import ConfigError
 
 try:  # the `pii` extra; without it `pseudonymize` is refused (`privacy_of`)
     from stdnum import luhn

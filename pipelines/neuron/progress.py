@@ -28,8 +28,8 @@ from typing import Any
 import pendulum
 
 from . import settings
-from .client import NeuronClient
-from .errors import NeuronError, UnexpectedStatusError
+from .api.client import NeuronClient
+from .api.errors import NeuronError, UnexpectedStatusError
 from .model import Checkpoints, SyncPlan
 from .rows import Row, iso_utc, parse_timestamp
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import pendulum
 
-from .client import NeuronClient
-from .errors import ConfigError, NeuronError, RecordingURLRefused, sanitize_url
+from .api.client import NeuronClient
+from .api.errors import ConfigError, NeuronError, RecordingURLRefused, sanitize_url
 from .rows import Row, parse_timestamp
 from .settings import env_var
 

@@ -31,8 +31,8 @@ import dlt
 from dlt.extract import DltResource
 
 from . import tables
+from .api.client import ConfigError
 from .audit import DayAudit
-from .client import ConfigError
 from .config import NeuronSettings, SyncRun
 from .extract import extract_calls
 from .feed import Feed, SegmentEnd

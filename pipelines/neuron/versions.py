@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ConfigError
+from .api.errors import ConfigError
 
 KEY = "state_version"
 STATE_VERSION = 1

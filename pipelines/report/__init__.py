@@ -21,12 +21,13 @@ from typing import Any
 import dlt
 import pendulum
 
-from ..neuron import settings
-from ..neuron.dates import business_zone
-from ..neuron.errors import ConfigError
-from ..outcomes import SyncAborted, explain
-from ..views import outdated_views
-from ..warehouse import Warehouse
+from pipelines.neuron import settings
+from pipelines.neuron.api.errors import ConfigError
+from pipelines.neuron.dates import business_zone
+from pipelines.runner.outcomes import SyncAborted, explain
+from pipelines.warehouse.access import Warehouse
+from pipelines.warehouse.views import outdated_views
+
 from .page import render
 from .queries import Reader, Window
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ..neuron.settings import DOCUMENTED_DISPOSITIONS
+from pipelines.neuron.settings import DOCUMENTED_DISPOSITIONS
+
 from .queries import (
     ATTEMPT_CAMPAIGNS,
     FOLLOWUP_BINS,

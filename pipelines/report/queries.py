@@ -15,8 +15,8 @@ import pendulum
 import sqlglot
 from sqlglot import exp
 
-from ..views import render, view_files
-from ..warehouse import Warehouse, literal
+from pipelines.warehouse.access import Warehouse, literal
+from pipelines.warehouse.views import render, view_files
 
 CALLBACK_ROWS = 200  # rows of the callback queue the page lists (the count says how many wait)
 SHARE_BINS = 10  # the customer-share histogram's bins (10 % each)

@@ -21,9 +21,18 @@ from typing import Any
 
 import pendulum
 
-from .neuron.pii import KEEP, PSEUDONYMIZE, REDACTION_VERSION, Contact, Privacy, key_id, redact_text
-from .outcomes import SyncAborted
-from .warehouse import Warehouse, literal
+from pipelines.neuron.pii import (
+    KEEP,
+    PSEUDONYMIZE,
+    REDACTION_VERSION,
+    Contact,
+    Privacy,
+    key_id,
+    redact_text,
+)
+from pipelines.runner.outcomes import SyncAborted
+
+from .access import Warehouse, literal
 
 POLICY_TABLE = "_pii_policy"
 ERASURES_TABLE = "_pii_erasures"

@@ -18,12 +18,11 @@ from typing import Any, NamedTuple
 
 import pendulum
 
-from .neuron import Privacy, SyncReport
-from .neuron.pii import PSEUDONYMIZE, e164, phone_hash
-from .neuron.tables import TABLES
-from .outcomes import EXIT_OK, RunRefused, SyncAborted
-from .privacy import erasure_key, record_erasure, recorded
-from .runner import (
+from pipelines.neuron import Privacy, SyncReport
+from pipelines.neuron.pii import PSEUDONYMIZE, e164, phone_hash
+from pipelines.neuron.tables import TABLES
+from pipelines.runner.outcomes import EXIT_OK, RunRefused, SyncAborted
+from pipelines.runner.sync import (
     SyncOptions,
     SyncResult,
     _failed,
@@ -33,7 +32,8 @@ from .runner import (
     run_row,
     target_of,
 )
-from .warehouse import Warehouse, literal
+from pipelines.warehouse.access import Warehouse, literal
+from pipelines.warehouse.privacy import erasure_key, record_erasure, recorded
 
 log = logging.getLogger(__name__)
 

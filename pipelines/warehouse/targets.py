@@ -21,9 +21,10 @@ import dlt
 from dlt.common.destination.reference import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from .outcomes import EXIT_CONFIG, RunRefused, SyncAborted
+from pipelines.runner.outcomes import EXIT_CONFIG, RunRefused, SyncAborted
+
+from .access import DUCKDB_LOAD_CONFIG, Warehouse, literal
 from .snapshot import Snapshot, SnapshotError
-from .warehouse import DUCKDB_LOAD_CONFIG, Warehouse, literal
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ import pendulum
 import yarl
 from aiohttp.helpers import get_env_proxy_for_url
 
-from . import settings
+from .. import settings
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -54,7 +54,7 @@ from .errors import (
     UnexpectedStatusError,
     sanitize_url,
 )
-from .ratelimit import RateLimiter, RateLimitQuota, parse_rate_limit_headers, parse_retry_after
+from .limiter import RateLimiter, RateLimitQuota, parse_rate_limit_headers, parse_retry_after
 
 __all__ = [
     "APIConnectionError",

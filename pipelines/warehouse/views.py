@@ -1,4 +1,4 @@
-"""The SQL views of the dataset: one `.sql` file per view in `pipelines/sql/`.
+"""The SQL views of the dataset: one `.sql` file per view in `pipelines/warehouse/sql/`.
 
 Each file holds one `create or replace view {schema}.<name> as ...` statement in DuckDB's
 dialect; `{schema}` becomes the dataset's qualified schema and `{timezone}` the business time
@@ -21,10 +21,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pipelines.neuron.dates import business_zone
+from pipelines.runner.outcomes import EXIT_CONFIG, SyncAborted, first_line
+
 from . import dependants
-from .neuron.dates import business_zone
-from .outcomes import EXIT_CONFIG, SyncAborted, first_line
-from .warehouse import Warehouse, literal
+from .access import Warehouse, literal
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def references(sql: str) -> set[str]:
 def view_files(folder: Path | None = None) -> dict[str, str]:
     """View name -> its SQL (with the `{schema}` placeholder), one per `*.sql` file of `folder`
     (default: `sql/` here, shipped in the package)."""
-    files = folder.iterdir() if folder else resources.files("pipelines.sql").iterdir()
+    files = folder.iterdir() if folder else resources.files("pipelines.warehouse.sql").iterdir()
     return {
         entry.name.removesuffix(".sql"): entry.read_text(encoding="utf-8")
         for entry in files

@@ -13,7 +13,7 @@ from dlt.common.configuration.exceptions import (
     ConfigValueCannotBeCoercedException,
 )
 
-from .neuron.errors import (
+from pipelines.neuron.api.errors import (
     APIConnectionError,
     AuthenticationError,
     BaseURLError,
@@ -21,7 +21,7 @@ from .neuron.errors import (
     MissingAPIKeyError,
     NeuronError,
 )
-from .neuron.settings import DEFAULT_BASE_URL, env_var
+from pipelines.neuron.settings import DEFAULT_BASE_URL, env_var
 
 log = logging.getLogger(__name__)
 

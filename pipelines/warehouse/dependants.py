@@ -13,7 +13,7 @@ from __future__ import annotations
 import graphlib
 from dataclasses import dataclass, field
 
-from .warehouse import Warehouse, literal
+from .access import Warehouse, literal
 
 
 @dataclass

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
-from . import settings
+from .. import settings
 
 log = logging.getLogger(__name__)
 

@@ -132,7 +132,7 @@ def status_document(
     warehouse: str, state: dict[str, Any], runs: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
     """`status --format json`: what `status` prints, as one object (docs/scheduling.md)."""
-    from .neuron.progress import walks_of
+    from pipelines.neuron.progress import walks_of
 
     pending: dict[str, dict[str, str]] = state.get("pending", {})
     listed = sorted(pending.items(), key=lambda item: item[1].get("since", ""))

@@ -22,9 +22,8 @@ from typing import Any
 import dlt
 import pendulum
 
-from . import memory
-from .display import counted
-from .neuron import (
+from pipelines.commands.display import counted
+from pipelines.neuron import (
     Privacy,
     SyncReport,
     SyncRun,
@@ -32,7 +31,33 @@ from .neuron import (
     neuron_settings,
     run_source,
 )
-from .neuron.audit import audit_window
+from pipelines.neuron.audit import audit_window
+from pipelines.warehouse.access import (
+    DATASET_NAME,
+    DEFAULT_DUCKDB_PATH,
+    PIPELINE_NAME,
+    DatasetReader,
+    Warehouse,
+)
+from pipelines.warehouse.privacy import bind as bind_privacy
+from pipelines.warehouse.privacy import remember as remember_privacy
+from pipelines.warehouse.privacy import rescreen
+from pipelines.warehouse.targets import (
+    DestinationTarget,
+    DuckDBTarget,
+    Target,
+    default_pipelines_dir,
+    drop_loaded_packages,
+    drops_pending,
+    exclusive,
+    loader_file_format,
+    mark_published,
+    unmark_published,
+    working_folders,
+)
+from pipelines.warehouse.views import apply_views, drop_views, restore_views
+
+from . import memory
 from .outcomes import (
     EXIT_CONFIG,
     EXIT_DRIFT,
@@ -48,30 +73,6 @@ from .outcomes import (
     explain,
     first_line,
     partly_loaded,
-)
-from .privacy import bind as bind_privacy
-from .privacy import remember as remember_privacy
-from .privacy import rescreen
-from .targets import (
-    DestinationTarget,
-    DuckDBTarget,
-    Target,
-    default_pipelines_dir,
-    drop_loaded_packages,
-    drops_pending,
-    exclusive,
-    loader_file_format,
-    mark_published,
-    unmark_published,
-    working_folders,
-)
-from .views import apply_views, drop_views, restore_views
-from .warehouse import (
-    DATASET_NAME,
-    DEFAULT_DUCKDB_PATH,
-    PIPELINE_NAME,
-    DatasetReader,
-    Warehouse,
 )
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ import duckdb
 import sqlglot
 from dlt.common.versioned_state import decompress_state
 
-from .neuron.audit import StoredTranscript
-from .neuron.rows import LIST_FIELDS, SEGMENT_FIELDS, TRANSCRIPT_FIELDS
+from pipelines.neuron.audit import StoredTranscript
+from pipelines.neuron.rows import LIST_FIELDS, SEGMENT_FIELDS, TRANSCRIPT_FIELDS
 
 PIPELINE_NAME = "neuron_calls"
 DATASET_NAME = "neuron"

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import runner
+from pipelines.neuron import SyncReport
+from pipelines.neuron.progress import duration
+from pipelines.runner import sync as runner
+from pipelines.warehouse.access import DEFAULT_DUCKDB_PATH
+
 from .display import counted, days_named, pending_line
-from .neuron import SyncReport
-from .neuron.progress import duration
-from .warehouse import DEFAULT_DUCKDB_PATH
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,12 @@ import io
 import sys
 from typing import Any
 
-from . import runner
+from pipelines.neuron.api.errors import ConfigError
+from pipelines.neuron.dates import window_bound
+from pipelines.runner import sync as runner
+
 from .console import DATES_HELP, add_format, add_target, target_options, with_progress
 from .display import counted, days_named, print_table, terminal_width, write_json
-from .neuron.dates import window_bound
-from .neuron.errors import ConfigError
 
 
 def add_audit(commands: Any) -> None:

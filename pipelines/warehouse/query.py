@@ -15,7 +15,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from .warehouse import literal
+from .access import literal
 
 READ_ONLY_HINT = (
     "`sql` only reads (select, with, describe, show); the warehouse is written by `sync`"
