@@ -294,6 +294,12 @@ def serve(**options: Any) -> None:
         f"admin: {sandbox.admin_url}/  (truth, clock, stats, config, drift)",
         flush=True,
     )
+    print(
+        "point neuron-calls at it (in another shell):\n"
+        f"  export SOURCES__NEURON__API_KEY={sandbox.api_key}\n"
+        f"  export SOURCES__NEURON__BASE_URL={sandbox.base_url}",
+        flush=True,
+    )
     import uvloop
 
     with contextlib.suppress(KeyboardInterrupt):
