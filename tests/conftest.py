@@ -76,6 +76,7 @@ LONGEST = (
     "test_an_interrupted_",
     "test_pseudonymized_duckdb_",
     "test_readers_hold_",
+    "test_every_block_runs_as_written",
 )
 
 

@@ -112,11 +112,23 @@ class Block:
         if self.lang == "python":
             (folder / f".block{n}.py").write_text(self.text)
             return f".venv/bin/python .block{n}.py\n"
-        if self.lang == "sql":
+        if self.lang == "sql":  # `neuron-calls sql QUERY` for each, in one process (one import)
             text = "\n".join(s for s in self.text.splitlines() if not s.startswith("--"))
             queries = [q.strip() for q in text.split(";") if q.strip()]
-            return "".join(f".venv/bin/neuron-calls sql {shlex.quote(q)}\n" for q in queries)
+            (folder / f".block{n}.py").write_text(SQL_EACH.format(queries=queries))
+            return f".venv/bin/python .block{n}.py\n"
         return _PLACEHOLDER.sub(lambda m: "# " + m.group(0), self.text)
+
+
+SQL_EACH = """import runpy, sys
+for query in {queries!r}:
+    sys.argv = ["neuron-calls", "sql", query]
+    try:
+        runpy.run_module("pipelines", run_name="__main__")
+    except SystemExit as done:
+        if done.code:
+            raise
+"""
 
 
 def page_blocks(page: Path) -> list[Block]:
@@ -227,6 +239,7 @@ def test_every_block_runs_or_says_why_not() -> None:
     assert unsaid == []
 
 
+@pytest.mark.timeout(300)  # ~40 processes on 2 cores, beside other tests: 30-120 s
 def test_every_block_runs_as_written(sandbox: Any, postgres: Any, s3: Any, tmp_path: Path) -> None:
     def env(folder: Path, page: Path) -> dict[str, str]:
         marks = " ".join(b.mark for b in page_blocks(page))
@@ -244,20 +257,25 @@ def test_every_block_runs_as_written(sandbox: Any, postgres: Any, s3: Any, tmp_p
     # `make install` in a page's folder must find .venv up to date (or it would install that folder)
     assert subprocess.run(["make", "-q", "install"], cwd=ROOT).returncode == 0, "make install first"
 
-    synced = tmp_path / "synced"
-    first = shell(synced, env(synced, README), ".venv/bin/neuron-calls sync")
-    assert first.returncode == 0, first.stderr
     s3.filesystem().mkdir("my-bucket")
+    pool = ThreadPoolExecutor(4)
+    synced = tmp_path / "synced"
+    first = pool.submit(shell, synced, env(synced, README), ".venv/bin/neuron-calls sync")
 
     def run(page: Path) -> list[str]:
         folder = tmp_path / page.stem
         folder.mkdir()
         if SYNCED in page.read_text():
+            assert first.result().returncode == 0, first.result().stderr
             shutil.copy(synced / "neuron_calls.duckdb", folder)
         return run_page(page, folder, env(folder, page))
 
-    pages = [p for p in PAGES if any(b.runs for b in page_blocks(p))]
-    with ThreadPoolExecutor(4) as pool:
+    # the pages with most commands first, so that no long one is left running alone at the end
+    pages = sorted(
+        (p for p in PAGES if any(b.runs for b in page_blocks(p))),
+        key=lambda p: -sum(b.text.count("\n") for b in page_blocks(p) if b.runs),
+    )
+    with pool:
         failures = [line for lines in pool.map(run, pages) for line in lines]
     assert not failures, "\n\n".join(failures)
 
