@@ -282,7 +282,7 @@ def test_summary_names_every_figure(sandbox, tmp_path):
     for word in (
         "listed",
         "inserted",
-        "updated",
+        "loaded again",
         "transcripts",
         "pending",
         "requests",
@@ -292,6 +292,19 @@ def test_summary_names_every_figure(sandbox, tmp_path):
     ):
         assert word in text
     assert f"listed {len(sandbox.truth()['calls'])}" in text
+
+
+def test_a_backfill_of_loaded_calls_claims_no_update(sandbox, tmp_path):
+    # a backfill loads every call of its window again, changed or not: the summary says so
+    assert sync(sandbox, tmp_path).exit_code == runner.EXIT_OK
+    day = "2026-10-30"
+    again = sync(
+        sandbox, tmp_path, backfill_from=f"{day}T00:00:00Z", backfill_to=f"{day}T23:59:59Z"
+    )
+    n = sum(c["started_at"].startswith(day) for c in sandbox.truth()["calls"])
+    assert n and again.report.listed == n
+    line = console.summary(again).splitlines()[0]
+    assert line == f"calls        listed {n}, inserted 0, loaded again {n}"
 
 
 def test_state_survives_a_lost_working_folder(make_sandbox, tmp_path):

@@ -118,7 +118,8 @@ def summary(result: runner.SyncResult) -> str:
             f"{result.seconds:.1f}s"
         )
     lines = [
-        f"calls        listed {r.listed}, inserted {result.inserted}, updated {result.updated}",
+        f"calls        listed {r.listed}, inserted {result.inserted}, "
+        f"loaded again {result.updated}",
         f"transcripts  loaded {r.transcripts}",
         f"pending      {pending_line(r.pending.values())}",
         f"http         {counted(s.requests, 'request')}, "

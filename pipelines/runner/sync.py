@@ -135,6 +135,8 @@ class SyncResult:
     seconds: float
     mode: str = "incremental"
     inserted: int = 0
+    # calls already in the warehouse whose rows this run wrote again, changed or not (a backfill
+    # writes its whole window again); the run log's `updated`, the summary's "loaded again"
     updated: int = 0
     pending: int = 0
     error: str | None = None
