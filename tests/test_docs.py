@@ -76,9 +76,9 @@ def test_every_local_link_leads_to_a_file() -> None:
 #                                    order, seconds (`2.2s`) any; a `json` block as JSON, floats any
 #   <!-- docs-test: postgres -->     the page gets DESTINATION__POSTGRES__CREDENTIALS (a database)
 #   <!-- docs-test: s3 -->           the page gets an S3-compatible server's AWS_* and `my-bucket`
-#   <!-- docs-test: exit N -->       the block's last command exits N (e.g. an audit finding drift)
-# Without one, `sh` and `python` blocks run, and each statement of a `sql` block runs through
-# `.venv/bin/neuron-calls sql` (as the pages say); any other fence must say which it is.
+# Without one, `sh` and `python` blocks run (each command must exit 0), and each statement of a
+# `sql` block runs through the CLI's `sql` (as the pages say); a `console` or `cron` block must
+# say why it does not run; any other fence is a picture, compared only when marked `output`.
 # `export NAME=...` (a value with `...` in it) is yours to fill in: the setup exported it already.
 
 RUNS = {"sh", "python", "sql"}
@@ -209,17 +209,12 @@ def run_page(page: Path, folder: Path, env: dict[str, str]) -> list[str]:
                 failures.append(f"{block.where}: not what the block before printed; {why}")
         if not block.runs:
             continue
-        expected = int(block.mark.split("exit")[1].split(",")[0]) if "exit" in block.mark else 0
-        errexit = "set -e; " if not expected else ""
-        done = shell(
-            folder,
-            env,
-            f"{errexit}set -o pipefail\n. ./.env\n{block.script(folder, n)}\nexport -p > ./.env\n",
-        )
+        script = f"set -eo pipefail\n. ./.env\n{block.script(folder, n)}\nexport -p > ./.env\n"
+        done = shell(folder, env, script)
         printed = done.stdout
-        if done.returncode != expected:
+        if done.returncode != 0:
             failures.append(
-                f"{block.where}: exit {done.returncode} (expected {expected}): "
+                f"{block.where}: exit {done.returncode}: "
                 + (done.stderr.strip() or done.stdout.strip())[-600:]
             )
     return failures
