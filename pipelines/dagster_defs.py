@@ -35,6 +35,7 @@ from pipelines.neuron import RESOURCE_TABLES, neuron_settings, source_shape
 from pipelines.neuron.resources import RESOURCE_OF
 from pipelines.neuron.tables import TABLES
 from pipelines.runner import sync as runner
+from pipelines.runner.staged import staged_write
 from pipelines.warehouse.access import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
 from pipelines.warehouse.targets import DuckDBTarget
 from pipelines.warehouse.views import (
@@ -209,10 +210,12 @@ def neuron_views(
 
 def _views_only(options: runner.SyncOptions) -> None:
     target = runner.target_of(options)
-    with runner.locked(options, target, loads=False) as pipeline, target.stage():
-        with Warehouse.of(pipeline) as wh:
-            apply_views(wh)
-        target.publish()
+    with (
+        runner.locked(options, target, loads=False) as pipeline,
+        staged_write(target, pipeline) as write,
+        write.warehouse() as wh,
+    ):
+        apply_views(wh)
 
 
 def _outdated(options: runner.SyncOptions) -> list[str]:

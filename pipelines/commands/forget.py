@@ -22,6 +22,7 @@ from pipelines.neuron import Privacy, SyncReport
 from pipelines.neuron.pii import PSEUDONYMIZE, e164, phone_hash
 from pipelines.neuron.tables import TABLES
 from pipelines.runner.outcomes import EXIT_OK, RunRefused, SyncAborted
+from pipelines.runner.staged import staged_write
 from pipelines.runner.sync import (
     SyncOptions,
     SyncResult,
@@ -60,14 +61,13 @@ def run_forget(options: SyncOptions, phone: str) -> SyncResult:
         target = target_of(options)
         with locked(options, target, loads=False) as pipeline:
             try:
-                with target.stage():
-                    with Warehouse.of(pipeline) as wh:
+                with staged_write(target, pipeline) as write:
+                    with write.warehouse() as wh:
                         erased = erase_contact(wh, privacy, number)
-                        remove_files(erased.files)  # before publishing: a failure leaves rows
-                        report.erased = erased.call_ids
-                        result = SyncResult(EXIT_OK, report, time.monotonic() - clock, mode=MODE)
-                        wh.record_run(run_row(result))
-                    target.publish()
+                    remove_files(erased.files)  # before publishing: a failure leaves rows
+                    report.erased = erased.call_ids
+                    result = SyncResult(EXIT_OK, report, time.monotonic() - clock, mode=MODE)
+                    write.record(run_row(result))
                 return result
             except BaseException as exc:  # noqa: BLE001 - logged in a run of its own
                 result = _failed(exc, MODE, report, clock)

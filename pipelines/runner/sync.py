@@ -74,6 +74,7 @@ from .outcomes import (
     first_line,
     partly_loaded,
 )
+from .staged import staged_write
 
 log = logging.getLogger(__name__)
 
@@ -452,10 +453,8 @@ def record_only(target: Target, pipeline: Any, result: SyncResult) -> None:
     if isinstance(target, DuckDBTarget) and not target.path.exists():
         return
     try:
-        with target.stage():
-            with Warehouse.of(pipeline) as wh:
-                wh.record_run(run_row(result))
-            target.publish()
+        with staged_write(target, pipeline) as write:
+            write.record(run_row(result))
     except BaseException as exc:  # noqa: BLE001 - a run log never changes the outcome
         log.warning("could not record the run in the run log: %s", first_line(exc))
 
