@@ -13,7 +13,9 @@ from pathlib import Path
 
 from pipelines import report
 from pipelines.runner import sync as runner
-from pipelines.warehouse.access import DATASET_NAME, PIPELINE_NAME, Warehouse
+from pipelines.warehouse.access import DATASET_NAME, PIPELINE_NAME
+from pipelines.warehouse.reading import reading
+from pipelines.warehouse.targets import DuckDBTarget
 from pipelines.warehouse.views import REPORT_VIEWS
 
 from .console import run_and_tell
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 def _results(db: Path) -> None:
     """The funnel in a laptop terminal's width, the report's file, and queries that return rows."""
     page = db.with_name(f"{db.stem}_report.html")
-    with Warehouse.duckdb_file(db) as wh:
+    with reading(DuckDBTarget(db)) as wh:
         window, rows = report.default_funnel(wh)  # the report's window and order
         if importlib.util.find_spec("vl_convert") is not None:
             report.write(page, report.build(wh))
@@ -109,7 +111,7 @@ def _results(db: Path) -> None:
 
 def _pipeline_names(db: Path) -> set[str]:
     try:
-        with Warehouse.duckdb_file(db) as wh:
+        with reading(DuckDBTarget(db)) as wh:
             return wh.pipeline_names()
     except Exception:  # noqa: BLE001 - not a DuckDB file: not a demo database either
         return set()
