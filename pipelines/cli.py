@@ -1,5 +1,6 @@
-"""`neuron-calls`'s entry: the process's own settings, its signals, the parser's skeleton, and
-the dispatch to the command's module, `pipelines/commands/<command>.py`.
+"""The `neuron-calls` entry: process settings, signals, the parser's skeleton, the dispatch.
+
+The dispatch hands the command line to the command's module, `pipelines/commands/<command>.py`.
 
 A command's module is imported only when that command runs (or shows its --help), so
 `neuron-calls --version` imports no command, and `status` none of the report or the sandbox.

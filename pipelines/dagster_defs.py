@@ -1,6 +1,7 @@
-"""Dagster definitions: the source's tables as dagster-dlt assets, one per dlt resource, the SQL
-views downstream, a schedule, and the audit as an asset check on `calls` (the `[dagster]`
-extra).
+"""Dagster definitions over the runner: table assets, view assets, a schedule, the audit check.
+
+The source's tables are dagster-dlt assets, one per dlt resource, with the SQL views downstream,
+a schedule, and the audit as an asset check on `calls` (the `[dagster]` extra).
 
     dagster dev -m pipelines.dagster_defs
     dagster asset materialize --select '*' -m pipelines.dagster_defs

@@ -1,5 +1,7 @@
-"""`neuron-calls audit`: per UTC day, what differs between the API and the warehouse
-(`runner.run_audit`), and with `--repair` the repair run, then a fresh audit's verdict."""
+"""`neuron-calls audit`: per UTC day, what differs between the API and the warehouse.
+
+The comparison is `runner.run_audit`; with `--repair` the repair run, then a fresh audit's
+verdict."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""`neuron-calls demo`: sync a local sandbox into a fresh DuckDB file and print the campaign
-funnel, the report's file and queries to try."""
+"""`neuron-calls demo`: a newcomer's first run, from a local sandbox to the campaign funnel.
+
+It syncs the sandbox into a fresh DuckDB file, then prints the funnel, the report's file and
+queries to try."""
 
 from __future__ import annotations
 

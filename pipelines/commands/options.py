@@ -1,5 +1,4 @@
-"""The options every command that reads or loads a warehouse shares: where (`--duckdb`,
-`--destination`), `--format`, and the help on dates."""
+"""The options the commands share: `--duckdb`/`--destination`, `--format`, `-v`, dates' help."""
 
 from __future__ import annotations
 

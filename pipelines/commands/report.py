@@ -1,5 +1,6 @@
-"""`neuron-calls report`: the disposition report of a window, one HTML file, read-only like
-`sql` (never blocks a sync, never waits for one)."""
+"""`neuron-calls report`: the disposition report of a window, written as one HTML file.
+
+It reads like `sql`: never blocks a sync, never waits for one."""
 
 from __future__ import annotations
 

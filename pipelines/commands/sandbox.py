@@ -1,5 +1,7 @@
-"""`neuron-calls sandbox`: serve the sandbox API until stopped (its options and server live in
-`pipelines.sandbox`; its web stack is imported only when it starts serving)."""
+"""`neuron-calls sandbox`: serve the sandbox API until stopped.
+
+Its options and server live in `pipelines.sandbox`; the web stack is imported only when it
+starts serving."""
 
 from __future__ import annotations
 

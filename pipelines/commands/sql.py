@@ -1,5 +1,7 @@
-"""`neuron-calls sql`: one read-only query on the warehouse, in DuckDB's SQL (transpiled to the
-destination's) or `--raw`, printed as a table, CSV, JSON or JSON Lines."""
+"""`neuron-calls sql`: one read-only query on the warehouse, printed for a person or a script.
+
+The query is DuckDB's SQL, transpiled to the destination's (`warehouse/query.py`), or `--raw`;
+the rows come out as a table, CSV, JSON or JSON Lines."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`neuron-calls status`: the cursor, the history still to load, the pending calls and the last
-runs, read from the warehouse (text, or `--format json`)."""
+"""`neuron-calls status`: where the warehouse stands, read from it (text or `--format json`).
+
+The cursor, the history still to load, the pending calls and the last runs."""
 
 from __future__ import annotations
 

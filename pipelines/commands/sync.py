@@ -1,5 +1,6 @@
-"""`neuron-calls sync`: an incremental sync, a backfill (--from/--to, filters) or a full refresh,
-then the configured report."""
+"""`neuron-calls sync`: one run of the API into the warehouse, then the configured report.
+
+Incremental by default; a backfill with --from/--to or a filter; `--full-refresh` reloads all."""
 
 from __future__ import annotations
 
