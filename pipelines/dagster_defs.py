@@ -1,6 +1,7 @@
-"""Dagster definitions: the source's tables as dagster-dlt assets, one per dlt resource, the SQL
-views downstream, a schedule, and the audit as an asset check on `calls` (the `[dagster]`
-extra).
+"""Dagster definitions over the runner: table assets, view assets, a schedule, the audit check.
+
+The source's tables are dagster-dlt assets, one per dlt resource, with the SQL views downstream,
+a schedule, and the audit as an asset check on `calls` (the `[dagster]` extra).
 
     dagster dev -m pipelines.dagster_defs
     dagster asset materialize --select '*' -m pipelines.dagster_defs
@@ -19,7 +20,6 @@ on the `warehouse` resource (credentials the dlt way, e.g. DESTINATION__POSTGRES
 The source's settings are the CLI's: SOURCES__NEURON__*.
 """
 
-import contextlib
 import datetime as dt
 import tempfile
 from collections.abc import Iterator
@@ -35,7 +35,9 @@ from pipelines.neuron import RESOURCE_TABLES, neuron_settings, source_shape
 from pipelines.neuron.resources import RESOURCE_OF
 from pipelines.neuron.tables import TABLES
 from pipelines.runner import sync as runner
-from pipelines.warehouse.access import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME, Warehouse
+from pipelines.runner.staged import staged_write
+from pipelines.warehouse.access import DATASET_NAME, DEFAULT_DUCKDB_PATH, PIPELINE_NAME
+from pipelines.warehouse.reading import reading
 from pipelines.warehouse.targets import DuckDBTarget
 from pipelines.warehouse.views import (
     VIEW_NAMES,
@@ -149,7 +151,7 @@ def neuron_calls(
     if result.exit_code == runner.EXIT_PARTIAL:
         context.log.warning("%d calls deferred to the next run", len(result.report.deferred))
     tables = [table for name in sorted(selected) for table in RESOURCE_TABLES[name]]
-    with _reading(options) as wh:
+    with reading(runner.target_of(options)) as wh:
         counts = {table: wh.count(table) for table in tables}
     run = _run_metadata(result)
     for name in sorted(selected):
@@ -209,31 +211,20 @@ def neuron_views(
 
 def _views_only(options: runner.SyncOptions) -> None:
     target = runner.target_of(options)
-    with runner.locked(options, target, loads=False) as pipeline, target.stage():
-        with Warehouse.of(pipeline) as wh:
-            apply_views(wh)
-        target.publish()
+    with (
+        runner.locked(options, target, loads=False) as pipeline,
+        staged_write(target, pipeline) as write,
+        write.warehouse() as wh,
+    ):
+        apply_views(wh)
 
 
 def _outdated(options: runner.SyncOptions) -> list[str]:
     target = runner.target_of(options)
     if isinstance(target, DuckDBTarget) and not target.path.exists():
         return list(VIEW_NAMES)
-    with _reading(options) as wh:
+    with reading(target) as wh:
         return outdated_views(wh)
-
-
-@contextlib.contextmanager
-def _reading(options: runner.SyncOptions) -> Iterator[Warehouse]:
-    """The warehouse to read: on DuckDB the published file, read-only (no lock: readers never
-    wait); elsewhere through the pipeline, under its lock."""
-    target = runner.target_of(options)
-    if isinstance(target, DuckDBTarget):
-        with Warehouse.duckdb_file(target.path) as wh:
-            yield wh
-        return
-    with runner.locked(options, target, loads=False) as pipeline, Warehouse.of(pipeline) as wh:
-        yield wh
 
 
 @dg.asset_check(

@@ -13,7 +13,7 @@ from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
 from .helpers import assert_matches_truth, query
-from .procs import assert_one_line, run_cli, sandbox_env, sync_args
+from .procs import assert_one_line, holding_open, run_cli, sandbox_env, sync_args
 
 WINDOW = ["--from", "2026-10-01", "--to", "2026-11-01"]  # the test sandbox's 30 days
 
@@ -94,6 +94,23 @@ def test_audit_bad_input_is_one_line_exit_2(
         sandbox_env(tmp_path, sandbox),
     )
     assert_one_line(proc, runner.EXIT_CONFIG, *words)
+
+
+def test_audit_names_a_read_write_holder_as_status_and_sync_do(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The audit reads the analysts' file as every reader does (`warehouse.reading`): a
+    process holding it read-write is named, exit 2, not DuckDB's lock error."""
+    db = tmp_path / "calls.duckdb"
+    assert run_cli(tmp_path, sync_args(db), sandbox_env(tmp_path, sandbox)).returncode == 0
+    with holding_open(db):
+        proc = run_cli(
+            tmp_path,
+            [sys.executable, "-m", "pipelines", "audit", "--duckdb", str(db), *WINDOW],
+            sandbox_env(tmp_path, sandbox),
+        )
+    line = assert_one_line(proc, runner.EXIT_CONFIG, "open read-write", "read-only")
+    assert "Could not set lock" not in line
 
 
 def test_audit_and_status_as_json_for_a_monitor(

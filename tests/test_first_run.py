@@ -81,7 +81,7 @@ def test_a_non_editable_install_works_from_any_folder(tmp_path: Path) -> None:
     views = sorted(p.name for p in (target / "pipelines" / "warehouse" / "sql").glob("*.sql"))
     assert views == sorted(p.name for p in (REPO / "pipelines" / "warehouse" / "sql").glob("*.sql"))
     check = (
-        "import pipelines, pathlib; from pipelines.views import VIEW_NAMES; "
+        "import pipelines, pathlib; from pipelines.warehouse.views import VIEW_NAMES; "
         "print(pathlib.Path(pipelines.__file__).parent, len(VIEW_NAMES))"
     )
     for cwd, home in ((tmp_path, target), (REPO, REPO)):  # elsewhere; the repo's root shadows

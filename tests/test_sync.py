@@ -6,8 +6,7 @@ import argparse
 
 import pendulum
 
-from pipelines.cli import cmd_status
-from pipelines.commands import console
+from pipelines.commands import console, status
 from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
@@ -265,7 +264,7 @@ def test_status_shows_cursor_pending_and_runs(sandbox, tmp_path, capsys):
         source_args={"base_url": sandbox.base_url, "api_key": sandbox.api_key},
     )
     runner.run_sync(options)
-    assert cmd_status(argparse.Namespace(duckdb=db, destination=None, format="text")) == 0
+    assert status.run(argparse.Namespace(duckdb=db, destination=None, format="text")) == 0
     out = capsys.readouterr().out
     state = read_state(db)
     assert state["cursor"] in out

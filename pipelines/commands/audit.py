@@ -1,5 +1,7 @@
-"""`neuron-calls audit`: per UTC day, what differs between the API and the warehouse
-(`runner.run_audit`), and with `--repair` the repair run, then a fresh audit's verdict."""
+"""`neuron-calls audit`: per UTC day, what differs between the API and the warehouse.
+
+The comparison is `runner.run_audit`; with `--repair` the repair run, then a fresh audit's
+verdict."""
 
 from __future__ import annotations
 
@@ -13,39 +15,37 @@ from pipelines.neuron.api.errors import ConfigError
 from pipelines.neuron.dates import window_bound
 from pipelines.runner import sync as runner
 
-from .console import DATES_HELP, add_format, add_target, target_options, with_progress
+from .console import with_progress
 from .display import counted, days_named, print_table, terminal_width, write_json
+from .options import DATES_HELP, add_format, add_target, add_verbose, target_options
 
 
-def add_audit(commands: Any) -> None:
-    audit = commands.add_parser(
-        "audit", help="compare the API with the warehouse per UTC day", epilog=DATES_HELP
-    )
-    add_target(audit)
-    audit.add_argument(
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = DATES_HELP
+    add_target(parser)
+    parser.add_argument(
         "--days", type=int, metavar="N", help="the last N UTC days, today included (default 7)"
     )
-    audit.add_argument(
+    parser.add_argument(
         "--from",
         dest="audit_from",
         metavar="ISO8601",
         help="first UTC day of the window (instead of --days)",
     )
-    audit.add_argument(
+    parser.add_argument(
         "--to",
         dest="audit_to",
         metavar="ISO8601",
         help="last UTC day of the window (default today)",
     )
-    audit.add_argument(
+    parser.add_argument(
         "--transcripts",
         action="store_true",
         help="also re-check every completed transcript (one request each)",
     )
-    audit.add_argument("--repair", action="store_true", help="fix what differs")
-    add_format(audit, "audit")
-    audit.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    audit.set_defaults(func=cmd_audit)
+    parser.add_argument("--repair", action="store_true", help="fix what differs")
+    add_format(parser, "audit")
+    add_verbose(parser)
 
 
 AUDIT_COLUMNS = ["day", "api", "warehouse", "missing", "changed", "erased", "lagging"]
@@ -91,7 +91,7 @@ def _utc_day(name: str, value: str) -> dt.date:
     return moment.date()
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     _check_audit_args(args)
     options = runner.SyncOptions(**target_options(args))
     now = runner.api_now(options)

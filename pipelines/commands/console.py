@@ -1,57 +1,19 @@
-"""What a person sees of a run: the live progress line, the summary, the one-line error; and
-the options every command that reads or loads a warehouse takes (`--duckdb`, `--destination`)."""
+"""What a person sees of a run: the live progress line, the summary, the one-line error."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from pipelines.neuron import SyncReport
 from pipelines.neuron.progress import duration
 from pipelines.runner import sync as runner
-from pipelines.warehouse.access import DEFAULT_DUCKDB_PATH
 
 from .display import counted, days_named, pending_line
 
 log = logging.getLogger(__name__)
-
-
-DATES_HELP = (
-    "Dates and times are ISO 8601. A time without a UTC offset (2026-11-01T09:00) is taken "
-    "as UTC; a bare date (2026-11-01) is a whole UTC day, --to included."
-)
-
-
-def add_target(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--duckdb",
-        type=Path,
-        default=Path(DEFAULT_DUCKDB_PATH),
-        metavar="PATH",
-        help=f"the DuckDB file (default {DEFAULT_DUCKDB_PATH})",
-    )
-    where.add_argument(
-        "--destination",
-        metavar="NAME",
-        help="a dlt destination (postgres, motherduck, ...) or a named one from "
-        "dlt's config; credentials the dlt way, e.g. DESTINATION__POSTGRES__CREDENTIALS",
-    )
-
-
-def add_format(parser: argparse.ArgumentParser, command: str) -> None:
-    """`--format json` for scripts and monitors (docs/scheduling.md and docs/audit.md give the
-    shape); the default is the text a person reads."""
-    parser.add_argument(
-        "--format",
-        choices=["text", "json"],
-        default="text",
-        help=f"text (default) or json: one object, the shape docs give for `{command}`",
-    )
 
 
 class Progress:
@@ -169,7 +131,3 @@ def run_and_tell(options: runner.SyncOptions) -> runner.SyncResult:
     if result.exit_code not in (runner.EXIT_CONFIG, runner.EXIT_SIGINT, runner.EXIT_SIGTERM):
         print(summary(result))
     return result
-
-
-def target_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"duckdb_path": args.duckdb, "destination": args.destination}

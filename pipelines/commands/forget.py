@@ -13,8 +13,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pendulum
 
@@ -22,6 +21,7 @@ from pipelines.neuron import Privacy, SyncReport
 from pipelines.neuron.pii import PSEUDONYMIZE, e164, phone_hash
 from pipelines.neuron.tables import TABLES
 from pipelines.runner.outcomes import EXIT_OK, RunRefused, SyncAborted
+from pipelines.runner.staged import staged_write
 from pipelines.runner.sync import (
     SyncOptions,
     SyncResult,
@@ -34,6 +34,8 @@ from pipelines.runner.sync import (
 )
 from pipelines.warehouse.access import Warehouse, literal
 from pipelines.warehouse.privacy import erasure_key, record_erasure, recorded
+
+from .options import add_target, add_verbose, target_options
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +62,13 @@ def run_forget(options: SyncOptions, phone: str) -> SyncResult:
         target = target_of(options)
         with locked(options, target, loads=False) as pipeline:
             try:
-                with target.stage():
-                    with Warehouse.of(pipeline) as wh:
+                with staged_write(target, pipeline) as write:
+                    with write.warehouse() as wh:
                         erased = erase_contact(wh, privacy, number)
-                        remove_files(erased.files)  # before publishing: a failure leaves rows
-                        report.erased = erased.call_ids
-                        result = SyncResult(EXIT_OK, report, time.monotonic() - clock, mode=MODE)
-                        wh.record_run(run_row(result))
-                    target.publish()
+                    remove_files(erased.files)  # before publishing: a failure leaves rows
+                    report.erased = erased.call_ids
+                    result = SyncResult(EXIT_OK, report, time.monotonic() - clock, mode=MODE)
+                    write.record(run_row(result))
                 return result
             except BaseException as exc:  # noqa: BLE001 - logged in a run of its own
                 result = _failed(exc, MODE, report, clock)
@@ -167,21 +168,16 @@ def remove_files(uris: list[str]) -> None:
 # -- the command ---------------------------------------------------------------------------------
 
 
-def add_forget(commands: Any, add_target: Callable[[argparse.ArgumentParser], None]) -> None:
-    forget = commands.add_parser(
-        "forget", help="erase one contact (a data subject's request) and keep them out"
-    )
-    add_target(forget)
-    forget.add_argument(
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target(parser)
+    parser.add_argument(
         "--phone", required=True, metavar="E164", help="the contact's number, e.g. +919876543210"
     )
-    forget.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    forget.set_defaults(func=cmd_forget)
+    add_verbose(parser)
 
 
-def cmd_forget(args: argparse.Namespace) -> int:
-    destination = getattr(args, "destination", None)
-    options = SyncOptions(duckdb_path=args.duckdb, destination=destination)
+def run(args: argparse.Namespace) -> int:
+    options = SyncOptions(**target_options(args))
     result = run_forget(options, args.phone)
     if result.error:
         print(f"neuron-calls: {result.error}", file=sys.stderr)

@@ -42,8 +42,8 @@ from pipelines.warehouse.access import (
 from pipelines.warehouse.privacy import bind as bind_privacy
 from pipelines.warehouse.privacy import remember as remember_privacy
 from pipelines.warehouse.privacy import rescreen
+from pipelines.warehouse.reading import reading
 from pipelines.warehouse.targets import (
-    DestinationTarget,
     DuckDBTarget,
     Target,
     default_pipelines_dir,
@@ -52,6 +52,7 @@ from pipelines.warehouse.targets import (
     exclusive,
     loader_file_format,
     mark_published,
+    target_named,
     unmark_published,
     working_folders,
 )
@@ -74,6 +75,7 @@ from .outcomes import (
     first_line,
     partly_loaded,
 )
+from .staged import staged_write
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +151,7 @@ class SyncResult:
 
 
 def target_of(options: SyncOptions) -> Target:
-    if options.destination and options.destination != "duckdb":
-        return DestinationTarget(options.destination)
-    return DuckDBTarget(options.duckdb_path)
+    return target_named(options.destination, options.duckdb_path)
 
 
 def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> Any:
@@ -454,10 +454,8 @@ def record_only(target: Target, pipeline: Any, result: SyncResult) -> None:
     if isinstance(target, DuckDBTarget) and not target.path.exists():
         return
     try:
-        with target.stage():
-            with Warehouse.of(pipeline) as wh:
-                wh.record_run(run_row(result))
-            target.publish()
+        with staged_write(target, pipeline) as write:
+            write.record(run_row(result))
     except BaseException as exc:  # noqa: BLE001 - a run log never changes the outcome
         log.warning("could not record the run in the run log: %s", first_line(exc))
 
@@ -558,8 +556,8 @@ def run_audit(
         privacy = privacy_settings(options)
         target = target_of(options)
         with locked(options, target, loads=False) as pipeline:
-            reader = DatasetReader(lambda: _read_access(target, pipeline))
-            with _read_access(target, pipeline) as wh:
+            reader = DatasetReader(lambda: reading(target, pipeline))
+            with reading(target, pipeline) as wh:
                 bind_privacy(wh, privacy)  # compared as stored; erased contacts are not missing
             found = asyncio.run(_audit(client, reader, first, last, transcripts, until, privacy))
             report.audit.days = found.days
@@ -585,14 +583,6 @@ async def _audit(
         return await audit_window(
             client, reader, first, last, transcripts=transcripts, until=until, privacy=privacy
         )
-
-
-def _read_access(target: Target, pipeline: Any) -> Warehouse:
-    if isinstance(target, DuckDBTarget):
-        if not target.path.exists():
-            raise SyncAborted(f"{target.path} does not exist yet: run `neuron-calls sync` first")
-        return Warehouse.duckdb_file(target.path)
-    return Warehouse.of(pipeline)
 
 
 # -- a failed run --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 Nothing here knows the API. `targets.py` (where a run writes, and its locks), `snapshot.py`
 (the DuckDB file's private copy), `access.py` (every SQL read and write outside dlt's loads),
-`views.py` with `sql/` (the views), `dependants.py` (what others built on ours),
-`privacy.py` (the policy and erasures the warehouse records), `query.py` (`sql`'s one query).
+`reading.py` (the one way to open a warehouse for reading), `views.py` with `sql/` (the
+views), `dependants.py` (what others built on ours), `privacy.py` (the policy and erasures the
+warehouse records), `query.py` (`sql`'s one query).
 """

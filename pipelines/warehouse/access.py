@@ -3,8 +3,8 @@
 One interface, two ways in:
 - `Warehouse.of(pipeline)`: through the dlt pipeline's `sql_client()`, on any destination dlt
   supports (DuckDB, Postgres, MotherDuck, ...); used by runs, which write.
-- `Warehouse.duckdb_file(path)`: a DuckDB file opened read-only; used by `status`, `sql` and
-  `audit` on the analysts' file, so they never block a sync and are never blocked by one.
+- `Warehouse.duckdb_file(path)`: a DuckDB file opened read-only; `reading.py` opens the
+  analysts' file so for every reader, which never blocks a sync and is never blocked by one.
 
 SQL is written once in DuckDB's dialect and transpiled with sqlglot to the destination's.
 This module depends on dlt, duckdb, sqlglot and the source's row shapes, nothing above it.

@@ -1,4 +1,4 @@
-"""`neuron-calls sql`: one read-only query, written in DuckDB's dialect on every warehouse.
+"""`sql`'s query made ready for a warehouse: DuckDB's dialect in, one read-only statement out.
 
 The query is parsed by DuckDB's own parser first (so a syntax error reads as DuckDB words it,
 one line), checked to be one statement that reads, then transpiled with sqlglot to the

@@ -129,6 +129,13 @@ class DestinationTarget:
 Target = DuckDBTarget | DestinationTarget
 
 
+def target_named(destination: str | None, duckdb_path: Path) -> Target:
+    """`--destination NAME` (a dlt destination), else the DuckDB file `--duckdb PATH`."""
+    if destination and destination != "duckdb":
+        return DestinationTarget(destination)
+    return DuckDBTarget(duckdb_path)
+
+
 # The fastest load path dlt offers per destination: DuckDB copies parquet natively (dlt's
 # default, INSERT ... VALUES text, needs memory that grows with the load); Postgres takes CSV
 # through COPY (parquet needs ADBC, whose dlt loader fails on the empty tables every run
