@@ -7,8 +7,10 @@
   2. a `FanOut` runs `fetch_call` (details, then the transcript) on a fixed pool of workers, so
      at most `max_concurrency` requests are in flight, and hands the results over in batches;
   3. `CallSync.apply` turns each result into rows and settles the call's place in the state;
-  4. an optional audit step (`audit.DayAudit`) yields more jobs, for what differs between the
-     API and the warehouse, which go through steps 2 and 3 the same way.
+  4. the audit (`audit.DayAudit`) looks at the API's side of its days beside the run's own
+     fetches; once the run's loads are committed and its caller has read what the warehouse
+     holds of those days, `extract_repairs` is a segment of its own: the audit's jobs, for what
+     differs between the API and the warehouse, go through steps 2 and 3 the same way.
 
 The state is updated in place; dlt commits it with the load package, so a crashed run leaves
 the previous state untouched. Layout (`dlt.current.source_state()`):
@@ -94,7 +96,9 @@ async def extract_calls(
 ) -> AsyncIterator[Batch]:
     """One segment: the open walks until they are done or the segment's deadline passes (then
     the calls listed so far are fetched, and the walks keep their place for the next segment),
-    the pending set, then the audit, which only a segment that finished every walk runs."""
+    then the pending set. A segment that finished every walk ends with the audit's look at the
+    API (taken beside its fetches when it can) and tells the audit what it loaded; the audit's
+    own jobs come after the loads (`extract_repairs`)."""
     if plan.opened is None:  # a plan made without `plan_window`: its window as it stands
         plan_window(state, plan, plan.start, report.checkpoints)
     sync = CallSync(state, plan, report, on_progress)
@@ -112,14 +116,33 @@ async def extract_calls(
                 sync.progress()
         if audit is not None and not (report.checkpoints.more or report.checkpoints.stopping):
             await (ahead if ahead is not None else audit.look_ahead())
-            async for batch in fan_out.batches(audit.jobs(sync.loaded), sync.apply):
-                yield batch
-                sync.progress()
+            audit.note_loaded(sync.loaded)
     finally:
         if ahead is not None and not ahead.done():
             ahead.cancel()
             await asyncio.gather(ahead, return_exceptions=True)
     sync.advance_cursor()
+    report.checkpoints.fetched += 1
+
+
+async def extract_repairs(
+    client: NeuronClient,
+    state: dict[str, Any],
+    plan: SyncPlan,
+    report: SyncReport,
+    concurrency: int,
+    jobs: AsyncIterator[Job],
+    on_progress: Callable[[SyncReport], None] | None = None,
+    archiver: Archiver | None = None,
+) -> AsyncIterator[Batch]:
+    """The audit's segment, after the run's loads: its `jobs` (`audit.DayAudit.jobs`) fetched
+    and settled like the list's (missing and changed calls refetched, erased ones removed);
+    nothing is listed and the cursor stays where it is."""
+    sync = CallSync(state, plan, report, on_progress)
+    fan_out = FanOut(lambda job: fetch_call(client, job, archiver, plan), concurrency)
+    async for batch in fan_out.batches(jobs, sync.apply):
+        yield batch
+        sync.progress()
     report.checkpoints.fetched += 1
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import pendulum
 
@@ -18,6 +18,9 @@ from . import settings
 from .api.client import APIConnectionError, ClientStats, RateLimitError, ResponseError, ServerError
 from .pii import Privacy
 from .rows import Row, iso_utc
+
+if TYPE_CHECKING:
+    from .feed import SegmentEnd
 
 # An error about one call after every retry: the call is deferred to the next run. Any other
 # error (the key refused, a URL that is not the API) stops the run.
@@ -131,6 +134,8 @@ class Checkpoints:
     lag: float = 0.0  # seconds from the end of the last committed segment's fetching to its commit
     stopping: bool = False  # asked to stop (SIGTERM): the segment being fetched is the last
     halted: int | None = None  # the signal that stops the run at once (Ctrl-C, a second SIGTERM)
+    ended: SegmentEnd | None = None  # the end of the last segment the loader read whole
+    over: bool = False  # the runner is done with the run: a fetching still waiting ends
 
     def seconds(self) -> float | None:
         """The next segment's length: the interval (stretched when staging is slow) less the
@@ -259,10 +264,10 @@ class Batch:
 
 
 class AuditStep(Protocol):
-    """More jobs after the list's, given the list-visible fields of the calls this run loaded
-    (None: erased); implemented by `audit.DayAudit`."""
+    """What a sync's segments tell the audit before its own segment (`audit.DayAudit`)."""
 
     async def look_ahead(self) -> None:
-        """What can be looked at before the list's jobs are done (run beside them)."""
+        """The API's side, looked at beside the run's own fetches."""
 
-    def jobs(self, loaded: Mapping[str, Row | None]) -> AsyncIterator[Job]: ...
+    def note_loaded(self, loaded: Mapping[str, Row | None]) -> None:
+        """The list-visible fields of the calls a segment loaded in the window (None: erased)."""
