@@ -44,7 +44,7 @@ import pendulum
 
 from . import settings
 from .api.client import NeuronClient, NotFoundError
-from .model import CALL_ERRORS, AuditDay, AuditReport, Job, Purpose
+from .model import CALL_ERRORS, AuditDay, AuditReport, AuditWindow, Job, Purpose, days_between
 from .pii import KEPT, Privacy
 from .progress import Paging, Walk
 from .rows import (
@@ -78,20 +78,6 @@ class StoredTranscript(NamedTuple):
     head: Row  # the `transcripts` row
     segments: list[Row]  # its `transcript_segments` rows, by segment_index
     speakers: dict[str, Any]  # speaker -> sentiment, from `speaker_sentiment`
-
-
-@dataclass(frozen=True)
-class AuditWindow:
-    """The UTC days an audit compares (first..last inclusive): what its caller reads of the
-    warehouse for it (`StoredWindow`), and whether the stored transcripts too."""
-
-    first: dt.date
-    last: dt.date
-    transcripts: bool = False
-
-    @property
-    def days(self) -> list[dt.date]:
-        return days_between(self.first, self.last)
 
 
 @dataclass
@@ -128,10 +114,6 @@ class AuditResult:
     @property
     def drift(self) -> bool:
         return any(day.drift for day in self.days)
-
-
-def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 def day_window(day: dt.date, until: pendulum.DateTime) -> dict[str, str]:

@@ -21,29 +21,13 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from .audit import AuditWindow
-from .model import Batch
+from .model import Batch, SegmentEnd
 
 AHEAD_BATCHES = 4  # batches the fetching may hand over before the loader takes them
 JOIN_SECONDS = 5.0  # how long closing waits for the fetching to wind down
 POLL_SECONDS = 0.01  # how often a waiting side looks again
-
-
-@dataclass
-class SegmentEnd:
-    """The end of one segment: the state that describes every batch handed over before it."""
-
-    state: dict[str, Any]
-    more: bool  # work is left for the next segment, or the next run
-    last: bool  # the fetching ends here (no work left, or the run is stopping)
-    # the next segment is the audit's: it waits for what the warehouse holds of these days,
-    # read by the caller once this segment is committed (`SyncRun.stored`)
-    audit: AuditWindow | None = None
-    at: float = field(default_factory=time.monotonic)  # when its fetching ended
-    received: float = 0.0  # when the loader read it: its rows all handed over
 
 
 class Feed:

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pendulum
 
@@ -18,9 +19,6 @@ from . import settings
 from .api.client import APIConnectionError, ClientStats, RateLimitError, ResponseError, ServerError
 from .pii import Privacy
 from .rows import Row, iso_utc
-
-if TYPE_CHECKING:
-    from .feed import SegmentEnd
 
 # An error about one call after every retry: the call is deferred to the next run. Any other
 # error (the key refused, a URL that is not the API) stops the run.
@@ -67,6 +65,24 @@ class SyncPlan:
         return params
 
 
+def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=n) for n in range(max((last - first).days + 1, 0))]
+
+
+@dataclass(frozen=True)
+class AuditWindow:
+    """The UTC days an audit compares (first..last inclusive): what its caller reads of the
+    warehouse for it (`audit.StoredWindow`), and whether the stored transcripts too."""
+
+    first: dt.date
+    last: dt.date
+    transcripts: bool = False
+
+    @property
+    def days(self) -> list[dt.date]:
+        return days_between(self.first, self.last)
+
+
 @dataclass
 class AuditDay:
     """One audited UTC day: the API's and the warehouse's call counts, and what differs."""
@@ -103,6 +119,20 @@ class AuditReport:
 
     def found(self, kind: str) -> int:
         return sum(getattr(day, kind) for day in self.days)
+
+
+@dataclass
+class SegmentEnd:
+    """The end of one segment: the state that describes every batch handed over before it."""
+
+    state: dict[str, Any]
+    more: bool  # work is left for the next segment, or the next run
+    last: bool  # the fetching ends here (no work left, or the run is stopping)
+    # the next segment is the audit's: it waits for what the warehouse holds of these days,
+    # read by the caller once this segment is committed (`SyncRun.stored`)
+    audit: AuditWindow | None = None
+    at: float = field(default_factory=time.monotonic)  # when its fetching ended
+    received: float = 0.0  # when the loader read it: its rows all handed over
 
 
 @dataclass
