@@ -1,6 +1,6 @@
 """The fetching of a run, on a thread of its own that lives across the run's segments.
 
-A run loads in segments (`model.Checkpoints`): each one dlt load, with the source state that
+A run loads in segments (`model.Segments`): each one dlt load, with the source state that
 describes exactly its rows. The fetching does not wait for those loads: it runs on its own
 event loop, in its own thread, and hands its work to the loader through a bounded queue:
 
@@ -9,7 +9,7 @@ event loop, in its own thread, and hands its work to the loader through a bounde
 Each dlt load reads one segment, up to its `SegmentEnd`, and commits the copy of the state that
 came with it. So a segment is fetched while the one before it loads, and the state a load
 commits never runs ahead of its rows. The fetching goes at most one segment ahead of the
-loads: what a stop loses stays bounded (`Checkpoints.seconds`). An error in the fetching reaches
+loads: what a stop loses stays bounded (`Segments.seconds`). An error in the fetching reaches
 the loader as it reads the next item, after every segment before it has been committed.
 """
 

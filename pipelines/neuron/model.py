@@ -136,15 +136,17 @@ class SegmentEnd:
 
 
 @dataclass
-class Checkpoints:
-    """A run's segments: each one dlt load of what was fetched until its deadline.
+class Segments:
+    """The bookkeeping of a run's segments (each one dlt load of what was fetched until its
+    deadline), shared between threads: the runner's (which loads and commits each segment, and
+    asks a run to stop) and the fetching's (`feed.py`: it stops listing at the deadline and says
+    whether work is left). It holds counts, flags and the last segment's end; no thread's object.
 
-    Shared by the runner (which loads and publishes each segment) and the fetching (`feed.py`:
-    it stops listing at the deadline and says whether work is left). The fetching goes on with
-    the next segment while one loads, so a segment lasts the interval less the time its
-    predecessor took to commit: a call waits about one interval to be committed. On DuckDB each
-    segment works on a fresh copy of the file, a cost that grows with the file: the interval
-    stretches so that copying stays under `settings.CHECKPOINT_STAGING_SHARE` of the run.
+    The fetching goes on with the next segment while one loads, so a segment lasts the interval
+    less the time its predecessor took to commit: a call waits about one interval to be
+    committed. On DuckDB each segment works on a fresh copy of the file, a cost that grows with
+    the file: the interval stretches so that copying stays under
+    `settings.CHECKPOINT_STAGING_SHARE` of the run.
     """
 
     interval: float | None = None  # SOURCES__NEURON__CHECKPOINT_SECONDS; None: no deadline
@@ -211,7 +213,7 @@ class SyncReport:
     skipped_invalid: int = 0
     stats: ClientStats = field(default_factory=ClientStats)  # requests, retries, 429s
     audit: AuditReport = field(default_factory=AuditReport)
-    checkpoints: Checkpoints = field(default_factory=Checkpoints)
+    segments: Segments = field(default_factory=Segments)
 
 
 class PendingReason(Enum):

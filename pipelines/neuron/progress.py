@@ -30,7 +30,7 @@ import pendulum
 from . import settings
 from .api.client import NeuronClient
 from .api.errors import NeuronError, UnexpectedStatusError
-from .model import Checkpoints, SyncPlan
+from .model import Segments, SyncPlan
 from .rows import Row, iso_utc, parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -181,27 +181,27 @@ def plan_window(
     state: dict[str, Any],
     plan: SyncPlan,
     start_date: pendulum.DateTime | None,
-    run: Checkpoints | None = None,
+    segments: Segments | None = None,
 ) -> None:
     """The run's own window, opened as a walk in the state by its first segment: an incremental
     run lists from the cursor minus the lookback (or the start date) to now and audits the last
     `audit_days` UTC days (the first run loads everything, so no audit); a backfill its window.
     Later segments of the run open nothing: they go on with the walks left in the state."""
-    run = run if run is not None else Checkpoints()
-    if not run.continuing:
-        run.opened = iso_utc(plan.now)
-    plan.opened = run.opened
-    if run.continuing:
+    segments = segments if segments is not None else Segments()
+    if not segments.continuing:
+        segments.opened = iso_utc(plan.now)
+    plan.opened = segments.opened
+    if segments.continuing:
         plan.start = plan.end = None
-        if run.audits:
+        if segments.audits:
             _plan_audit(plan, start_date)
         return
     if plan.incremental:
         cursor = parse_timestamp(state.get("cursor"))
         plan.start = cursor - plan.lookback if cursor else start_date
         plan.end = plan.api_clock
-        run.audits = cursor is not None and plan.audit_days > 0
-        if run.audits:
+        segments.audits = cursor is not None and plan.audit_days > 0
+        if segments.audits:
             _plan_audit(plan, start_date)
     if plan.lists:
         kind = HISTORY if plan.incremental else BACKFILL

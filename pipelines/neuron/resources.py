@@ -105,7 +105,7 @@ def _engine(
     config: NeuronSettings, run: SyncRun, store: RecordingStore | None, transport: Any
 ) -> Any:
     feeds: list[Feed] = []  # the run's fetching, started by its first segment's extraction
-    segments = run.report.checkpoints
+    segments = run.report.segments
 
     def fetched_calls() -> Iterator[Routed]:
         selected = set(dlt.current.source().selected_resources)
@@ -150,7 +150,7 @@ async def _fetching(
     then its end with a copy of the state that describes them. It starts a segment only once
     the one before the last is committed. An audit is a segment of its own after the others:
     it starts once its caller has handed in what the warehouse holds (`SyncRun.stored`)."""
-    report, segments = run.report, run.report.checkpoints
+    report, segments = run.report, run.report.segments
     archiver = Archiver(store) if store is not None and "recordings" in selected else None
     if run.on_progress is not None:  # a retry note redraws the progress line at once
         on_progress = run.on_progress

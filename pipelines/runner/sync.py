@@ -165,7 +165,7 @@ def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> 
 
 # -- one run ---------------------------------------------------------------------------------
 
-_RUNNING: list[Any] = []  # the Checkpoints of the run in progress in this process, if any
+_RUNNING: list[Any] = []  # the segments (`Segments`) of the run in progress in this process, if any
 
 
 def request_stop() -> bool:
@@ -201,16 +201,16 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
         )
         privacy = config.privacy()
         if not options.recordings_only:
-            report.checkpoints.interval = config.checkpoint_seconds
+            report.segments.interval = config.checkpoint_seconds
 
-        run = sync_run(options, report, progress, privacy)
+        sync = sync_run(options, report, progress, privacy)
         resources = ("recordings",) if options.recordings_only else options.resources
         # one source for the run: each load of it extracts the next segment; a window or a
         # selection that cannot be is refused here, before any file is touched
-        source = run_source(config, run, resources, options.source_args.get("transport"))
+        source = run_source(config, sync, resources, options.source_args.get("transport"))
         target = target_of(options)
         with locked(options, target, loads=True) as pipeline:
-            return _locked_run(options, source, target, pipeline, run, clock)
+            return _locked_run(options, source, target, pipeline, sync, clock)
     except BaseException as exc:  # noqa: BLE001 - refused or failed before the run began
         return _failed(exc, options.mode, report, clock)
 
@@ -289,44 +289,44 @@ def _locked_run(
     fetching has no work left; the run log's row goes with the last. A failure is logged in a
     run of its own, with what the committed segments loaded."""
     report = sync.report
-    run, committed = report.checkpoints, _Committed()
+    segments, committed = report.segments, _Committed()
     workdir = Path(pipeline.working_dir)
-    _RUNNING.append(run)
+    _RUNNING.append(segments)
     try:
         while True:
             result = _segment(options, source, target, pipeline, sync, clock, committed)
             mark_published(workdir, target)
             drop_loaded_packages(workdir)
             memory.give_back()
-            end, now = run.ended, time.monotonic()
+            end, now = segments.ended, time.monotonic()
             assert end is not None
-            run.commit(now - end.received, now - end.at, committed.inserted, committed.staging)
+            segments.commit(now - end.received, now - end.at, committed.inserted, committed.staging)
             committed.in_place = False
             log.debug(
                 "checkpoint %d: committed %.2f s after its last rows, %.2f s after its fetching "
                 "ended; %.2f s staging",
-                run.committed,
+                segments.committed,
                 now - end.received,
-                run.lag,
+                segments.lag,
                 committed.staging,
             )
-            if run.halted == signal.SIGTERM:
-                raise Interrupted(run.halted)
-            if run.halted is not None:
+            if segments.halted == signal.SIGTERM:
+                raise Interrupted(segments.halted)
+            if segments.halted is not None:
                 raise KeyboardInterrupt
             if result is not None:
                 return result
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a one-line message
-        result = _failed(exc, options.mode, report, clock, (run.committed, committed.inserted))
-        result.checkpoints, result.inserted = run.committed, committed.inserted
-        result.updated = max(run.committed_calls - committed.inserted, 0)
+        result = _failed(exc, options.mode, report, clock, (segments.committed, committed.inserted))
+        result.checkpoints, result.inserted = segments.committed, committed.inserted
+        result.updated = max(segments.committed_calls - committed.inserted, 0)
         result.loaded_in_place = committed.in_place or partly_loaded(exc)
         if not isinstance(exc, RunRefused):
             record_only(target, pipeline, result)
         return result
     finally:
-        run.over = True  # a fetching still waiting for a load ends
-        _RUNNING.remove(run)
+        segments.over = True  # a fetching still waiting for a load ends
+        _RUNNING.remove(segments)
 
 
 def _segment(
@@ -341,7 +341,7 @@ def _segment(
     """Stage, load, views, publish one segment; the run's result once no work is left."""
     report, privacy = sync.report, sync.privacy
     assert privacy is not None  # the runner's SyncRun always has the run's policy
-    first = report.checkpoints.committed == 0
+    first = report.segments.committed == 0
     result = None
     staging = time.monotonic()
     with target.stage():
@@ -364,7 +364,7 @@ def _segment(
                     restore_views(lambda: Warehouse.of(pipeline), options, committed.grants)
                 raise
             committed.in_place = not target.staged
-            end = report.checkpoints.ended
+            end = report.segments.ended
             assert end is not None
             with Warehouse.of(pipeline) as wh:
                 # once the run's rows are in (the audit's segment, if any, comes after them);
@@ -389,7 +389,7 @@ def _read_stored(pipeline: Any, sync: SyncRun, first: bool) -> None:
     """Before a segment's load, on this thread: what the warehouse holds of the days the
     segment's audit compares, handed to the source (`SyncRun.stored`). A repair run's one
     segment is its audit; a sync's audit comes after its last segment, whose end names them."""
-    ended = sync.report.checkpoints.ended
+    ended = sync.report.segments.ended
     window = sync.repair_window() if first else ended.audit if ended else None
     if window is not None:
         sync.stored = read_window(DatasetReader(lambda: Warehouse.of(pipeline)), window)
@@ -400,10 +400,12 @@ def _final(
 ) -> SyncResult:
     """The run's result, written with its last segment: done, or stopped (SIGTERM) with work
     left for the next run."""
-    run = report.checkpoints
+    segments = report.segments
     code, error = _loaded_exit_code(options, report), None
-    if more or run.stopping:
-        code, error = explain(Interrupted(signal.SIGTERM), run.committed + 1, committed.inserted)
+    if more or segments.stopping:
+        code, error = explain(
+            Interrupted(signal.SIGTERM), segments.committed + 1, committed.inserted
+        )
     return SyncResult(
         code,
         report,
@@ -413,7 +415,7 @@ def _final(
         updated=max(report.calls - committed.inserted, 0),
         pending=report.pending_calls + report.pending_transcripts,
         error=error,
-        checkpoints=run.committed + 1,
+        checkpoints=segments.committed + 1,
     )
 
 
