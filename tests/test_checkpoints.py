@@ -110,9 +110,9 @@ def test_take_keeps_the_ids_at_the_boundary_second() -> None:
     assert walk.done == ["a", "b"] and walk.listed == 2
     assert not walk.take({"id": "z", "started_at": iso(NOW.add(seconds=1))})  # above `to`
     assert walk.take({"id": "y", "started_at": iso(NOW)})  # out of order, in the window
-    assert walk.end == second and walk.done == ["a", "b"]
+    assert walk.reached == second and walk.done == ["a", "b"]
     assert walk.take({"id": "c", "started_at": iso(NOW.subtract(minutes=2))})
-    assert walk.done == ["c"] and walk.end == iso(NOW.subtract(minutes=2))
+    assert walk.done == ["c"] and walk.reached == iso(NOW.subtract(minutes=2))
 
 
 def test_status_line_of_a_walk() -> None:
