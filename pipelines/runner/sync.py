@@ -1,9 +1,13 @@
 """One run: where it writes, its locks, the dlt pipeline, the views, the run log, the exit code.
 
-A run goes: check the options -> build the source -> take the pipeline's lock -> align dlt's
-working folder with the target -> take the target's lock -> stage (DuckDB: a private copy of the
-analysts' file) -> load -> views -> run log -> publish. Every failure becomes a one-line message
-and an exit code in `explain`, the one place that maps error classes to what the user should do.
+A run goes: check the options -> build the source (one for the run) -> take the pipeline's lock
+-> align dlt's working folder with the target -> take the target's lock -> then segment after
+segment: stage (DuckDB: a private copy of the analysts' file) -> load -> views -> publish; the
+run log's row goes with the last. A run that audits has one more segment after its loads: this
+thread reads what the warehouse holds of the audited days (`stored.read_window`) and hands it to
+the source (`SyncRun.stored`), whose audit segment loads the repairs. Every failure becomes a
+one-line message and an exit code in `explain`, the one place that maps error classes to what
+the user should do.
 """
 
 from __future__ import annotations
