@@ -115,7 +115,7 @@ def child_ours(args: dict[str, Any]) -> dict[str, Any]:
         "run_cpu_seconds": cpu,
         "dlt_steps": dlt_steps(options.pipelines_dir),
         "checkpoints": result.checkpoints,
-        "checkpoint_cost": result.report.checkpoints.cost,
+        "checkpoint_cost": result.report.segments.cost,
         "workdir_mb": folder_mb(work / "pipelines"),
     }
 

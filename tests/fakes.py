@@ -17,11 +17,12 @@ import orjson
 import pendulum
 
 from pipelines.neuron.api.client import NeuronClient
-from pipelines.neuron.audit import StoredTranscript
-from pipelines.neuron.extract import extract_calls, iso, plan_window
+from pipelines.neuron.audit import AuditWindow, StoredTranscript, StoredWindow
+from pipelines.neuron.extract import extract_calls, extract_repairs, iso, plan_window
 from pipelines.neuron.model import Batch, SyncPlan, SyncReport
 from pipelines.neuron.rows import LIST_FIELDS, call_row
 from pipelines.neuron.tables import HARD_DELETE
+from pipelines.runner.stored import read_window
 
 NOW = pendulum.datetime(2024, 2, 1, 12, 0, tz="UTC")
 LIST = "/v1/calls"
@@ -169,8 +170,11 @@ def extract(
     concurrency: int = 4,
     timeout: float = 60,
     audit: Any = None,
+    reader: Any = None,
 ) -> tuple[list[Batch], SyncReport]:
-    """One run over `api`; a hang fails after `timeout` seconds instead of stalling pytest."""
+    """One run over `api`; a hang fails after `timeout` seconds instead of stalling pytest.
+    With an `audit`, its segment follows, given what `reader` holds (as the runner reads it
+    once the run's loads are committed; None: an empty warehouse)."""
 
     async def go() -> tuple[list[Batch], SyncReport]:
         report = SyncReport()
@@ -183,7 +187,13 @@ def extract(
             stats=report.stats,
         ) as client:
             batches = extract_calls(client, state, plan, report, concurrency, audit=audit)
-            return [batch async for batch in batches], report
+            out = [batch async for batch in batches]
+            if audit is not None:
+                held = stored(reader or MemoryReader([]), plan.audit_from, plan.audit_to)
+                jobs = audit.jobs(held)
+                repairs = extract_repairs(client, state, plan, report, concurrency, jobs)
+                out += [batch async for batch in repairs]
+            return out, report
 
     return asyncio.run(asyncio.wait_for(go(), timeout))
 
@@ -233,6 +243,15 @@ class MemoryReader:
 
     def stored_transcripts(self, first: dt.date, last: dt.date) -> dict[str, StoredTranscript]:
         return {}
+
+
+def stored(
+    reader: Any, first: dt.date | None, last: dt.date | None, transcripts: bool = False
+) -> StoredWindow:
+    """What `reader` holds of first..last, as the runner reads it for the audit."""
+    if first is None or last is None:
+        return StoredWindow()
+    return read_window(reader, AuditWindow(first, last, transcripts))
 
 
 def calls_of_day(n: int, day: int = 1) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pipelines.neuron.audit import DayAudit, audit_window
-from pipelines.neuron.extract import extract_calls
+from pipelines.neuron.extract import extract_calls, extract_repairs
 from pipelines.neuron.model import AuditReport, Batch, Job, Purpose, SyncReport
 from pipelines.neuron.rows import call_row, list_view
 
@@ -25,6 +25,7 @@ from .fakes import (
     incremental,
     make_call,
     rows,
+    stored,
 )
 
 pytestmark = pytest.mark.unit
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.unit
 def audit(api: FakeApi, reader: MemoryReader) -> Any:
     async def go() -> Any:
         async with client_of(api) as client:
-            return await audit_window(client, reader, DAY, DAY, until=UNTIL)
+            return await audit_window(client, stored(reader, DAY, DAY), DAY, DAY, until=UNTIL)
 
     return asyncio.run(go())
 
@@ -56,7 +57,8 @@ def test_small_days_are_read_from_the_warehouse_in_one_question() -> None:
 
     async def go() -> Any:
         async with client_of(api) as client:
-            return await audit_window(client, reader, DAY, DAY.replace(day=3), until=UNTIL)
+            held = stored(reader, DAY, DAY.replace(day=3))
+            return await audit_window(client, held, DAY, DAY.replace(day=3), until=UNTIL)
 
     result = asyncio.run(go())
     assert [(d.api, d.warehouse, d.drift) for d in result.days] == [
@@ -95,17 +97,20 @@ def test_drift_on_a_big_day_is_found_without_changing_anything() -> None:
 def sync_audit(
     api: FakeApi, reader: MemoryReader, between: Any, loaded: dict[str, Any]
 ) -> tuple[AuditReport, list[Job], int]:
-    """`DayAudit` as a sync runs it: the look ahead, then `between()` (the run's own fetches),
-    then the jobs given the calls the run `loaded`. Also the list requests of the look."""
+    """`DayAudit` as a sync runs it: the look ahead, then `between()` (the run's own fetches and
+    loads), then the jobs given the calls the run `loaded` and what the warehouse holds after
+    them (read then, as the runner does). Also the list requests of the look."""
 
     async def go() -> tuple[AuditReport, list[Job], int]:
         async with client_of(api) as client:
             report = AuditReport()
-            day_audit = DayAudit(client, reader, DAY, DAY.replace(day=2), UNTIL, report)
+            day_audit = DayAudit(client, DAY, DAY.replace(day=2), UNTIL, report)
             await day_audit.look_ahead()
             looked = api.hits["/v1/calls"]
             between()
-            return report, [job async for job in day_audit.jobs(loaded)], looked
+            day_audit.note_loaded(loaded)
+            held = stored(reader, DAY, DAY.replace(day=2))
+            return report, [job async for job in day_audit.jobs(held)], looked
 
     return asyncio.run(go())
 
@@ -129,6 +134,7 @@ def test_a_day_the_run_changed_is_inspected_again_after_its_fetches() -> None:
 
     def relabel() -> None:  # between the look and the run's fetch of it, c003 is relabelled
         api.calls["c003"]["disposition"] = "dnd"
+        reader.rows["c003"] = call_row(api.calls["c003"])  # and the run loaded it so
 
     loaded = {"c003": list_view(call_row(api.calls["c003"] | {"disposition": "dnd"}))}
     report, jobs, looked = sync_audit(api, reader, relabel, loaded)
@@ -181,9 +187,12 @@ def test_a_sync_audit_restores_a_pending_call_the_warehouse_lacks() -> None:
         report = SyncReport()
         async with client_of(api) as client:
             assert plan.audit_from is not None and plan.audit_to is not None
-            audit = DayAudit(client, reader, plan.audit_from, plan.audit_to, plan.now, report.audit)
+            audit = DayAudit(client, plan.audit_from, plan.audit_to, plan.now, report.audit)
             batches = extract_calls(client, state, plan, report, 4, audit=audit)
-            return [batch async for batch in batches], report
+            out = [batch async for batch in batches]
+            held = stored(reader, plan.audit_from, plan.audit_to)  # after the run's loads
+            repairs = extract_repairs(client, state, plan, report, 4, audit.jobs(held))
+            return out + [batch async for batch in repairs], report
 
     batches, report = asyncio.run(go())
     (day,) = report.audit.days

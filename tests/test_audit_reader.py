@@ -13,8 +13,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.neuron.audit import StoredTranscript, WarehouseReader
+from pipelines.neuron.audit import StoredTranscript
 from pipelines.neuron.rows import LIST_FIELDS
+from pipelines.runner.stored import WarehouseReader
 
 pytestmark = pytest.mark.unit
 

@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.neuron.api.client import NeuronClient
 from pipelines.neuron.extract import extract_calls, iso, plan_window
-from pipelines.neuron.model import Checkpoints, SyncPlan, SyncReport
+from pipelines.neuron.model import Segments, SyncPlan, SyncReport
 from pipelines.neuron.progress import BACKFILL, HISTORY, Walk, describe, walks_of
 
 from .fakes import FakeApi, make_call, no_wait
@@ -110,9 +110,9 @@ def test_take_keeps_the_ids_at_the_boundary_second() -> None:
     assert walk.done == ["a", "b"] and walk.listed == 2
     assert not walk.take({"id": "z", "started_at": iso(NOW.add(seconds=1))})  # above `to`
     assert walk.take({"id": "y", "started_at": iso(NOW)})  # out of order, in the window
-    assert walk.end == second and walk.done == ["a", "b"]
+    assert walk.reached == second and walk.done == ["a", "b"]
     assert walk.take({"id": "c", "started_at": iso(NOW.subtract(minutes=2))})
-    assert walk.done == ["c"] and walk.end == iso(NOW.subtract(minutes=2))
+    assert walk.done == ["c"] and walk.reached == iso(NOW.subtract(minutes=2))
 
 
 def test_status_line_of_a_walk() -> None:
@@ -133,7 +133,7 @@ def test_status_line_of_a_walk() -> None:
 def segment(api: FakeApi, state: dict[str, Any], report: SyncReport) -> dict[str, Any]:
     """One segment as the runner makes it; returns the state as committed (a copy)."""
     plan = SyncPlan(now=NOW, lookback=pendulum.duration(minutes=60))
-    plan_window(state, plan, None, report.checkpoints)
+    plan_window(state, plan, None, report.segments)
 
     async def go() -> None:
         async with NeuronClient(
@@ -147,7 +147,7 @@ def segment(api: FakeApi, state: dict[str, Any], report: SyncReport) -> dict[str
                 pass
 
     asyncio.run(go())
-    report.checkpoints.commit(0.0, 0.0, 0, 0.0)
+    report.segments.commit(0.0, 0.0, 0, 0.0)
     return copy.deepcopy(state)
 
 
@@ -158,13 +158,13 @@ def test_a_first_sync_in_segments_fetches_each_call_once_and_sets_the_cursor_fir
         make_call(f"d{i:03d}", iso(NOW.subtract(minutes=5 * i + 1)), job=False) for i in range(300)
     ]
     api = FakeApi(calls, {})
-    report = SyncReport(checkpoints=Checkpoints(interval=1e-6))  # stop after a page
+    report = SyncReport(segments=Segments(interval=1e-6))  # stop after a page
     state: dict[str, Any] = {}
     committed = segment(api, state, report)
     assert committed["cursor"] == iso(NOW.subtract(minutes=1))  # the newest, at once
     assert walks_of(committed)[0].listed >= 100
     segments = 1
-    while report.checkpoints.more:
+    while report.segments.more:
         state = segment(api, copy.deepcopy(committed), report)
         committed, segments = state, segments + 1
         assert segments < 20

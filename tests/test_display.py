@@ -31,3 +31,24 @@ def test_the_summary_says_one_call_and_one_retry() -> None:
     assert "expired      1 call left the pending set" in text
     stopped = runner.SyncResult(runner.EXIT_FAILED, report, 1.0, inserted=1, checkpoints=1)
     assert "committed 1 checkpoint of this run (1 new call)" in console.summary(stopped)
+
+
+def test_a_stopped_runs_line_is_built_from_what_it_committed() -> None:
+    """`explain` says what a stopped run committed from the figures it is given, the same way
+    for SIGTERM and Ctrl-C (no other module rewrites its sentence)."""
+    from pipelines.runner.outcomes import explain
+
+    code, line = explain(runner.Interrupted(15), 2, 1)
+    assert code == runner.EXIT_SIGTERM
+    assert line == (
+        "stopped by SIGTERM; committed 2 checkpoints of this run (1 new call); "
+        "the next run goes on from the last"
+    )
+    code, line = explain(KeyboardInterrupt(), 1, 0)
+    assert code == runner.EXIT_SIGINT
+    assert line.endswith(
+        "committed 1 checkpoint of this run (0 new calls); the next run goes on from the last"
+    )
+    assert explain(KeyboardInterrupt())[1] == (
+        "interrupted; nothing of this run was published, the next run completes it"
+    )

@@ -212,3 +212,38 @@ def test_an_unchanged_warehouse_costs_one_list_request_per_small_day(make_sandbo
     assert result.report.audit.days_differing == 0
     assert len(result.report.audit.days) == 7
     assert_matches_truth(db, sb.truth())
+
+
+def test_the_audit_reads_the_warehouse_on_the_runners_thread_only(
+    make_sandbox: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source never reads the warehouse: what the audit compares with is read by the runner
+    on its own thread between two loads, and the drift is still found and healed (a sync's audit
+    and a repair's). dlt's sql_client is never opened from the fetching's thread."""
+    import threading
+
+    from dlt.pipeline.pipeline import Pipeline
+
+    sb = make_sandbox(calls=300, days=10)
+    scheduled(sb, tmp_path)
+    opened_on: list[str] = []
+    sql_client = Pipeline.sql_client
+
+    def recorded(self: Pipeline, *args: Any, **kw: Any) -> Any:
+        opened_on.append(threading.current_thread().name)
+        return sql_client(self, *args, **kw)
+
+    monkeypatch.setattr(Pipeline, "sql_client", recorded)
+    relabelled = final_call(sb, older_than_hours=50)
+    sb.relabel(relabelled["id"], disposition="escalated")
+    sb.advance(1800)
+    result = scheduled(sb, tmp_path)
+    assert result.report.audit.repaired["changed"] == 1
+    assert_matches_truth(tmp_path / "calls.duckdb", sb.truth())
+    erased = final_call(sb, older_than_hours=30)
+    sb.erase(erased["id"])
+    day = pendulum.parse(erased["started_at"]).date().isoformat()
+    repaired = scheduled(sb, tmp_path, repair_from=day, repair_to=day)
+    assert repaired.report.audit.repaired["erased"] == 1
+    assert_matches_truth(tmp_path / "calls.duckdb", sb.truth())
+    assert opened_on and set(opened_on) == {threading.main_thread().name}

@@ -142,7 +142,10 @@ class FindsMissing:
     async def look_ahead(self) -> None:
         return None
 
-    async def jobs(self, loaded: Any) -> AsyncIterator[Job]:
+    def note_loaded(self, loaded: Any) -> None:
+        return None
+
+    async def jobs(self, stored: Any) -> AsyncIterator[Job]:
         yield Job(self.item["id"], Purpose.MISSING, self.item, new=True)
 
 

@@ -62,13 +62,14 @@ def test_an_error_of_the_fetching_reaches_the_loader_after_the_segments_before_i
 
 def test_the_fetching_waits_for_the_loader_and_for_commits() -> None:
     put: list[int] = []
+    committed = [0]  # segments the loader committed (the runner's `Segments.committed`)
 
     async def fetching(feed: Feed) -> None:
         for n in range(3 * AHEAD_BATCHES):
             await feed.put(batch(n))
             put.append(n)
         await feed.put(SegmentEnd({}, more=True, last=False))
-        await feed.until_committed(1)
+        await feed.until(lambda: committed[0] >= 1, "a commit")
         put.append(-1)
         await feed.put(SegmentEnd({}, more=False, last=True))
 
@@ -78,7 +79,7 @@ def test_the_fetching_waits_for_the_loader_and_for_commits() -> None:
         assert len(list(feed.segment())) == 3 * AHEAD_BATCHES
         wait_until(lambda: feed.waiting_for == "a commit", "the fetching waits for a commit")
         assert put[-1] != -1  # the first segment is not committed yet
-        feed.committed = 1
+        committed[0] = 1
         assert list(feed.segment()) == [] and feed.done and put[-1] == -1
 
 
@@ -109,3 +110,23 @@ def test_a_fetching_that_ends_without_its_segment_end_is_an_error() -> None:
         with pytest.raises(RuntimeError, match="ended before its segment did"):
             got.extend(feed.segment())
         assert ids(got) == ["c1"]
+
+
+def test_a_fetching_the_run_abandoned_ends_with_its_thread() -> None:
+    """The runner is done (a load failed): a fetching waiting for a commit that never comes
+    ends by itself, and so does its thread; nobody has to reach into the source to close it."""
+    over = threading.Event()
+    ended = threading.Event()
+
+    async def fetching(feed: Feed) -> None:
+        try:
+            await feed.put(SegmentEnd({}, more=True, last=False))
+            await feed.until(lambda: False, "a commit")
+        finally:
+            ended.set()
+
+    feed = Feed(fetching, abandoned=over.is_set)
+    wait_until(lambda: feed.waiting_for == "a commit", "the fetching waits for a commit")
+    over.set()
+    wait_until(ended.is_set, "the abandoned fetching ends")
+    wait_until(lambda: not feed._thread.is_alive(), "its thread ends")

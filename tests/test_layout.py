@@ -124,3 +124,18 @@ def long_functions(root: Path = ROOT / PACKAGE) -> list[str]:
 
 def test_no_function_over_70_lines() -> None:
     assert long_functions() == []
+
+
+SOURCE = f"{PACKAGE}.neuron"
+
+
+def test_the_source_imports_nothing_of_the_runner_the_warehouse_or_the_commands() -> None:
+    """`pipelines/neuron/` is a plain dlt source: settings and plain data in, rows and state out.
+    What it would need of the warehouse is read by the runner and handed in (`SyncRun.stored`);
+    an import of anything above it is the first step to reading the warehouse again."""
+    outside = {
+        module: sorted(name for name in imported if not name.startswith(SOURCE))
+        for module, imported in import_graph().items()
+        if module.startswith(SOURCE)
+    }
+    assert {module: names for module, names in outside.items() if names} == {}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.neuron.extract import iso
-from pipelines.neuron.model import Checkpoints, SyncReport
+from pipelines.neuron.model import Segments, SyncReport
 from pipelines.neuron.progress import WindowTooDeep
 from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
@@ -162,11 +162,11 @@ def test_segments_through_splits_list_each_call_once_also_across_a_shared_second
         make_call(f"d{i:03d}", iso(NOW.subtract(minutes=3 * i + 1)), job=False) for i in range(250)
     ]
     api = FakeApi(calls, {}, fail={"offset=100": 400})
-    report = SyncReport(checkpoints=Checkpoints(interval=1e-6))  # a segment stops after a page
+    report = SyncReport(segments=Segments(interval=1e-6))  # a segment stops after a page
     state = segment(api, {}, report)
     assert state["cursor"] == iso(NOW.subtract(minutes=1))
     for _ in range(20):
-        if not report.checkpoints.more:
+        if not report.segments.more:
             break
         state = segment(api, state, report)
     assert "walks" not in state
@@ -182,4 +182,4 @@ def test_more_calls_at_one_second_than_a_part_reaches_is_refused() -> None:
     api = FakeApi([make_call(f"c{i:03d}", shared, job=False) for i in range(150)], {})
     api.fail["offset=100"] = 400
     with pytest.raises(WindowTooDeep, match=f"100 calls listed at {shared}"):
-        segment(api, {}, SyncReport(checkpoints=Checkpoints()))
+        segment(api, {}, SyncReport(segments=Segments()))

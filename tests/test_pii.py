@@ -285,7 +285,7 @@ def test_the_audit_sees_no_drift_in_erased_or_pseudonymized_calls(calls: int) ->
 
     from pipelines.neuron.audit import audit_window
 
-    from .fakes import DAY, UNTIL, FakeApi, MemoryReader, calls_of_day, client_of
+    from .fakes import DAY, UNTIL, FakeApi, MemoryReader, calls_of_day, client_of, stored
 
     api_calls = calls_of_day(calls)
     erased = "+919811111111"
@@ -298,7 +298,8 @@ def test_the_audit_sees_no_drift_in_erased_or_pseudonymized_calls(calls: int) ->
     def audit(privacy: Privacy) -> Any:
         async def go() -> Any:
             async with client_of(FakeApi(api_calls, {})) as client:
-                return await audit_window(client, reader, DAY, DAY, until=UNTIL, privacy=privacy)
+                held = stored(reader, DAY, DAY)
+                return await audit_window(client, held, DAY, DAY, until=UNTIL, privacy=privacy)
 
         return asyncio.run(go())
 

@@ -71,17 +71,46 @@ def test_to_1_gives_bare_timestamps_in_recent_an_unknown_fingerprint() -> None:
     assert written and all(isinstance(at, str) for at in written.values())  # as it was written
     versions.migrate(state)
     assert state["recent"] == {call_id: [at, ""] for call_id, at in written.items()}
-    assert state[versions.KEY] == 1
+    assert state[versions.KEY] == versions.STATE_VERSION
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize("name", ["v2026-11-29", "v2026-12-07", "v2026-12-07-stopped"])
 def test_to_1_keeps_a_state_with_fingerprints_as_it_is(name: str) -> None:
     before = captured_state(name)
-    after = versions.migrate(copy.deepcopy(before))
-    assert after.pop(versions.KEY) == versions.STATE_VERSION
+    after = copy.deepcopy(before)
+    versions.MIGRATIONS[0](after)
     assert after == before
-    assert [w.end for w in walks_of(after)] == [w["end"] for w in before.get("walks", [])]
+
+
+@pytest.mark.unit
+def test_to_2_names_a_walks_bounds_and_changes_nothing_else() -> None:
+    """A stopped first sync's open walk: `start`, `top` and `end` become `lower`, `upper` and
+    `reached` (the moving boundary), with their values; `status` reads the walk of a state no
+    run of this release has written yet, and leaves that state as it is."""
+    before = captured_state("v2026-12-07-stopped")
+    (written,) = before["walks"]
+    assert {"start", "top", "end"} <= set(written)  # as that release wrote it
+    read = walks_of(before)  # as `status` reads it
+    assert before == captured_state("v2026-12-07-stopped")  # left as it was
+    after = versions.migrate(copy.deepcopy(before))
+    (walk,) = after["walks"]
+    assert (walk["lower"], walk["upper"], walk["reached"]) == (
+        written["start"],
+        written["top"],
+        written["end"],
+    )
+    assert not {"start", "top", "end"} & set(walk)
+    assert {k: v for k, v in walk.items() if k not in ("lower", "upper", "reached")} == {
+        k: v for k, v in written.items() if k not in ("start", "top", "end")
+    }
+    assert after["state_version"] == 2
+    assert [(w.lower, w.upper, w.reached) for w in read] == [
+        (written["start"], written["top"], written["end"])
+    ]
+    assert {k: v for k, v in after.items() if k not in ("walks", versions.KEY)} == {
+        k: v for k, v in before.items() if k != "walks"
+    }
 
 
 @pytest.mark.unit

@@ -143,9 +143,9 @@ def status_document(
         "walks": [
             {
                 "kind": walk.kind,
-                "from": walk.start,
-                "to": walk.top,
-                "loaded_back_to": walk.end,
+                "from": walk.lower,
+                "to": walk.upper,
+                "loaded_back_to": walk.reached,
                 "listed": walk.listed,
                 "left": walk.left,
             }

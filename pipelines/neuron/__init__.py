@@ -8,6 +8,10 @@ The `@dlt.source` is a thin wrapper: its parameters are the settings (section `n
 `SOURCES__NEURON__API_KEY` works), checked in one place (`config.NeuronSettings`), and it runs
 the default run, incremental. The runner's runs (backfill windows, filters, audit and repair,
 recordings only) come through `run_source` with a `SyncRun`, never through settings.
+
+The source takes settings and plain data and yields rows and state: it imports nothing of the
+runner, the warehouse or the commands, and never reads the warehouse (what an audit compares
+with is handed in, `SyncRun.stored`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from dlt.extract import DltSource
 
 from . import settings, tables
 from .api.client import ConfigError
-from .audit import WarehouseReader
 from .config import NeuronSettings, SyncRun, neuron_settings
 from .model import SyncPlan, SyncReport
 from .pii import Privacy, privacy_of
@@ -36,7 +39,6 @@ __all__ = [
     "SyncPlan",
     "SyncReport",
     "SyncRun",
-    "WarehouseReader",
     "neuron_privacy",
     "neuron_settings",
     "neuron_source",
@@ -101,14 +103,19 @@ def neuron_source(
 
 
 def run_source(
-    config: NeuronSettings, run: SyncRun, resources: Sequence[str] | None = None
+    config: NeuronSettings,
+    run: SyncRun,
+    resources: Sequence[str] | None = None,
+    transport: Any = None,
 ) -> DltSource:
     """The runner's source: the same resources as `neuron_source`, for one `run`, with
-    `resources` selected (None: all). A window, a repair or a selection that cannot be is
-    refused here, before any file is touched."""
+    `resources` selected (None: all); one source for the whole run, each dlt load of it extracts
+    the run's next segment. A window, a repair or a selection that cannot be is refused here,
+    before any file is touched. `transport`: an httpx transport for the client (tests)."""
     store = _store(config, run.policy(config))
     run.plan(config, recordings_only=check_selection(_selection(resources), store))
-    source = DltSource(dlt.Schema(SOURCE_NAME), SOURCE_NAME, neuron_resources(config, run, store))
+    made = neuron_resources(config, run, store, transport)
+    source = DltSource(dlt.Schema(SOURCE_NAME), SOURCE_NAME, made)
     source.max_table_nesting = MAX_TABLE_NESTING
     return source.with_resources(*resources) if resources else source
 

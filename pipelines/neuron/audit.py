@@ -16,30 +16,35 @@ the total only. On a day bigger than a page, a relabel that keeps every count (t
 alone, the duration alone, or two calls swapping dispositions) is not seen; inside the lookback
 the list fingerprints of `extract` catch it, and a backfill of the day always does.
 
+The audit never reads the warehouse. What it compares with (`StoredWindow`: the stored calls
+of its days, by day, and their stored transcripts) is read by the caller, on the caller's
+thread, and handed in as plain data: the `audit` command reads it before it starts; a sync
+reads it between two loads, once the loads it audits are committed (`AuditWindow` says which
+days).
+
 Two entry points, one set of checks:
 - `audit_window`: read-only, for the `audit` command (plus transcript re-checks).
-- `DayAudit`: the checks as fetch jobs (`extract.AuditStep`), for a sync's built-in audit and
-  for a repair run; the fetched rows and erasures are loaded through dlt like any others. In a
-  sync it looks at every day first (`look_ahead`), beside the run's own fetches; once those are
-  done, a day whose look agrees with the warehouse as the run leaves it is done, any other is
-  inspected again from the start.
+- `DayAudit`: the checks as fetch jobs, for a sync's built-in audit and for a repair run: a
+  segment of its own after the run's loads, whose fetched rows and erasures are loaded through
+  dlt like any others. In a sync it looks at every day first (`look_ahead`, the API's side
+  only), beside the run's own fetches; once the stored window is handed in, a day whose look
+  agrees with it is done, any other is inspected again from the start.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import pendulum
 
 from . import settings
 from .api.client import NeuronClient, NotFoundError
-from .model import CALL_ERRORS, AuditDay, AuditReport, Job, Purpose
+from .model import CALL_ERRORS, AuditDay, AuditReport, AuditWindow, Job, Purpose, days_between
 from .pii import KEPT, Privacy
 from .progress import Paging, Walk
 from .rows import (
@@ -55,39 +60,51 @@ from .rows import (
 __all__ = [
     "AuditDay",
     "AuditResult",
+    "AuditWindow",
     "DayAudit",
     "StoredTranscript",
-    "WarehouseReader",
+    "StoredWindow",
     "audit_window",
 ]
 
 TOTAL = "total"
 Counts = dict[str, int]  # TOTAL and each documented disposition -> calls
 
-# the compared columns of a stored transcript (its key and the tombstone flag aside)
-
 
 class StoredTranscript(NamedTuple):
+    """A stored transcript, as the audit compares it."""
+
     day: dt.date  # the UTC day of the call's started_at
     head: Row  # the `transcripts` row
     segments: list[Row]  # its `transcript_segments` rows, by segment_index
     speakers: dict[str, Any]  # speaker -> sentiment, from `speaker_sentiment`
 
 
-class WarehouseReader(Protocol):
-    def day_counts(self, first: dt.date, last: dt.date) -> dict[tuple[dt.date, str | None], int]:
-        """Calls in `calls` per UTC day of started_at (first..last inclusive) x disposition."""
-        ...
+@dataclass
+class StoredWindow:
+    """What the warehouse holds of an audit's window, read by the caller and handed in as data.
 
-    def day_calls(self, days: list[dt.date]) -> dict[dt.date, dict[str, dict[str, Any]]]:
-        """The stored list-visible fields of every call started on those UTC days, by day, then
-        id (`rows.LIST_FIELDS`: campaign_id, contact_phone, contact_name, status, disposition,
-        duration_seconds, language, started_at, ended_at); one question for all the days."""
-        ...
+    `counts`: calls in `calls` per (UTC day of started_at, disposition); `calls`: the stored
+    list-visible fields (`rows.LIST_FIELDS`) of every call of the window, by day, then id;
+    `transcripts`: the stored transcripts of the window's calls by call id (None: not read)."""
 
-    def stored_transcripts(self, first: dt.date, last: dt.date) -> dict[str, StoredTranscript]:
-        """The stored transcripts of the calls started first..last (UTC days), by call id."""
-        ...
+    counts: dict[tuple[dt.date, str | None], int] = field(default_factory=dict)
+    calls: dict[dt.date, dict[str, Row]] = field(default_factory=dict)
+    transcripts: dict[str, StoredTranscript] | None = None
+
+    def day_counts(self, first: dt.date, last: dt.date) -> dict[dt.date, Counts]:
+        """TOTAL and each documented disposition, per day first..last."""
+        by_day: dict[dt.date, Counter[str | None]] = {
+            day: Counter() for day in days_between(first, last)
+        }
+        for (day, disposition), calls in self.counts.items():
+            if day in by_day:
+                by_day[day][disposition] += calls
+        return {day: _counts(found) for day, found in by_day.items()}
+
+    def views(self, day: dt.date) -> dict[str, Row]:
+        """The day's stored calls as the list would show them, by id."""
+        return {key: list_view(row) for key, row in self.calls.get(day, {}).items()}
 
 
 @dataclass
@@ -97,10 +114,6 @@ class AuditResult:
     @property
     def drift(self) -> bool:
         return any(day.drift for day in self.days)
-
-
-def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 def day_window(day: dt.date, until: pendulum.DateTime) -> dict[str, str]:
@@ -129,70 +142,6 @@ async def disposition_counts(
 
 def tally(views: Iterable[Row]) -> Counts:
     return _counts(Counter(view.get("disposition") for view in views))
-
-
-def _day_of(view: Row) -> dt.date | None:
-    started = view.get("started_at")
-    return dt.date.fromisoformat(started[:10]) if isinstance(started, str) else None
-
-
-class StoredCalls:
-    """The warehouse's calls as they will be after this run: as read (`read`, before this run
-    loads anything), overlaid with the list-visible fields of the calls this run loads
-    (`loaded`, final once the run's new calls are fetched; None for an erased call)."""
-
-    def __init__(self, reader: WarehouseReader, loaded: Mapping[str, Row | None] = {}) -> None:
-        self.reader = reader
-        self.loaded = loaded
-        self._counts: dict[tuple[dt.date, str | None], int] | None = None
-        self._stored: dict[dt.date, dict[str, Row]] = {}  # as read
-        self._days: dict[dt.date, dict[str, Row]] = {}  # overlaid
-
-    def read(self, first: dt.date, last: dt.date) -> None:
-        """The window's calls per day and disposition, then the calls of every day that fits a
-        list page (the audit compares those call by call): one question each, once."""
-        if self._counts is not None:
-            return
-        self._counts = self.reader.day_counts(first, last)
-        per_day: Counter[dt.date] = Counter()
-        for (day, _), calls in self._counts.items():
-            per_day[day] += calls
-        small = [day for day in days_between(first, last) if per_day[day] <= settings.PAGE_SIZE]
-        stored = self.reader.day_calls(small) if small else {}
-        for day in small:
-            self._stored[day] = stored.get(day, {})
-
-    def counts(self, first: dt.date, last: dt.date) -> dict[dt.date, Counts]:
-        self.read(first, last)
-        assert self._counts is not None
-        by_day: dict[dt.date, Counter[str | None]] = {
-            day: Counter() for day in days_between(first, last)
-        }
-        for (day, disposition), calls in self._counts.items():
-            if day in by_day:
-                by_day[day][disposition] += calls
-        counts = {day: _counts(found) for day, found in by_day.items()}
-        touched = {_day_of(view) for view in self.loaded.values() if view is not None}
-        for day in counts:
-            if day in touched:  # counted again from the calls, with this run's overlaid
-                counts[day] = tally(self.calls(day).values())
-        return counts
-
-    def calls(self, day: dt.date) -> dict[str, Row]:
-        if day not in self._days:
-            if day not in self._stored:  # a day bigger than a page
-                self._stored[day] = self.reader.day_calls([day]).get(day, {})
-            self._days[day] = self._overlaid(day, self._stored[day])
-        return self._days[day]
-
-    def _overlaid(self, day: dt.date, stored: dict[str, Row]) -> dict[str, Row]:
-        calls = {key: list_view(row) for key, row in stored.items()}
-        for call_id, view in self.loaded.items():
-            if view is not None and _day_of(view) == day:
-                calls[call_id] = view
-            else:
-                calls.pop(call_id, None)  # erased, or loaded under another day
-        return calls
 
 
 def _counts(found: Counter[str | None]) -> Counts:
@@ -269,12 +218,12 @@ class DayLook:
     listed: dict[str, Row] | None = None
     views: dict[str, Row] | None = None
 
-    def agrees(self, warehouse: Counts, stored: StoredCalls, day: dt.date) -> bool:
+    def agrees(self, warehouse: Counts, stored: StoredWindow, day: dt.date) -> bool:
         """Nothing differs from the warehouse as this look shows the day: no request needed."""
         if self.counts != warehouse:
             return False
         # a day bigger than a page compares by counts; a smaller one call by call
-        return self.views is None or stored.calls(day) == self.views
+        return self.views is None or stored.views(day) == self.views
 
 
 async def look_at_day(
@@ -303,7 +252,7 @@ async def inspect_day(
     day: dt.date,
     until: pendulum.DateTime,
     warehouse: Counts,
-    stored: StoredCalls,
+    stored: StoredWindow,
     keep: Iterable[str] = (),
     privacy: Privacy = KEPT,
 ) -> DayDrift:
@@ -317,7 +266,7 @@ async def inspect_day(
     if listed is None and drift.row.counts_differ:
         listed = await list_day(client, day, until)
     if listed is not None:
-        await _compare_calls(client, drift, listed, stored.calls(day), keep, privacy)
+        await _compare_calls(client, drift, listed, stored.views(day), keep, privacy)
         drift.row.compared = True
     return drift
 
@@ -390,14 +339,16 @@ def _pick(row: Row, names: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 async def changed_transcripts(
-    client: NeuronClient, reader: WarehouseReader, days: list[AuditDay], privacy: Privacy = KEPT
+    client: NeuronClient,
+    stored: Mapping[str, StoredTranscript],
+    days: list[AuditDay],
+    privacy: Privacy = KEPT,
 ) -> list[str]:
     """One `GET /calls/{id}/transcript` per stored transcript of the days: the ids whose
     transcript the API now has otherwise. Counted in each day's row."""
     if not days:
         return []
     rows = {row.day: row for row in days}
-    stored = reader.stored_transcripts(days[0].day, days[-1].day)
     gate = asyncio.Semaphore(settings.DEFAULT_MAX_CONCURRENCY)
 
     async def check(call_id: str, transcript: StoredTranscript) -> bool:
@@ -426,7 +377,7 @@ async def changed_transcripts(
 
 async def inspect_days(
     client: NeuronClient,
-    stored: StoredCalls,
+    stored: StoredWindow,
     first: dt.date,
     last: dt.date,
     until: pendulum.DateTime,
@@ -436,7 +387,7 @@ async def inspect_days(
 ) -> list[DayDrift]:
     """Every day compared; a day whose look taken earlier in the run (`looks`) agrees with the
     warehouse is done without a request, any other is inspected now."""
-    warehouse = stored.counts(first, last)
+    warehouse = stored.day_counts(first, last)
 
     async def inspect(day: dt.date) -> DayDrift:
         look = looks.get(day)
@@ -449,7 +400,7 @@ async def inspect_days(
 
 async def audit_window(
     client: NeuronClient,
-    reader: WarehouseReader,
+    stored: StoredWindow,
     first: dt.date,
     last: dt.date,
     *,
@@ -457,28 +408,32 @@ async def audit_window(
     until: pendulum.DateTime | None = None,
     privacy: Privacy = KEPT,
 ) -> AuditResult:
-    """What differs between the API and the warehouse, per UTC day first..last (not past
-    `until`, default now); changes nothing. `transcripts`: one transcript request per stored
-    transcript of the window, compared with the stored rows."""
+    """What differs between the API and the warehouse (`stored`: what it holds of the window,
+    read by the caller), per UTC day first..last (not past `until`, default now); changes
+    nothing. `transcripts`: one transcript request per stored transcript of the window,
+    compared with the stored rows (`stored.transcripts`)."""
     until = until or pendulum.now("UTC")
     last = min(last, until.date())
     result = AuditResult()
     if first > last:
         return result
-    drifts = await inspect_days(client, StoredCalls(reader), first, last, until, privacy=privacy)
+    drifts = await inspect_days(client, stored, first, last, until, privacy=privacy)
     result.days.extend(drift.row for drift in drifts)
     if transcripts:
-        await changed_transcripts(client, reader, result.days, privacy)
+        await changed_transcripts(client, stored.transcripts or {}, result.days, privacy)
     return result
 
 
 class DayAudit:
-    """The audit as fetch jobs: missing and changed calls refetched, erased ones removed."""
+    """The audit as fetch jobs: missing and changed calls refetched, erased ones removed.
+
+    A sync's audit segment: `look_ahead` beside the run's own fetches (the API's side only),
+    `note_loaded` with the calls each of the run's segments loaded, then `jobs` once the caller
+    has read the `window` of the warehouse, every load of the run committed."""
 
     def __init__(
         self,
         client: NeuronClient,
-        reader: WarehouseReader,
         first: dt.date,
         last: dt.date,
         until: pendulum.DateTime,
@@ -487,18 +442,29 @@ class DayAudit:
         transcripts: bool = False,
         privacy: Privacy = KEPT,
     ) -> None:
-        self.client, self.reader, self.until, self.report = client, reader, until, report
+        self.client, self.until, self.report = client, until, report
         self.privacy = privacy
         self.first, self.last = first, min(last, until.date())
         self.transcripts = transcripts
-        self.stored = StoredCalls(reader)
-        self.looks: dict[dt.date, DayLook] = {}
+        self.looks: dict[dt.date, DayLook] | None = None  # once looked at
+        self.loaded: set[str] = set()  # calls this run loaded: never taken for erased
+
+    @property
+    def window(self) -> AuditWindow:
+        """What the caller reads of the warehouse for `jobs`."""
+        return AuditWindow(self.first, self.last, self.transcripts)
+
+    def note_loaded(self, loaded: Mapping[str, Row | None]) -> None:
+        """The calls a segment of the run loaded in the window (None: erased)."""
+        self.loaded.update(call_id for call_id, view in loaded.items() if view is not None)
+        self.loaded.difference_update(call_id for call_id, view in loaded.items() if view is None)
 
     async def look_ahead(self) -> None:
-        """Both sides of the window as they are when the run starts, while it fetches its new
-        calls: the API's days, then the warehouse's calls. A day that still agrees once those
-        calls are fetched costs nothing more (an unchanged run waits on no audit request); a
-        look that fails only means the day is inspected afterwards."""
+        """The API's side of the window as it is when the run starts, while it fetches its new
+        calls. A day that still agrees with the warehouse once those are loaded costs nothing
+        more (an unchanged run waits on no audit request); a look that fails only means the day
+        is inspected afterwards."""
+        self.looks = {}
         if self.first > self.last:
             return
         days = days_between(self.first, self.last)
@@ -509,17 +475,23 @@ class DayAudit:
         self.looks = {
             day: look for day, look in zip(days, looks, strict=True) if isinstance(look, DayLook)
         }
-        with contextlib.suppress(Exception):  # read again by `jobs`, which reports a failure
-            self.stored.read(self.first, self.last)
 
-    async def jobs(self, loaded: Mapping[str, Row | None]) -> AsyncIterator[Job]:
+    async def jobs(self, stored: StoredWindow) -> AsyncIterator[Job]:
+        """The repairs, given what the warehouse holds of the window after the run's loads."""
+        if self.looks is None:  # a repair run: no fetches of its own to look beside
+            await self.look_ahead()
         if self.first > self.last:
             return
-        stored, self.stored.loaded = self.stored, loaded
-        keep = {call_id for call_id, view in loaded.items() if view is not None}
         queued: set[str] = set()
         drifts = await inspect_days(
-            self.client, stored, self.first, self.last, self.until, keep, self.looks, self.privacy
+            self.client,
+            stored,
+            self.first,
+            self.last,
+            self.until,
+            self.loaded,
+            self.looks or {},
+            self.privacy,
         )
         for drift in drifts:
             self.report.days.append(drift.row)
@@ -528,6 +500,9 @@ class DayAudit:
                 yield job
         if self.transcripts:
             days = [drift.row for drift in drifts]
-            for call_id in await changed_transcripts(self.client, self.reader, days, self.privacy):
+            changed = await changed_transcripts(
+                self.client, stored.transcripts or {}, days, self.privacy
+            )
+            for call_id in changed:
                 if call_id not in queued:
                     yield Job(call_id, Purpose.TRANSCRIPT)

@@ -1,10 +1,12 @@
 """The source's settings, checked in one place, and what one run adds to them.
 
 `NeuronSettings` holds the settings a user sets (`SOURCES__NEURON__*`, `.dlt/config.toml`) and
-checks them when made. `SyncRun` holds what a caller adds for one run: its window, filters or
-repair, the warehouse it audits, its report and progress, a test transport. `neuron_source()`
-runs the default `SyncRun` (incremental); only the runner makes others, so no setting can turn
-a plain source into a backfill or a repair.
+checks them when made. `SyncRun` holds what a caller adds for one run, as plain data: its window,
+filters or repair days, whether it audits and what the warehouse holds of the audited days (read
+by the caller, never by the source), the personal data policy with the erased contacts, its
+report and a progress callback. `neuron_source()` runs the default `SyncRun` (incremental, no
+audit); only the runner makes others, so no setting can turn a plain source into a backfill or a
+repair.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dlt.common.typing import TSecretStrValue
 
 from . import settings
 from .api.client import ConfigError, NeuronClient, check_settings
-from .audit import WarehouseReader
+from .audit import AuditWindow, StoredWindow
 from .dates import business_zone, window_bound
 from .model import SyncPlan, SyncReport
 from .pii import Privacy, privacy_of
@@ -109,7 +111,12 @@ neuron_settings: Callable[..., NeuronSettings] = with_config(
 
 @dataclass
 class SyncRun:
-    """What a caller adds to the settings for one run (the runner: `neuron-calls` commands)."""
+    """What a caller adds to the settings for one run (the runner: `neuron-calls` commands).
+
+    An audit compares the API with the warehouse, which the source never reads: a caller that
+    sets `audits` reads what the warehouse holds of the audit's days and hands it in as
+    `stored`, between two loads (a sync: once the segment whose end names the days is
+    committed, `feed.SegmentEnd.audit`; a repair: `repair_window`, before its first load)."""
 
     backfill_from: str | None = None  # a window on started_at: the cursor stays where it is
     backfill_to: str | None = None
@@ -117,12 +124,11 @@ class SyncRun:
     repair_from: str | None = None  # `audit --repair`: audit and repair these UTC days only
     repair_to: str | None = None
     repair_transcripts: bool = False
-    warehouse: WarehouseReader | None = None  # what the audit compares with; None: no audit
+    audits: bool = False  # the caller hands in `stored` when asked; False: no audit
+    stored: StoredWindow | None = None  # what the warehouse holds of the audit's days
     report: SyncReport = field(default_factory=SyncReport)
     on_progress: Callable[[SyncReport], None] | None = None
-    transport: Any = None  # an httpx transport (tests)
     privacy: Privacy | None = None  # the runner's (it knows the erased contacts); None: settings'
-    feed: Any = None  # the run's fetching, across its segments (`feed.Feed`), once started
 
     def policy(self, config: NeuronSettings) -> Privacy:
         """The run's personal data policy: the runner's, else the settings'."""
@@ -139,7 +145,7 @@ class SyncRun:
             lookback=pendulum.duration(minutes=config.lookback_minutes),
             pending_max_days=config.pending_max_days,
             max_offset=config.max_offset,
-            audit_days=config.audit_days if self.warehouse is not None else 0,
+            audit_days=config.audit_days if self.audits else 0,
             privacy=self.policy(config),
         )
         if plan.start and plan.end and plan.start > plan.end:
@@ -159,11 +165,20 @@ class SyncRun:
             raise ConfigError("a repair needs a window: --from and --to, --from not after --to")
         if not plan.incremental:
             raise ConfigError("a repair cannot be combined with a backfill window or a filter")
-        if self.warehouse is None:
+        if not self.audits:
             raise ConfigError("a repair needs the warehouse to compare with (no reader given)")
         plan.incremental = plan.lists = False
         plan.audit_from, plan.audit_to = first.date(), last.date()  # it stops at the API's now
         plan.audit_transcripts = self.repair_transcripts
+
+    def repair_window(self) -> AuditWindow | None:
+        """The days a repair run audits, for its caller to read before the first load (the
+        API's today may end them earlier); None for any other run."""
+        first = window_bound("--from", self.repair_from)
+        last = window_bound("--to", self.repair_to, end=True)
+        if first is None or last is None:
+            return None
+        return AuditWindow(first.date(), last.date(), self.repair_transcripts)
 
 
 __all__ = ["NeuronSettings", "SyncRun", "neuron_settings"]

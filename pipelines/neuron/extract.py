@@ -7,8 +7,10 @@
   2. a `FanOut` runs `fetch_call` (details, then the transcript) on a fixed pool of workers, so
      at most `max_concurrency` requests are in flight, and hands the results over in batches;
   3. `CallSync.apply` turns each result into rows and settles the call's place in the state;
-  4. an optional audit step (`audit.DayAudit`) yields more jobs, for what differs between the
-     API and the warehouse, which go through steps 2 and 3 the same way.
+  4. the audit (`audit.DayAudit`) looks at the API's side of its days beside the run's own
+     fetches; once the run's loads are committed and its caller has read what the warehouse
+     holds of those days, `extract_repairs` is a segment of its own: the audit's jobs, for what
+     differs between the API and the warehouse, go through steps 2 and 3 the same way.
 
 The state is updated in place; dlt commits it with the load package, so a crashed run leaves
 the previous state untouched. Layout (`dlt.current.source_state()`):
@@ -94,13 +96,15 @@ async def extract_calls(
 ) -> AsyncIterator[Batch]:
     """One segment: the open walks until they are done or the segment's deadline passes (then
     the calls listed so far are fetched, and the walks keep their place for the next segment),
-    the pending set, then the audit, which only a segment that finished every walk runs."""
+    then the pending set. A segment that finished every walk ends with the audit's look at the
+    API (taken beside its fetches when it can) and tells the audit what it loaded; the audit's
+    own jobs come after the loads (`extract_repairs`)."""
     if plan.opened is None:  # a plan made without `plan_window`: its window as it stands
-        plan_window(state, plan, plan.start, report.checkpoints)
+        plan_window(state, plan, plan.start, report.segments)
     sync = CallSync(state, plan, report, on_progress)
     fan_out = FanOut(lambda job: fetch_call(client, job, archiver, plan), concurrency)
     ahead = None
-    first = not report.checkpoints.continuing
+    first = not report.segments.continuing
     if audit is not None and plan.lists and len(sync.walks) <= 1 and first:
         # beside the run's own window only: a segment going on with history may end before it
         ahead = asyncio.create_task(_look_ahead(audit, sync.answered))
@@ -110,17 +114,36 @@ async def extract_calls(
             async for batch in fan_out.batches(sync.listed_jobs(client), sync.apply):
                 yield batch
                 sync.progress()
-        if audit is not None and not (report.checkpoints.more or report.checkpoints.stopping):
+        if audit is not None and not (report.segments.more or report.segments.stopping):
             await (ahead if ahead is not None else audit.look_ahead())
-            async for batch in fan_out.batches(audit.jobs(sync.loaded), sync.apply):
-                yield batch
-                sync.progress()
+            audit.note_loaded(sync.loaded)
     finally:
         if ahead is not None and not ahead.done():
             ahead.cancel()
             await asyncio.gather(ahead, return_exceptions=True)
     sync.advance_cursor()
-    report.checkpoints.fetched += 1
+    report.segments.fetched += 1
+
+
+async def extract_repairs(
+    client: NeuronClient,
+    state: dict[str, Any],
+    plan: SyncPlan,
+    report: SyncReport,
+    concurrency: int,
+    jobs: AsyncIterator[Job],
+    on_progress: Callable[[SyncReport], None] | None = None,
+    archiver: Archiver | None = None,
+) -> AsyncIterator[Batch]:
+    """The audit's segment, after the run's loads: its `jobs` (`audit.DayAudit.jobs`) fetched
+    and settled like the list's (missing and changed calls refetched, erased ones removed);
+    nothing is listed and the cursor stays where it is."""
+    sync = CallSync(state, plan, report, on_progress)
+    fan_out = FanOut(lambda job: fetch_call(client, job, archiver, plan), concurrency)
+    async for batch in fan_out.batches(jobs, sync.apply):
+        yield batch
+        sync.progress()
+    report.segments.fetched += 1
 
 
 async def _look_ahead(audit: AuditStep, answered: asyncio.Event) -> None:
@@ -313,14 +336,14 @@ class CallSync:
         self.recent: dict[str, Any] = state.setdefault("recent", {})
         self.old_cursor = parse_timestamp(state.get("cursor"))
         self.newest: pendulum.DateTime | None = None
-        # list-visible fields of the calls loaded this run in the audit window; None: erased
+        # list-visible fields of the calls loaded this segment in the audit window; None: erased
         self.loaded: dict[str, Row | None] = {}
         self.answered = asyncio.Event()  # set once the list has answered
-        run = report.checkpoints
+        segments = report.segments
         self.open_walks = walks_of(state)
         # a sync goes on with every open walk, a backfill with the one it opened
         self.walks = [w for w in self.open_walks if plan.incremental or w.opened == plan.opened]
-        seconds = run.seconds()
+        seconds = segments.seconds()
         self.deadline = time.monotonic() + seconds if seconds is not None else None
         self.taken = 0  # calls listed this segment
         self.seen: set[str] = set()  # their ids: a page that shifted lists no call twice
@@ -332,12 +355,12 @@ class CallSync:
     async def listed_jobs(self, client: NeuronClient) -> AsyncIterator[Job]:
         """The jobs of every walk this segment may go on with, newest calls first; the pending
         calls the run has not listed once a walk is done (once per run)."""
-        run = self.report.checkpoints
-        run.more = False
+        segments = self.report.segments
+        segments.more = False
         for walk in list(self.walks):
             async for job in self._walk_jobs(client, walk):
                 yield job
-            if run.more:
+            if segments.more:
                 return
             self.open_walks.remove(walk)
             save_walks(self.state, self.open_walks)
@@ -349,19 +372,23 @@ class CallSync:
 
     async def _repoll(self) -> AsyncIterator[Job]:
         """The pending calls not listed this run, once per run."""
-        run = self.report.checkpoints
-        if run.repolled:
+        segments = self.report.segments
+        if segments.repolled:
             return
-        run.repolled = True
+        segments.repolled = True
         if self.plan.recordings_only:
             return  # the window is the window: a pending call it did not list waits for a sync
         for call_id in list(self.pending):
-            if call_id not in run.listed_pending and not self._left_for_transcripts(call_id):
+            if call_id in segments.listed_pending:
+                continue
+            if self._waits_for_transcripts(call_id):
+                self._leave_for_transcripts(call_id)
+            else:
                 yield Job(call_id, Purpose.PENDING)
 
     async def _walk_jobs(self, client: NeuronClient, walk: Walk) -> AsyncIterator[Job]:
         """One walk's window, page by page with its `to` fixed; stops at the deadline between
-        two calls, the walk then ends at the last call listed (`report.checkpoints.more`).
+        two calls, the walk then ends at the last call listed (`report.segments.more`).
         Past the offsets the API reaches, what is left is listed afresh below the boundary
         (`progress.Paging`)."""
         clock, paging = time.monotonic(), Paging(walk, self.plan.max_offset)
@@ -376,6 +403,7 @@ class CallSync:
                     self.report.left = walk.left
                 for item in page["data"]:
                     if self._past_deadline():
+                        self.report.segments.more = True  # the rest is the next segment's
                         return
                     if walk.take(item) and (job := self._listed(item, walk)) is not None:
                         yield job
@@ -383,6 +411,7 @@ class CallSync:
                 self.progress()
                 if paging.last(page):
                     return
+            self.report.segments.more = True  # past the deadline between two pages
         finally:
             walk.seconds += time.monotonic() - clock
             save_walks(self.state, self.open_walks)
@@ -391,22 +420,18 @@ class CallSync:
         """The segment's deadline passed, or it listed SEGMENT_MAX_CALLS: no new call is listed
         (the work is left for later). A segment lists a page's worth at least, so that a slow
         API still gets through; a run asked to stop lists nothing more."""
-        if self.report.checkpoints.stopping:
-            self.report.checkpoints.more = True
+        if self.report.segments.stopping:
             return True
         if self.deadline is None or self.taken < settings.PAGE_SIZE:
             return False
-        if time.monotonic() < self.deadline and self.taken < settings.SEGMENT_MAX_CALLS:
-            return False
-        self.report.checkpoints.more = True
-        return True
+        return time.monotonic() >= self.deadline or self.taken >= settings.SEGMENT_MAX_CALLS
 
     def _listed(self, item: Row, walk: Walk) -> Job | None:
         call_id = item.get("id")
         if not isinstance(call_id, str) or not call_id:
             self.report.skipped_invalid += 1
             return None
-        listed_pending = self.report.checkpoints.listed_pending
+        listed_pending = self.report.segments.listed_pending
         if call_id in self.seen or call_id in listed_pending:
             return None
         self.seen.add(call_id)
@@ -421,7 +446,8 @@ class CallSync:
         if moves_cursor and started is not None and (self.newest is None or started > self.newest):
             self.newest = started
         pending = call_id in self.pending
-        if self._left_for_transcripts(call_id):
+        if self._waits_for_transcripts(call_id):
+            self._leave_for_transcripts(call_id)
             return None
         if moves_cursor and not pending and self._unchanged(call_id, item):
             return None  # final, and listed as it was loaded: nothing to fetch
@@ -430,17 +456,18 @@ class CallSync:
         new = moves_cursor and past_cursor and not pending
         return Job(call_id, Purpose.LISTED, item, new)
 
-    def _left_for_transcripts(self, call_id: str) -> bool:
+    def _waits_for_transcripts(self, call_id: str) -> bool:
         """A call pending only for its transcript, in a run without transcripts: not fetched,
-        kept pending for the next run with them (counted as a pending transcript)."""
+        kept pending for the next run with them (`_leave_for_transcripts`)."""
         entry = self.pending.get(call_id)
         if self.plan.transcripts or self.plan.recordings_only or entry is None:
             return False
-        if not waits_for_transcript(entry):
-            return False
+        return waits_for_transcript(entry)
+
+    def _leave_for_transcripts(self, call_id: str) -> None:
+        """Count a call left pending for its transcript (in the summary too)."""
         self.report.pending_transcripts += 1
-        self.report.pending[call_id] = entry.get("reason", "transcript")  # in the summary too
-        return True
+        self.report.pending[call_id] = self.pending[call_id].get("reason", "transcript")
 
     def _unchanged(self, call_id: str, item: Row) -> bool:
         entry = self.recent.get(call_id)
@@ -535,7 +562,7 @@ class CallSync:
         entry["reason"] = fetched.pending.text(fetched.pending_detail)
         self.report.pending[fetched.call_id] = entry["reason"]
         if fetched.job.purpose is Purpose.LISTED:
-            self.report.checkpoints.listed_pending.add(fetched.call_id)
+            self.report.segments.listed_pending.add(fetched.call_id)
         if fetched.call is not None and not self.plan.recordings_only:  # its row, as loaded
             if fetched.loaded_as is None:
                 entry.pop("loaded", None)

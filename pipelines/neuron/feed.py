@@ -1,6 +1,6 @@
 """The fetching of a run, on a thread of its own that lives across the run's segments.
 
-A run loads in segments (`model.Checkpoints`): each one dlt load, with the source state that
+A run loads in segments (`model.Segments`): each one dlt load, with the source state that
 describes exactly its rows. The fetching does not wait for those loads: it runs on its own
 event loop, in its own thread, and hands its work to the loader through a bounded queue:
 
@@ -9,7 +9,7 @@ event loop, in its own thread, and hands its work to the loader through a bounde
 Each dlt load reads one segment, up to its `SegmentEnd`, and commits the copy of the state that
 came with it. So a segment is fetched while the one before it loads, and the state a load
 commits never runs ahead of its rows. The fetching goes at most one segment ahead of the
-loads: what a stop loses stays bounded (`Checkpoints.seconds`). An error in the fetching reaches
+loads: what a stop loses stays bounded (`Segments.seconds`). An error in the fetching reaches
 the loader as it reads the next item, after every segment before it has been committed.
 """
 
@@ -21,40 +21,35 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Batch
+from .model import Batch, SegmentEnd
 
 AHEAD_BATCHES = 4  # batches the fetching may hand over before the loader takes them
 JOIN_SECONDS = 5.0  # how long closing waits for the fetching to wind down
 POLL_SECONDS = 0.01  # how often a waiting side looks again
 
 
-@dataclass
-class SegmentEnd:
-    """The end of one segment: the state that describes every batch handed over before it."""
-
-    state: dict[str, Any]
-    more: bool  # work is left for the next segment, or the next run
-    last: bool  # the fetching ends here (no work left, or the run is stopping)
-    at: float = field(default_factory=time.monotonic)  # when its fetching ended
-    received: float = 0.0  # when the loader read it: its rows all handed over
-
-
 class Feed:
-    """One run's fetching on a thread of its own; the loader reads it segment by segment."""
+    """One run's fetching on a thread of its own; the loader reads it segment by segment.
 
-    def __init__(self, fetching: Callable[[Feed], Awaitable[None]]) -> None:
+    `abandoned` says when the run is over without the loader reading on (a load failed, the
+    run stopped at once): a fetching that waits then ends, and its thread with it."""
+
+    def __init__(
+        self,
+        fetching: Callable[[Feed], Awaitable[None]],
+        abandoned: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._items: queue.Queue[Any] = queue.Queue(AHEAD_BATCHES)
         self._closed = threading.Event()
+        self._abandoned = abandoned
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self.reading = 0  # segments the loader has begun to read
-        self.committed = 0  # segments the loader has committed (set by the runner)
         self.ended: SegmentEnd | None = None  # the last segment the loader read whole
         # what the fetching waits for now: "the loader" (the hand-over is full), "a commit",
-        # "a segment" (the loader to read one), or None
+        # or whatever else it waits on (`until`), or None
         self.waiting_for: str | None = None
         self._thread = threading.Thread(
             target=asyncio.run, args=(self._run(fetching),), name="neuron-fetching", daemon=True
@@ -80,23 +75,20 @@ class Feed:
                 self.waiting_for = None
                 return
             except queue.Full:
-                self.waiting_for = "the loader"
-                await asyncio.sleep(POLL_SECONDS)
+                await self._wait("the loader")
 
-    async def until_committed(self, segments: int) -> None:
-        """Wait until the loader has committed `segments` segments."""
-        while self.committed < segments:
-            self.waiting_for = "a commit"
-            await asyncio.sleep(POLL_SECONDS)
+    async def until(self, ready: Callable[[], bool], what: str) -> None:
+        """Wait until `ready()` (the loader's side answers it: a commit, data handed in)."""
+        while not ready():
+            await self._wait(what)
         self.waiting_for = None
 
-    async def until_reading(self, segment: int) -> None:
-        """Wait until the loader reads segment `segment` (1 is the first): every one before it
-        is committed."""
-        while self.reading < segment:
-            self.waiting_for = "a segment"
-            await asyncio.sleep(POLL_SECONDS)
-        self.waiting_for = None
+    async def _wait(self, what: str) -> None:
+        if self._abandoned():  # nobody reads on: the fetching ends here
+            self._closed.set()
+            raise asyncio.CancelledError
+        self.waiting_for = what
+        await asyncio.sleep(POLL_SECONDS)
 
     def _hand_over(self, item: Any) -> None:
         while not self._closed.is_set():

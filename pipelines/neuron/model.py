@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pendulum
 
@@ -64,6 +65,24 @@ class SyncPlan:
         return params
 
 
+def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=n) for n in range(max((last - first).days + 1, 0))]
+
+
+@dataclass(frozen=True)
+class AuditWindow:
+    """The UTC days an audit compares (first..last inclusive): what its caller reads of the
+    warehouse for it (`audit.StoredWindow`), and whether the stored transcripts too."""
+
+    first: dt.date
+    last: dt.date
+    transcripts: bool = False
+
+    @property
+    def days(self) -> list[dt.date]:
+        return days_between(self.first, self.last)
+
+
 @dataclass
 class AuditDay:
     """One audited UTC day: the API's and the warehouse's call counts, and what differs."""
@@ -103,15 +122,31 @@ class AuditReport:
 
 
 @dataclass
-class Checkpoints:
-    """A run's segments: each one dlt load of what was fetched until its deadline.
+class SegmentEnd:
+    """The end of one segment: the state that describes every batch handed over before it."""
 
-    Shared by the runner (which loads and publishes each segment) and the fetching (`feed.py`:
-    it stops listing at the deadline and says whether work is left). The fetching goes on with
-    the next segment while one loads, so a segment lasts the interval less the time its
-    predecessor took to commit: a call waits about one interval to be committed. On DuckDB each
-    segment works on a fresh copy of the file, a cost that grows with the file: the interval
-    stretches so that copying stays under `settings.CHECKPOINT_STAGING_SHARE` of the run.
+    state: dict[str, Any]
+    more: bool  # work is left for the next segment, or the next run
+    last: bool  # the fetching ends here (no work left, or the run is stopping)
+    # the next segment is the audit's: it waits for what the warehouse holds of these days,
+    # read by the caller once this segment is committed (`SyncRun.stored`)
+    audit: AuditWindow | None = None
+    at: float = field(default_factory=time.monotonic)  # when its fetching ended
+    received: float = 0.0  # when the loader read it: its rows all handed over
+
+
+@dataclass
+class Segments:
+    """The bookkeeping of a run's segments (each one dlt load of what was fetched until its
+    deadline), shared between threads: the runner's (which loads and commits each segment, and
+    asks a run to stop) and the fetching's (`feed.py`: it stops listing at the deadline and says
+    whether work is left). It holds counts, flags and the last segment's end; no thread's object.
+
+    The fetching goes on with the next segment while one loads, so a segment lasts the interval
+    less the time its predecessor took to commit: a call waits about one interval to be
+    committed. On DuckDB each segment works on a fresh copy of the file, a cost that grows with
+    the file: the interval stretches so that copying stays under
+    `settings.CHECKPOINT_STAGING_SHARE` of the run.
     """
 
     interval: float | None = None  # SOURCES__NEURON__CHECKPOINT_SECONDS; None: no deadline
@@ -131,6 +166,8 @@ class Checkpoints:
     lag: float = 0.0  # seconds from the end of the last committed segment's fetching to its commit
     stopping: bool = False  # asked to stop (SIGTERM): the segment being fetched is the last
     halted: int | None = None  # the signal that stops the run at once (Ctrl-C, a second SIGTERM)
+    ended: SegmentEnd | None = None  # the end of the last segment the loader read whole
+    over: bool = False  # the runner is done with the run: a fetching still waiting ends
 
     def seconds(self) -> float | None:
         """The next segment's length: the interval (stretched when staging is slow) less the
@@ -176,7 +213,7 @@ class SyncReport:
     skipped_invalid: int = 0
     stats: ClientStats = field(default_factory=ClientStats)  # requests, retries, 429s
     audit: AuditReport = field(default_factory=AuditReport)
-    checkpoints: Checkpoints = field(default_factory=Checkpoints)
+    segments: Segments = field(default_factory=Segments)
 
 
 class PendingReason(Enum):
@@ -259,10 +296,10 @@ class Batch:
 
 
 class AuditStep(Protocol):
-    """More jobs after the list's, given the list-visible fields of the calls this run loaded
-    (None: erased); implemented by `audit.DayAudit`."""
+    """What a sync's segments tell the audit before its own segment (`audit.DayAudit`)."""
 
     async def look_ahead(self) -> None:
-        """What can be looked at before the list's jobs are done (run beside them)."""
+        """The API's side, looked at beside the run's own fetches."""
 
-    def jobs(self, loaded: Mapping[str, Row | None]) -> AsyncIterator[Job]: ...
+    def note_loaded(self, loaded: Mapping[str, Row | None]) -> None:
+        """The list-visible fields of the calls a segment loaded in the window (None: erased)."""

@@ -1,16 +1,18 @@
 """How far a listing has come: windows walked newest first, committed in checkpoints.
 
 `GET /calls` lists newest first by offset. A window (`from`..`to`, both inclusive) is walked with
-its `to` fixed, so calls dialled meanwhile (above `to`) shift no offset. As items go by, the walk
-keeps its boundary: `end`, the `started_at` of the last call listed, and `done`, the ids listed
-at that very second. Every call above `end`, and those ids at it, are listed; the rest of the
-window is `start`..`end` without `done`. dlt commits the walk with the rows of the calls it
-describes (the source state), so after a stop the next segment, or the next run, lists exactly
-what is left: nothing twice, nothing skipped, also when many calls share the boundary second.
+its `to` fixed, so calls dialled meanwhile (above `to`) shift no offset. The window is
+`lower`..`upper` (fixed). As items go by, the walk keeps its boundary: `reached`, the
+`started_at` of the last call listed (it moves down from `upper` towards `lower`), and `done`,
+the ids listed at that very second. Every call above `reached`, and those ids at it, are listed;
+the rest of the window is `lower`..`reached` without `done`. dlt commits the walk with the rows
+of the calls it describes (the source state), so after a stop the next segment, or the next
+run, lists exactly what is left: nothing twice, nothing skipped, also when many calls share the
+boundary second.
 
 State layout (`walks` in the source state), oldest opened first:
-    {"kind": "history" | "backfill", "start": ISO | None, "end": ISO, "done": [ids],
-     "top": ISO (the window's `to` when opened), "filters": {...}, "opened": ISO (the run),
+    {"kind": "history" | "backfill", "lower": ISO | None, "upper": ISO (the window's `to` when
+     opened), "reached": ISO, "done": [ids], "filters": {...}, "opened": ISO (the run),
      "listed": calls listed so far, "left": calls left at the last page (the list's `total`
      minus what was listed of it), "seconds": time spent listing}
 `plan_window` opens the run's own window as a walk. `history` walks belong to the sync (the
@@ -30,8 +32,9 @@ import pendulum
 from . import settings
 from .api.client import NeuronClient
 from .api.errors import NeuronError, UnexpectedStatusError
-from .model import Checkpoints, SyncPlan
+from .model import Segments, SyncPlan
 from .rows import Row, iso_utc, parse_timestamp
+from .versions import current
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +47,9 @@ class Walk:
     """One window, listed newest first, and how far down it is listed."""
 
     kind: str
-    start: str | None
-    end: str
-    top: str
+    lower: str | None  # the window's lower bound (the list's `from`; None: the first call)
+    upper: str  # its upper bound (the list's `to` when it was opened)
+    reached: str  # how far down it is listed: the started_at of the last call listed
     opened: str
     filters: dict[str, str] = field(default_factory=dict)
     done: list[str] = field(default_factory=list)
@@ -63,8 +66,8 @@ class Walk:
         opened: pendulum.DateTime,
         filters: dict[str, str] | None = None,
     ) -> Walk:
-        top, bottom = iso_utc(end), iso_utc(start) if start else None
-        return cls(kind, bottom, top, top, iso_utc(opened), filters or {})
+        upper, lower = iso_utc(end), iso_utc(start) if start else None
+        return cls(kind, lower, upper, upper, iso_utc(opened), filters or {})
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> Walk:
@@ -72,9 +75,9 @@ class Walk:
         a renamed field fails here, by name, not somewhere in a run."""
         return cls(
             kind=entry["kind"],
-            start=entry["start"],
-            end=entry["end"],
-            top=entry["top"],
+            lower=entry["lower"],
+            upper=entry["upper"],
+            reached=entry["reached"],
             opened=entry["opened"],
             filters=dict(entry.get("filters") or {}),
             done=list(entry.get("done") or []),
@@ -86,9 +89,9 @@ class Walk:
     def params(self) -> dict[str, str]:
         """The list's parameters for what is left: `to` is the boundary second, inclusive."""
         params = dict(self.filters)
-        if self.start is not None:
-            params["from"] = self.start
-        params["to"] = self.end
+        if self.lower is not None:
+            params["from"] = self.lower
+        params["to"] = self.reached
         return params
 
     def take(self, item: Row) -> bool:
@@ -99,12 +102,12 @@ class Walk:
         call_id = item.get("id")
         if started is None or not isinstance(call_id, str):
             return True  # cannot be placed: listed, the boundary stays
-        end = _moment(self.end)
-        if started > _moment(self.top) or (started == end and call_id in self.done):
+        reached = _moment(self.reached)
+        if started > _moment(self.upper) or (started == reached and call_id in self.done):
             return False
-        if started < end:
-            self.end, self.done = iso_utc(started), []
-        if started == _moment(self.end):
+        if started < reached:
+            self.reached, self.done = iso_utc(started), []
+        if started == _moment(self.reached):
             self.done.append(call_id)
         self.listed += 1
         if self.left is not None:
@@ -137,7 +140,7 @@ class Paging:
         self.offset, self.params, self.anchor = 0, walk.params(), self._boundary()
 
     def _boundary(self) -> tuple[str, int]:
-        return self.walk.end, len(self.walk.done)
+        return self.walk.reached, len(self.walk.done)
 
     async def next_page(self, client: NeuronClient) -> dict[str, Any] | None:
         """The next page of the part; None when the window was split instead (ask again)."""
@@ -168,12 +171,12 @@ class Paging:
     def _split(self, why: str) -> None:
         if self._boundary() == self.anchor:
             raise WindowTooDeep(
-                f"{len(self.walk.done)} calls listed at {self.walk.end} and more at that second "
-                f"than the list's offsets reach ({why}): the window cannot be split further in "
-                f"time; if the API allows deeper offsets, raise {settings.env_var('max_offset')} "
-                f"(now {self.max_offset})"
+                f"{len(self.walk.done)} calls listed at {self.walk.reached} and more at that "
+                f"second than the list's offsets reach ({why}): the window cannot be split "
+                f"further in time; if the API allows deeper offsets, raise "
+                f"{settings.env_var('max_offset')} (now {self.max_offset})"
             )
-        log.debug("window split at %s: %s; listing the rest from offset 0", self.walk.end, why)
+        log.debug("window split at %s: %s; listing the rest from offset 0", self.walk.reached, why)
         self.offset, self.params, self.anchor = 0, self.walk.params(), self._boundary()
 
 
@@ -181,27 +184,27 @@ def plan_window(
     state: dict[str, Any],
     plan: SyncPlan,
     start_date: pendulum.DateTime | None,
-    run: Checkpoints | None = None,
+    segments: Segments | None = None,
 ) -> None:
     """The run's own window, opened as a walk in the state by its first segment: an incremental
     run lists from the cursor minus the lookback (or the start date) to now and audits the last
     `audit_days` UTC days (the first run loads everything, so no audit); a backfill its window.
     Later segments of the run open nothing: they go on with the walks left in the state."""
-    run = run if run is not None else Checkpoints()
-    if not run.continuing:
-        run.opened = iso_utc(plan.now)
-    plan.opened = run.opened
-    if run.continuing:
+    segments = segments if segments is not None else Segments()
+    if not segments.continuing:
+        segments.opened = iso_utc(plan.now)
+    plan.opened = segments.opened
+    if segments.continuing:
         plan.start = plan.end = None
-        if run.audits:
+        if segments.audits:
             _plan_audit(plan, start_date)
         return
     if plan.incremental:
         cursor = parse_timestamp(state.get("cursor"))
         plan.start = cursor - plan.lookback if cursor else start_date
         plan.end = plan.api_clock
-        run.audits = cursor is not None and plan.audit_days > 0
-        if run.audits:
+        segments.audits = cursor is not None and plan.audit_days > 0
+        if segments.audits:
             _plan_audit(plan, start_date)
     if plan.lists:
         kind = HISTORY if plan.incremental else BACKFILL
@@ -228,7 +231,8 @@ def _moment(value: str) -> pendulum.DateTime:
 
 
 def walks_of(state: dict[str, Any]) -> list[Walk]:
-    return [Walk.of(entry) for entry in state.get(WALKS, [])]
+    """The open walks of a state, also of one an older release wrote (read in this shape)."""
+    return [Walk.of(entry) for entry in current(state).get(WALKS, [])]
 
 
 def save_walks(state: dict[str, Any], walks: list[Walk]) -> None:
@@ -241,9 +245,11 @@ def save_walks(state: dict[str, Any], walks: list[Walk]) -> None:
 
 def describe(walk: Walk) -> str:
     """One line of `status` about an open walk: how far back, how many so far, what is left."""
-    window = f"{_day(walk.start) if walk.start else 'the first call'} .. {_day(walk.top)}"
+    window = f"{_day(walk.lower) if walk.lower else 'the first call'} .. {_day(walk.upper)}"
     what = "history" if walk.kind == HISTORY else "backfill"
-    line = f"{what} {window}: loaded newest first back to {walk.end}, {walk.listed:,} calls so far"
+    line = (
+        f"{what} {window}: loaded newest first back to {walk.reached}, {walk.listed:,} calls so far"
+    )
     if walk.left is not None:
         line += f"; about {walk.left:,} calls left"
         if walk.listed > 0 and walk.seconds > 0:

@@ -15,15 +15,16 @@ each transformer passes on its own. The engine reads dlt's selection when extrac
 selected, and archives recordings only when `recordings` is.
 
 The engine's fetching runs on a thread of its own (`feed.Feed`), started by a run's first
-segment and going on across its segments: each dlt load reads one segment from it, and commits
-the copy of the state that came with that segment's end. A plain `pipeline.run(neuron_source())`
-is one segment.
+segment and going on across its segments: each dlt load of the one source reads one segment
+from it, and commits the copy of the state that came with that segment's end. A plain
+`pipeline.run(neuron_source())` is one segment. The fetching never reads the warehouse: an
+audit's segment waits for its caller to hand in what the warehouse holds (`SyncRun.stored`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -34,12 +35,11 @@ from . import tables
 from .api.client import ConfigError
 from .audit import DayAudit
 from .config import NeuronSettings, SyncRun
-from .extract import extract_calls
+from .extract import extract_calls, extract_repairs
 from .feed import Feed, SegmentEnd
-from .model import AuditStep, Job, SyncPlan
+from .model import SyncPlan
 from .progress import plan_window
 from .recordings import Archiver, RecordingStore
-from .rows import Row
 from .versions import migrate
 
 ENGINE = "fetched_calls"
@@ -59,10 +59,15 @@ Routed = dict[str, list[Any]]  # resource name -> the items it passes on to dlt
 
 
 def neuron_resources(
-    config: NeuronSettings, run: SyncRun, store: RecordingStore | None = None
+    config: NeuronSettings,
+    run: SyncRun,
+    store: RecordingStore | None = None,
+    transport: Any = None,
 ) -> list[DltResource]:
-    """The engine and the three resources it feeds; nothing runs before extraction."""
-    engine = dlt.resource(_engine(config, run, store), name=ENGINE, selected=False)
+    """The engine and the three resources it feeds; nothing runs before extraction. One source
+    made of them serves a whole run: each dlt load of it extracts the run's next segment.
+    `transport`: an httpx transport for the client (tests)."""
+    engine = dlt.resource(_engine(config, run, store, transport), name=ENGINE, selected=False)
     return [engine, *(_passing_on(name, engine) for name in RESOURCE_TABLES)]
 
 
@@ -96,18 +101,25 @@ def check_selection(selected: set[str], store: RecordingStore | None) -> bool:
     return recordings_only
 
 
-def _engine(config: NeuronSettings, run: SyncRun, store: RecordingStore | None) -> Any:
+def _engine(
+    config: NeuronSettings, run: SyncRun, store: RecordingStore | None, transport: Any
+) -> Any:
+    feeds: list[Feed] = []  # the run's fetching, started by its first segment's extraction
+    segments = run.report.segments
+
     def fetched_calls() -> Iterator[Routed]:
         selected = set(dlt.current.source().selected_resources)
         recordings_only = check_selection(selected, store)
         hinted: set[str] = set()  # tables dlt has had the hints of, this segment
         yield _materialized(selected, hinted)
         state = dlt.current.source_state()
-        if run.feed is None or run.feed.done:  # the run's first segment: the fetching starts
+        if not feeds or feeds[-1].done:  # the run's first segment: the fetching starts
             begun = migrate(copy.deepcopy(dict(state)))  # an older release's: brought up
-            fetching = partial(_fetching, config, run, store, selected, recordings_only, begun)
-            run.feed = Feed(fetching)
-        feed, read = run.feed, False
+            fetching = partial(
+                _fetching, config, run, store, transport, selected, recordings_only, begun
+            )
+            feeds[:] = [Feed(fetching, abandoned=lambda: segments.over)]
+        feed, read = feeds[-1], False
         load_id = dlt.current.load_package_state()["load_id"]  # a column of the arrow tables
         try:
             for batch in feed.segment():
@@ -117,6 +129,7 @@ def _engine(config: NeuronSettings, run: SyncRun, store: RecordingStore | None) 
             if not read:  # dlt stopped reading: so does the fetching
                 feed.close()
         assert feed.ended is not None
+        segments.ended = feed.ended  # for the runner: its timing, what is left, what it asks
         state.clear()  # the state that describes exactly the rows of this segment
         state.update(feed.ended.state)
 
@@ -127,6 +140,7 @@ async def _fetching(
     config: NeuronSettings,
     run: SyncRun,
     store: RecordingStore | None,
+    transport: Any,
     selected: set[str],
     recordings_only: bool,
     state: dict[str, Any],
@@ -134,49 +148,80 @@ async def _fetching(
 ) -> None:
     """The run's fetching, segment after segment, on the feed's thread: each segment's batches,
     then its end with a copy of the state that describes them. It starts a segment only once
-    the one before the last is committed."""
-    report, checkpoints = run.report, run.report.checkpoints
+    the one before the last is committed. An audit is a segment of its own after the others:
+    it starts once its caller has handed in what the warehouse holds (`SyncRun.stored`)."""
+    report, segments = run.report, run.report.segments
     archiver = Archiver(store) if store is not None and "recordings" in selected else None
     if run.on_progress is not None:  # a retry note redraws the progress line at once
         on_progress = run.on_progress
         report.stats.on_waiting = lambda: on_progress(report)
-    async with config.client(run.transport, report.stats) as client:
+    async with config.client(transport, report.stats) as client:
         client.limiter.recall(state.get("rate_limit"))
         while True:
             plan = run.plan(config, recordings_only=recordings_only)
             plan.transcripts = plan.transcripts and "transcripts" in selected
             plan.api_now = await client.clock()  # its today ends the window and the audit
-            plan_window(state, plan, config.start, checkpoints)
-            segment = checkpoints.fetched + 1
-            audit = _audit(client, run, plan, feed, segment)
-            batches = extract_calls(
-                client,
-                state,
-                plan,
-                report,
-                config.max_concurrency,
-                run.on_progress,
-                audit,
-                archiver,
-            )
-            async for batch in batches:
-                await feed.put(batch)
-            learned = client.limiter.memory(state.get("rate_limit"))
-            if learned is not None:
-                state["rate_limit"] = learned  # for the next run: ramp up or not
-            last = not checkpoints.more or checkpoints.stopping
-            await feed.put(SegmentEnd(copy.deepcopy(state), checkpoints.more, last))
-            if last:
-                return
-            await feed.until_committed(segment - 1)  # one segment ahead of the loads at most
+            plan_window(state, plan, config.start, segments)
+            audit = _audit(client, run, plan)  # its window is this segment's plan's
+            if plan.lists:  # a repair run lists nothing: its only segment is the audit's
+                async for batch in extract_calls(
+                    client,
+                    state,
+                    plan,
+                    report,
+                    config.max_concurrency,
+                    run.on_progress,
+                    audit,
+                    archiver,
+                ):
+                    await feed.put(batch)
+                _remember_rate(client, state)
+                stopped, more = segments.stopping, segments.more
+                done = not more or stopped  # the run's last list segment
+                ask = audit.window if audit is not None and done and not stopped else None
+                end = SegmentEnd(copy.deepcopy(state), more, done and ask is None, ask)
+                await feed.put(end)
+                if end.last:
+                    return
+                if ask is None:  # one segment ahead of the loads at most
+                    await feed.until(_committed(segments, segments.fetched - 1), "a commit")
+                    continue
+            assert audit is not None
+            await feed.until(lambda: run.stored is not None or segments.stopping, "the warehouse")
+            if run.stored is not None and not segments.stopping:
+                repairs = extract_repairs(
+                    client,
+                    state,
+                    plan,
+                    report,
+                    config.max_concurrency,
+                    audit.jobs(run.stored),
+                    run.on_progress,
+                    archiver,
+                )
+                async for batch in repairs:
+                    await feed.put(batch)
+                _remember_rate(client, state)
+            await feed.put(SegmentEnd(copy.deepcopy(state), False, True))
+            return
 
 
-def _audit(client: Any, run: SyncRun, plan: SyncPlan, feed: Feed, segment: int) -> AuditStep | None:
-    if run.warehouse is None or not plan.audit_from or not plan.audit_to:
+def _committed(segments: Any, count: int) -> Callable[[], bool]:
+    return lambda: segments.committed >= count
+
+
+def _remember_rate(client: Any, state: dict[str, Any]) -> None:
+    learned = client.limiter.memory(state.get("rate_limit"))
+    if learned is not None:
+        state["rate_limit"] = learned  # for the next run: ramp up or not
+
+
+def _audit(client: Any, run: SyncRun, plan: SyncPlan) -> DayAudit | None:
+    """The run's audit, once its plan has days to audit (a repair's, or a sync's last days)."""
+    if not run.audits or not plan.audit_from or not plan.audit_to:
         return None
-    audit = DayAudit(
+    return DayAudit(
         client,
-        run.warehouse,
         plan.audit_from,
         plan.audit_to,
         plan.api_clock,
@@ -184,24 +229,6 @@ def _audit(client: Any, run: SyncRun, plan: SyncPlan, feed: Feed, segment: int) 
         transcripts=plan.audit_transcripts,
         privacy=plan.privacy,
     )
-    return _AfterLoads(audit, partial(feed.until_reading, segment))
-
-
-class _AfterLoads:
-    """An audit that reads the warehouse once the loader is on this segment: every segment
-    before it is committed, and the file it reads is this segment's."""
-
-    def __init__(self, audit: AuditStep, loads_done: Callable[[], Awaitable[None]]) -> None:
-        self.audit, self.loads_done = audit, loads_done
-
-    async def look_ahead(self) -> None:
-        await self.loads_done()
-        await self.audit.look_ahead()
-
-    async def jobs(self, loaded: Mapping[str, Row | None]) -> AsyncIterator[Job]:
-        await self.loads_done()
-        async for job in self.audit.jobs(loaded):
-            yield job
 
 
 def route(

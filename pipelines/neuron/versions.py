@@ -8,6 +8,8 @@ read), so running an older release never rewrites it.
     0  no `state_version`: cursor, pending, recent, walks (`progress.Walk`), rate_limit; the
        `recent` entries of releases before fingerprints (2026-11-28) are bare ISO strings
     1  `state_version: 1`; every `recent` entry is [ISO started_at, fingerprint | "" | null]
+    2  a walk's bounds are named for what they are: `start` is `lower`, `top` is `upper`, and
+       `end` (the moving boundary) is `reached`
 
 A release that changes the state's shape adds a step: a function `_to_N` that takes a state of
 version N - 1 to N, appended to MIGRATIONS, a line above, and a test on a state captured from
@@ -16,13 +18,14 @@ the release before (tests/fixtures/releases).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 from .api.errors import ConfigError
 
 KEY = "state_version"
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 class StateTooNew(ConfigError):
@@ -38,7 +41,18 @@ def _to_1(state: dict[str, Any]) -> None:
             recent[call_id] = [entry, ""]
 
 
-MIGRATIONS: tuple[Callable[[dict[str, Any]], None], ...] = (_to_1,)  # [n]: version n to n + 1
+WALK_KEYS_2 = {"start": "lower", "top": "upper", "end": "reached"}  # version 1's -> 2's
+
+
+def _to_2(state: dict[str, Any]) -> None:
+    """A walk's keys `start`, `top` and `end` become `lower`, `upper` and `reached`."""
+    for walk in state.get("walks") or []:
+        for old, new in WALK_KEYS_2.items():
+            if old in walk:
+                walk[new] = walk.pop(old)
+
+
+MIGRATIONS: tuple[Callable[[dict[str, Any]], None], ...] = (_to_1, _to_2)  # [n]: version n to n + 1
 
 
 def version_of(state: dict[str, Any]) -> int:
@@ -46,6 +60,14 @@ def version_of(state: dict[str, Any]) -> int:
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise StateTooNew(f"the pipeline's state has an unknown {KEY} {version!r}")
     return version
+
+
+def current(state: dict[str, Any]) -> dict[str, Any]:
+    """`state` read at STATE_VERSION, left as it is: itself when it is at it already, else a
+    migrated copy (what `status` reads of a state no run of this release has written yet)."""
+    if version_of(state) == STATE_VERSION:
+        return state
+    return migrate(copy.deepcopy(state))
 
 
 def migrate(state: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dlt.common.configuration.exceptions import (
     ConfigValueCannotBeCoercedException,
 )
 
+from pipelines.commands.display import counted
 from pipelines.neuron.api.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -64,6 +65,16 @@ class Interrupted(KeyboardInterrupt):
         self.code = 128 + signum
 
 
+def kept(checkpoints: int, inserted: int) -> str:
+    """What a stopped run leaves: the checkpoints it committed, or nothing."""
+    if not checkpoints:
+        return "nothing of this run was published, the next run completes it"
+    return (
+        f"committed {counted(checkpoints, 'checkpoint')} of this run "
+        f"({counted(inserted, 'new call')}); the next run goes on from the last"
+    )
+
+
 def cause_of(exc: BaseException) -> BaseException:
     """The first error we know how to explain behind dlt's wrapping exceptions."""
     seen: BaseException | None = exc
@@ -83,19 +94,17 @@ _KNOWN = (
 )
 
 
-def explain(exc: BaseException) -> tuple[int, str]:
-    """The exit code and the one line a user reads, for any failure of a run."""
+def explain(exc: BaseException, checkpoints: int = 0, inserted: int = 0) -> tuple[int, str]:
+    """The exit code and the one line a user reads, for any failure of a run; a stopped run's
+    line says what it committed (`checkpoints`, with `inserted` new calls in them)."""
     cause = cause_of(exc)
     if isinstance(cause, Interrupted) or getattr(cause, "signal_code", None) == signal.SIGTERM:
         return (  # ours, or dlt's own handler (it takes SIGTERM while it normalizes and loads)
             cause.code if isinstance(cause, Interrupted) else EXIT_SIGTERM,
-            "stopped by SIGTERM; nothing of this run was published, the next run completes it",
+            f"stopped by SIGTERM; {kept(checkpoints, inserted)}",
         )
     if isinstance(cause, KeyboardInterrupt):
-        return (
-            EXIT_SIGINT,
-            "interrupted; nothing of this run was published, the next run completes it",
-        )
+        return EXIT_SIGINT, f"interrupted; {kept(checkpoints, inserted)}"
     if isinstance(cause, SyncAborted):
         return cause.code, first_line(cause)
     if isinstance(cause, ConfigFieldMissingException):

@@ -1,9 +1,13 @@
 """One run: where it writes, its locks, the dlt pipeline, the views, the run log, the exit code.
 
-A run goes: check the options -> build the source -> take the pipeline's lock -> align dlt's
-working folder with the target -> take the target's lock -> stage (DuckDB: a private copy of the
-analysts' file) -> load -> views -> run log -> publish. Every failure becomes a one-line message
-and an exit code in `explain`, the one place that maps error classes to what the user should do.
+A run goes: check the options -> build the source (one for the run) -> take the pipeline's lock
+-> align dlt's working folder with the target -> take the target's lock -> then segment after
+segment: stage (DuckDB: a private copy of the analysts' file) -> load -> views -> publish; the
+run log's row goes with the last. A run that audits has one more segment after its loads: this
+thread reads what the warehouse holds of the audited days (`stored.read_window`) and hands it to
+the source (`SyncRun.stored`), whose audit segment loads the repairs. Every failure becomes a
+one-line message and an exit code in `explain`, the one place that maps error classes to what
+the user should do.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from typing import Any
 import dlt
 import pendulum
 
-from pipelines.commands.display import counted
 from pipelines.neuron import (
     Privacy,
     SyncReport,
@@ -31,13 +34,12 @@ from pipelines.neuron import (
     neuron_settings,
     run_source,
 )
-from pipelines.neuron.audit import audit_window
+from pipelines.neuron.audit import AuditWindow, StoredWindow, audit_window
 from pipelines.warehouse.access import (
     DATASET_NAME,
     DEFAULT_DUCKDB_PATH,
     PIPELINE_NAME,
     DatasetReader,
-    Warehouse,
 )
 from pipelines.warehouse.privacy import bind as bind_privacy
 from pipelines.warehouse.privacy import remember as remember_privacy
@@ -75,7 +77,8 @@ from .outcomes import (
     first_line,
     partly_loaded,
 )
-from .staged import staged_write
+from .staged import StagedWrite, staged_write
+from .stored import read_window
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +170,7 @@ def make_pipeline(options: SyncOptions, target: Target, pipelines_dir: Path) -> 
 
 # -- one run ---------------------------------------------------------------------------------
 
-_RUNNING: list[Any] = []  # the Checkpoints of the run in progress in this process, if any
+_RUNNING: list[Any] = []  # the segments (`Segments`) of the run in progress in this process, if any
 
 
 def request_stop() -> bool:
@@ -197,40 +200,31 @@ def run_sync(options: SyncOptions, progress: Any = None) -> SyncResult:
     report = SyncReport()
     try:
         _check(options)
-        bound: list[Any] = []  # the pipeline, once made: the audit reads the warehouse through it
-        # the settings, resolved and checked once, before the lock; every segment's source uses them
+        # the settings, resolved and checked once, before the lock
         config = neuron_settings(
             **{k: v for k, v in options.source_args.items() if k != "transport"}
         )
         privacy = config.privacy()
         if not options.recordings_only:
-            report.checkpoints.interval = config.checkpoint_seconds
+            report.segments.interval = config.checkpoint_seconds
 
-        run = sync_run(options, report, progress, bound, privacy)
+        sync = sync_run(options, report, progress, privacy)
         resources = ("recordings",) if options.recordings_only else options.resources
-
-        def source() -> Any:
-            return run_source(config, run, resources)
-
-        first = source()  # a window or a selection that cannot be is refused here, too
+        # one source for the run: each load of it extracts the next segment; a window or a
+        # selection that cannot be is refused here, before any file is touched
+        source = run_source(config, sync, resources, options.source_args.get("transport"))
         target = target_of(options)
         with locked(options, target, loads=True) as pipeline:
-            bound.append(pipeline)
-            return _locked_run(options, [first], source, target, pipeline, run, clock)
+            return _locked_run(options, source, target, pipeline, sync, clock)
     except BaseException as exc:  # noqa: BLE001 - refused or failed before the run began
         return _failed(exc, options.mode, report, clock)
 
 
 def sync_run(
-    options: SyncOptions,
-    report: SyncReport,
-    progress: Any,
-    bound: list[Any],
-    privacy: Privacy | None = None,
+    options: SyncOptions, report: SyncReport, progress: Any, privacy: Privacy | None = None
 ) -> SyncRun:
-    """What the run adds to the settings: its mode, its report, the warehouse its audit reads
-    (through the pipeline `bound` holds). One for the whole run: its fetching lives across the
-    segments (`SyncRun.feed`), each of which is a source of its own (`run_source`)."""
+    """What the run adds to the settings: its mode, its report, its audit (the runner reads
+    what the audit compares with, `_read_stored`). One for the whole run."""
     return SyncRun(
         backfill_from=options.backfill_from,
         backfill_to=options.backfill_to,
@@ -238,10 +232,9 @@ def sync_run(
         repair_from=options.repair_from,
         repair_to=options.repair_to,
         repair_transcripts=options.repair_transcripts,
-        warehouse=DatasetReader(lambda: Warehouse.of(bound[0])),
+        audits=True,
         report=report,
         on_progress=progress,
-        transport=options.source_args.get("transport"),
         privacy=privacy,
     )
 
@@ -291,59 +284,54 @@ class _Committed:
 
 def _locked_run(
     options: SyncOptions,
-    first: list[Any],
-    make_source: Any,
+    source: Any,
     target: Target,
     pipeline: Any,
     sync: SyncRun,
     clock: float,
 ) -> SyncResult:
-    """Segment after segment (each one dlt load, published on DuckDB) until the fetching has no
-    work left; the run log's row goes with the last. A failure is logged in a run of its own,
-    with what the committed segments loaded."""
+    """Segment after segment (each one dlt load of `source`, published on DuckDB) until the
+    fetching has no work left; the run log's row goes with the last. A failure is logged in a
+    run of its own, with what the committed segments loaded."""
     report = sync.report
-    run, committed = report.checkpoints, _Committed()
+    segments, committed = report.segments, _Committed()
     workdir = Path(pipeline.working_dir)
-    _RUNNING.append(run)
+    _RUNNING.append(segments)
     try:
         while True:
-            source = first.pop() if first else make_source()
             result = _segment(options, source, target, pipeline, sync, clock, committed)
             mark_published(workdir, target)
             drop_loaded_packages(workdir)
             memory.give_back()
-            end, now = sync.feed.ended, time.monotonic()
-            run.commit(now - end.received, now - end.at, committed.inserted, committed.staging)
+            end, now = segments.ended, time.monotonic()
+            assert end is not None
+            segments.commit(now - end.received, now - end.at, committed.inserted, committed.staging)
             committed.in_place = False
-            sync.feed.committed = run.committed
             log.debug(
                 "checkpoint %d: committed %.2f s after its last rows, %.2f s after its fetching "
                 "ended; %.2f s staging",
-                run.committed,
+                segments.committed,
                 now - end.received,
-                run.lag,
+                segments.lag,
                 committed.staging,
             )
-            if run.halted == signal.SIGTERM:
-                raise Interrupted(run.halted)
-            if run.halted is not None:
+            if segments.halted == signal.SIGTERM:
+                raise Interrupted(segments.halted)
+            if segments.halted is not None:
                 raise KeyboardInterrupt
             if result is not None:
                 return result
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a one-line message
-        result = _failed(exc, options.mode, report, clock)
-        result.checkpoints, result.inserted = run.committed, committed.inserted
-        result.updated = max(run.committed_calls - committed.inserted, 0)
+        result = _failed(exc, options.mode, report, clock, (segments.committed, committed.inserted))
+        result.checkpoints, result.inserted = segments.committed, committed.inserted
+        result.updated = max(segments.committed_calls - committed.inserted, 0)
         result.loaded_in_place = committed.in_place or partly_loaded(exc)
-        if run.committed and result.error:
-            result.error = _committed_line(result.error, run.committed, committed.inserted)
         if not isinstance(exc, RunRefused):
             record_only(target, pipeline, result)
         return result
     finally:
-        if sync.feed is not None:
-            sync.feed.close()
-        _RUNNING.remove(run)
+        segments.over = True  # a fetching still waiting for a load ends
+        _RUNNING.remove(segments)
 
 
 def _segment(
@@ -358,44 +346,55 @@ def _segment(
     """Stage, load, views, publish one segment; the run's result once no work is left."""
     report, privacy = sync.report, sync.privacy
     assert privacy is not None  # the runner's SyncRun always has the run's policy
-    first = report.checkpoints.committed == 0
+    first = report.segments.committed == 0
     result = None
-    staging = time.monotonic()
-    with target.stage():
-        committed.staging = time.monotonic() - staging  # a copy of the file: grows with it
-        with target.kept_open(pipeline):
-            if first:
-                with Warehouse.of(pipeline) as wh:
-                    committed.before = 0 if options.full_refresh else wh.count("calls")
-                    bind_privacy(wh, privacy, options.full_refresh)  # before anything loads
-                    if options.full_refresh or drops_pending(pipeline):  # Postgres refuses
-                        committed.grants = drop_views(wh, options.sql_folder)  # views on tables
-                    if not options.full_refresh:
-                        rescreen(wh, privacy)  # texts an older release redacted less
-            unmark_published(Path(pipeline.working_dir), target)
-            try:
-                load(pipeline, source, options, refresh=first)
-            except BaseException:
-                if first and committed.grants is not None and not target.staged:
-                    restore_views(lambda: Warehouse.of(pipeline), options, committed.grants)
-                raise
-            committed.in_place = not target.staged
-            end = sync.feed.ended
-            with Warehouse.of(pipeline) as wh:
-                if first or not end.more:  # in TIMEZONE (checked with the settings at start)
-                    apply_views(
-                        wh,
-                        options.sql_folder,
-                        (first and committed.grants) or (),
-                        timezone=options.source_args.get("timezone"),
-                    )
-                remember_privacy(wh, privacy, reloaded=first and options.full_refresh)
-                committed.inserted = max(wh.count("calls") - committed.before, 0)
-                if end.last:  # the last segment: the run's row with it
-                    result = _final(options, report, clock, committed, end.more)
-                    wh.record_run(run_row(result))
-        target.publish()
+    with staged_write(target, pipeline, kept_open=True) as write:
+        committed.staging = write.staging  # a copy of the file: grows with it
+        if first:
+            with write.warehouse() as wh:
+                committed.before = 0 if options.full_refresh else wh.count("calls")
+                bind_privacy(wh, privacy, options.full_refresh)  # before anything loads
+                if options.full_refresh or drops_pending(pipeline):  # Postgres refuses
+                    committed.grants = drop_views(wh, options.sql_folder)  # views on tables
+                if not options.full_refresh:
+                    rescreen(wh, privacy)  # texts an older release redacted less
+        _read_stored(write, sync, first)
+        unmark_published(Path(pipeline.working_dir), target)
+        try:
+            load(pipeline, source, options, refresh=first)
+        except BaseException:
+            if first and committed.grants is not None and not target.staged:
+                restore_views(write.warehouse, options, committed.grants)
+            raise
+        committed.in_place = not target.staged
+        end = report.segments.ended
+        assert end is not None
+        with write.warehouse() as wh:
+            # once the run's rows are in (the audit's segment, if any, comes after them);
+            # in TIMEZONE (checked with the settings at start)
+            if first or not (end.more or end.audit):
+                apply_views(
+                    wh,
+                    options.sql_folder,
+                    (first and committed.grants) or (),
+                    timezone=options.source_args.get("timezone"),
+                )
+            remember_privacy(wh, privacy, reloaded=first and options.full_refresh)
+            committed.inserted = max(wh.count("calls") - committed.before, 0)
+        if end.last:  # the last segment: the run's row published with it
+            result = _final(options, report, clock, committed, end.more)
+            write.record(run_row(result))
     return result
+
+
+def _read_stored(write: StagedWrite, sync: SyncRun, first: bool) -> None:
+    """Before a segment's load, on this thread: what the warehouse holds of the days the
+    segment's audit compares, handed to the source (`SyncRun.stored`). A repair run's one
+    segment is its audit; a sync's audit comes after its last segment, whose end names them."""
+    ended = sync.report.segments.ended
+    window = sync.repair_window() if first else ended.audit if ended else None
+    if window is not None:
+        sync.stored = read_window(DatasetReader(write.warehouse), window)
 
 
 def _final(
@@ -403,11 +402,12 @@ def _final(
 ) -> SyncResult:
     """The run's result, written with its last segment: done, or stopped (SIGTERM) with work
     left for the next run."""
-    run = report.checkpoints
+    segments = report.segments
     code, error = _loaded_exit_code(options, report), None
-    if more or run.stopping:
-        code, error = explain(Interrupted(signal.SIGTERM))
-        error = _committed_line(error, run.committed + 1, committed.inserted)
+    if more or segments.stopping:
+        code, error = explain(
+            Interrupted(signal.SIGTERM), segments.committed + 1, committed.inserted
+        )
     return SyncResult(
         code,
         report,
@@ -417,16 +417,7 @@ def _final(
         updated=max(report.calls - committed.inserted, 0),
         pending=report.pending_calls + report.pending_transcripts,
         error=error,
-        checkpoints=run.committed + 1,
-    )
-
-
-def _committed_line(line: str, checkpoints: int, inserted: int) -> str:
-    """A stopped run's one line, saying what it committed."""
-    return line.replace(
-        "nothing of this run was published, the next run completes it",
-        f"committed {counted(checkpoints, 'checkpoint')} of this run "
-        f"({counted(inserted, 'new call')}); the next run goes on from the last",
+        checkpoints=segments.committed + 1,
     )
 
 
@@ -559,7 +550,8 @@ def run_audit(
             reader = DatasetReader(lambda: reading(target, pipeline))
             with reading(target, pipeline) as wh:
                 bind_privacy(wh, privacy)  # compared as stored; erased contacts are not missing
-            found = asyncio.run(_audit(client, reader, first, last, transcripts, until, privacy))
+            stored = read_window(reader, AuditWindow(first, last, transcripts))  # then the API
+            found = asyncio.run(_audit(client, stored, first, last, transcripts, until, privacy))
             report.audit.days = found.days
             code = EXIT_DRIFT if found.drift else EXIT_OK
             result = SyncResult(code, report, time.monotonic() - clock, mode="audit")
@@ -571,7 +563,7 @@ def run_audit(
 
 async def _audit(
     client: Any,
-    reader: DatasetReader,
+    stored: StoredWindow,
     first: dt.date,
     last: dt.date,
     transcripts: bool,
@@ -581,14 +573,21 @@ async def _audit(
     async with client:
         until = until or await client.clock()
         return await audit_window(
-            client, reader, first, last, transcripts=transcripts, until=until, privacy=privacy
+            client, stored, first, last, transcripts=transcripts, until=until, privacy=privacy
         )
 
 
 # -- a failed run --------------------------------------------------------------------------
 
 
-def _failed(exc: BaseException, mode: str, report: SyncReport, clock: float) -> SyncResult:
+def _failed(
+    exc: BaseException,
+    mode: str,
+    report: SyncReport,
+    clock: float,
+    committed: tuple[int, int] = (0, 0),
+) -> SyncResult:
+    """A failed run's result; `committed`: the checkpoints it committed and the new calls."""
     log.debug("run failed", exc_info=exc)
-    code, line = explain(exc)
+    code, line = explain(exc, *committed)
     return SyncResult(code, report, time.monotonic() - clock, mode=mode, error=line)
