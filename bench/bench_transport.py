@@ -1,5 +1,4 @@
-"""Our client's ways to send a request, on the sandbox: straight through aiohttp (the API's
-GETs), httpx over aiohttp (recordings; tests' injected transports), httpx's own transport.
+"""Our client's transports, on the sandbox: httpx-aiohttp's (every request's), httpx's own.
 
 Usage: python bench/bench_transport.py [--requests 4000] [--concurrency 32] [--latency-ms 0]
 Prints requests/s and CPU seconds per 1,000 requests of the client process for each transport.
@@ -15,7 +14,7 @@ from collections.abc import Callable
 import httpx
 from sandbox_proc import sandbox
 
-from pipelines.neuron.api.client import NeuronClient, _default_transport
+from pipelines.neuron.api.client import NeuronClient
 
 
 async def drive(
@@ -58,11 +57,10 @@ def main() -> None:
         print(f"{'transport':<28}{'req/s':>8}{'client CPU s / 1k req':>24}")
         # the learned limiter's start-up ramp is part of each run (as in a sync)
         transports: dict[str, Callable[[], httpx.AsyncBaseTransport | None]] = {
-            "aiohttp (ours, API GETs)": lambda: None,
+            "httpx over aiohttp (ours)": lambda: None,
             "httpx default (httpcore)": lambda: httpx.AsyncHTTPTransport(
                 limits=httpx.Limits(max_connections=args.concurrency + 4)
             ),
-            "httpx over aiohttp": lambda: _default_transport(args.concurrency + 4),
         }
         for name, make in transports.items():
             wall, cpu = asyncio.run(drive(base_url, key, make(), args.requests, args.concurrency))
