@@ -179,7 +179,10 @@ class NeuronClient:
             max_rps, clock=clock, sleep=sleep, max_concurrency=max_concurrency
         )
         self.stats = stats if stats is not None else ClientStats()
-        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        # built once: httpx copies a `Headers` as it is, where a dict is normalised per request
+        self._headers = httpx.Headers(
+            {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        )
         self._timeout = timeout
         self._pool_size = max_concurrency + 4
         self._transport = transport
