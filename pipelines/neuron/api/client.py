@@ -3,7 +3,8 @@
 One `NeuronClient` owns one `httpx.AsyncClient` over httpx-aiohttp's transport (aiohttp under
 httpx's API: httpx's own pool is CPU-bound at our pace, `bench/bench_transport.py`), for the
 API's GETs and the signed recordings alike, on one pool of connections. A `transport=` (an httpx
-transport, for tests) replaces it. It makes no request in its constructor, and takes an injectable `sleep`/`clock`/`random` so retry and rate tests run instantly. The API key
+transport, for tests) replaces it. It makes no request in its constructor, and takes an
+injectable `sleep`/`clock`/`random` so retry and rate tests run instantly. The API key
 goes only into the Authorization header of API requests (never to a signed recording URL); it
 is never logged or put in a message.
 
@@ -340,9 +341,8 @@ class NeuronClient:
         """One GET of the API, read whole, straight to the client's transport for the API's URL:
         no cookies, auth flow or redirects (a 3xx is no JSON answer: BaseURLError; the key goes
         to no other host), which cost as much CPU as the request itself (bench_transport.py)."""
-        http = self._http
-        if self._api_transport is None:
-            self._api_transport = http._transport_for_url(httpx.URL(self.base_url))
+        if self._api_transport is None:  # the pool, or the proxy's for the API (httpx's choice)
+            self._api_transport = self._http._transport_for_url(httpx.URL(self.base_url))
         request = httpx.Request(
             "GET", url, params=params, headers=self._headers, extensions=self._extensions
         )
@@ -581,6 +581,8 @@ class _Transport(AiohttpTransport):
             raise lost(f"{type(cause).__name__}: {cause}") from cause
         except httpx.TransportError:
             raise
+        except TimeoutError as exc:
+            raise httpx.TimeoutException(f"{type(exc).__name__}: {exc}") from exc
         except Exception as exc:
             if not type(exc).__module__.startswith("aiohttp"):
                 raise
