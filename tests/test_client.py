@@ -437,6 +437,7 @@ def test_constructor_makes_no_request() -> None:
         (KEY, "ftp://api.test/v1", "SOURCES__NEURON__BASE_URL"),
         (KEY, "https://", "SOURCES__NEURON__BASE_URL"),
         (KEY, "", "SOURCES__NEURON__BASE_URL"),
+        (KEY, "https://api.test:port/v1", "SOURCES__NEURON__BASE_URL"),
     ],
 )
 def test_constructor_rejects_bad_settings(api_key: Any, base_url: str, hint: str) -> None:

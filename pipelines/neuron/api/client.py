@@ -135,6 +135,10 @@ def check_settings(api_key: str | None, base_url: str) -> None:
     parts = urlsplit(base_url or "")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BaseURLError(f"base URL {base_url!r} is not an http(s) URL")
+    try:
+        httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise BaseURLError(f"base URL {base_url!r} is not a valid URL ({exc})") from None
 
 
 def _error_body(body: bytes) -> tuple[str | None, str]:
@@ -173,6 +177,7 @@ class NeuronClient:
     ) -> None:
         check_settings(api_key, base_url)
         self.base_url = base_url.rstrip("/")
+        self._base = httpx.URL(self.base_url)
         self.max_attempts = max(1, max_attempts)
         self.sleep = sleep
         self.random = random
@@ -318,7 +323,7 @@ class NeuronClient:
         self.stats.requests += 1
         started = time.monotonic()
         try:
-            answer = await self._get(url, params)
+            answer = await self._get(path, params)
         except httpx.TransportError as exc:
             # refused, reset, dropped, cut off, timed out
             _log_request(path, params, _failure(exc), started)
@@ -337,18 +342,34 @@ class NeuronClient:
         self._tell_limiter(answer.headers, sent_at, error)
         return error if error is not None else self._parse_json(answer, path)
 
-    async def _get(self, url: str, params: dict[str, Any] | None) -> Answer:
+    def _url(self, path: str) -> httpx.URL:
+        """The API's URL of `path` (no query): the base URL, parsed once, with `path` after its
+        own. Parsing each URL anew, httpx checks it char by char: a fifth of a request's CPU
+        (bench_transport.py); the path, ours, goes to the transport as it is."""
+        base = self._base._uri_reference
+        url = object.__new__(httpx.URL)
+        url._uri_reference = base._replace(path=base.path + path)
+        return url
+
+    async def _get(self, path: str, params: dict[str, Any] | None) -> Answer:
         """One GET of the API, read whole, straight to the client's transport for the API's URL:
         no cookies, auth flow or redirects (a 3xx is no JSON answer: BaseURLError; the key goes
         to no other host), which cost as much CPU as the request itself (bench_transport.py)."""
         if self._api_transport is None:  # the pool, or the proxy's for the API (httpx's choice)
-            self._api_transport = self._http._transport_for_url(httpx.URL(self.base_url))
+            self._api_transport = self._http._transport_for_url(self._base)
+        # given its (empty) body, httpx skips what the transport does again (Host, lengths);
+        # the details' and transcripts' URLs have no query to encode
         request = httpx.Request(
-            "GET", url, params=params, headers=self._headers, extensions=self._extensions
+            "GET",
+            httpx.URL(self.base_url + path, params=params) if params else self._url(path),
+            headers=self._headers,
+            extensions=self._extensions,
+            stream=_NO_BODY,
         )
+        request.read()
         response = await self._api_transport.handle_async_request(request)
         try:
-            return Answer(response.status_code, response.headers, await response.aread())
+            return Answer(response.status_code, response.headers, await _read(response))
         finally:
             await response.aclose()
 
@@ -552,6 +573,18 @@ def _log_request(path: str, params: Mapping[str, Any] | None, status: Any, start
         query = f"?{urlencode(params)}" if params else ""
         took = (time.monotonic() - started) * 1000
         log.debug("GET %s%s -> %s in %.0f ms", path, query, status, took)
+
+
+_NO_BODY = httpx.ByteStream(b"")
+
+
+async def _read(response: httpx.Response) -> bytes:
+    """The whole body: the transport's chunks as they come, unless content-encoded (httpx's own
+    read decodes, through four layers of generators a chunk: bench_transport.py)."""
+    stream = response.stream
+    if "content-encoding" in response.headers or not isinstance(stream, httpx.AsyncByteStream):
+        return await response.aread()
+    return b"".join([chunk async for chunk in stream])
 
 
 def _failure(exc: BaseException) -> str:
