@@ -13,12 +13,8 @@ import httpx
 import pytest
 
 from pipelines.neuron import settings
-from pipelines.neuron.api.client import (
-    APIConnectionError,
-    BaseURLError,
-    NeuronClient,
-    RecordingURLRefused,
-)
+from pipelines.neuron.api.client import NeuronClient
+from pipelines.neuron.api.errors import APIConnectionError, BaseURLError, RecordingURLRefused
 from pipelines.sandbox import Sandbox
 from tests.helpers import read_state, sync, timed_details
 

@@ -21,7 +21,7 @@ from dlt.common.typing import TSecretStrValue
 from dlt.extract import DltSource
 
 from . import settings, tables
-from .api.client import ConfigError
+from .api.errors import ConfigError
 from .audit import WarehouseReader
 from .config import NeuronSettings, SyncRun, neuron_settings
 from .model import SyncPlan, SyncReport

@@ -38,7 +38,8 @@ from typing import Any, NamedTuple, Protocol
 import pendulum
 
 from . import settings
-from .api.client import NeuronClient, NotFoundError
+from .api.client import NeuronClient
+from .api.errors import NotFoundError
 from .model import CALL_ERRORS, AuditDay, AuditReport, Job, Purpose
 from .pii import KEPT, Privacy
 from .progress import Paging, Walk

@@ -13,7 +13,7 @@ a shared pause then (`Retry-After`) or at an exhausted quota (`RateLimit-*` head
 429s, 5xx, dropped connections and cut bodies are retried by the request that met them, after a
 short backoff of its own (see the class). A retry after a timeout, or one that waits long, is
 logged at INFO and shown on the progress line (`ClientStats.waiting`). The errors live in
-`errors.py`; they are re-exported here.
+`errors.py`, the limiter in `limiter.py`: import them from there (this module re-exports none).
 """
 
 from __future__ import annotations
@@ -37,10 +37,8 @@ from httpx_aiohttp import AiohttpTransport
 from .. import settings
 from .errors import (
     APIConnectionError,
-    APIStatusError,
     AuthenticationError,
     BaseURLError,
-    ConfigError,
     MissingAPIKeyError,
     NeuronError,
     NotFoundError,
@@ -52,33 +50,9 @@ from .errors import (
     UnexpectedStatusError,
     sanitize_url,
 )
-from .limiter import RateLimiter, RateLimitQuota, parse_rate_limit_headers, parse_retry_after
+from .limiter import RateLimiter, parse_rate_limit_headers, parse_retry_after
 
-__all__ = [
-    "APIConnectionError",
-    "Answer",
-    "APIStatusError",
-    "AuthenticationError",
-    "BaseURLError",
-    "ClientStats",
-    "ConfigError",
-    "MissingAPIKeyError",
-    "NeuronClient",
-    "NeuronError",
-    "NotFoundError",
-    "RateLimitError",
-    "RateLimitQuota",
-    "RateLimiter",
-    "RecordingURLRefused",
-    "ResponseError",
-    "ServerError",
-    "TruncatedBodyError",
-    "UnexpectedStatusError",
-    "check_settings",
-    "parse_rate_limit_headers",
-    "parse_retry_after",
-    "sanitize_url",
-]
+__all__ = ["Answer", "ClientStats", "NeuronClient", "check_settings"]
 
 log = logging.getLogger(__name__)
 
