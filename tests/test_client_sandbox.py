@@ -265,3 +265,20 @@ def test_a_dropped_connection_is_retried_and_not_called_a_timeout(
     assert all("(ServerDisconnectedError)" in str(e) for e in errors), [str(e) for e in errors]
     assert "timed out" not in caplog.text and "Timeout" not in caplog.text
     assert "token" not in caplog.text and "sk_key" not in caplog.text
+
+
+def test_any_httpx_transport_carries_the_api_requests(make_sandbox: Callable[..., Sandbox]) -> None:
+    """The client's lean GET (its Host header built once, its URL not parsed anew) is a whole
+    HTTP request for any httpx transport: httpx's own (httpcore, which refuses a request without
+    Host) as well as the default over aiohttp, against the sandbox on a base URL with a port."""
+    sb = make_sandbox(calls=5)
+
+    async def go(transport: httpx.AsyncBaseTransport | None) -> list[str]:
+        async with NeuronClient(sb.api_key, sb.base_url, transport=transport) as client:
+            page = await client.list_calls({"limit": 5, "offset": 0})
+            ids = [call["id"] for call in page["data"]]
+            return [(await client.get_call(call_id))["id"] for call_id in ids]
+
+    for transport in (None, httpx.AsyncHTTPTransport()):
+        assert len(asyncio.run(go(transport))) == 5
+    assert sb.stats()["by_endpoint_status"]["detail"] == {"200": 10}

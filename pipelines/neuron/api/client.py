@@ -159,9 +159,14 @@ class NeuronClient:
             max_rps, clock=clock, sleep=sleep, max_concurrency=max_concurrency
         )
         self.stats = stats if stats is not None else ClientStats()
-        # built once: httpx copies a `Headers` as it is, where a dict is normalised per request
+        # built once, Host too (see `_get`): httpx copies a `Headers` as it is, where a dict is
+        # normalised per request
         self._headers = httpx.Headers(
-            {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+            {
+                "Host": self._base.netloc.decode("ascii"),
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+            }
         )
         self._timeout = timeout
         self._pool_size = max_concurrency + 4
@@ -331,8 +336,8 @@ class NeuronClient:
         to no other host), which cost as much CPU as the request itself (bench_transport.py)."""
         if self._api_transport is None:  # the pool, or the proxy's for the API (httpx's choice)
             self._api_transport = self._http._transport_for_url(self._base)
-        # given its (empty) body, httpx skips what the transport does again (Host, lengths);
-        # the details' and transcripts' URLs have no query to encode
+        # given its (empty) body, httpx skips the headers it would work out per request (Host:
+        # ours, built once); the details' and transcripts' URLs have no query to encode
         request = httpx.Request(
             "GET",
             httpx.URL(self.base_url + path, params=params) if params else self._url(path),
