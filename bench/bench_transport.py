@@ -5,7 +5,8 @@ our client over httpx's own transport (httpcore).
 Usage: python bench/bench_transport.py [--requests 4000] [--concurrency 32] [--latency-ms 20]
                                        [--repeat 2]
 Prints requests/s and CPU microseconds per request of this process for each way, `--repeat`
-rounds one after the other (the machine's load moves: compare within a round).
+rounds one after the other (the machine's load moves: compare within a round); then what the
+retry wrapper alone costs a request, ours against tenacity's.
 """
 
 from __future__ import annotations
@@ -107,6 +108,34 @@ async def ours_page(base: str, key: str) -> dict[str, Any]:
         return await client.list_calls({"limit": 100})
 
 
+async def retry_cost(n: int = 20_000) -> None:
+    """CPU of the retry wrapper alone, for a request that succeeds at once: our loop against
+    tenacity's `AsyncRetrying` (built per request: it keeps its state on the instance)."""
+    from tenacity import AsyncRetrying, stop_after_attempt, wait_random_exponential
+
+    async def attempt(number: int = 1) -> int:
+        return 1
+
+    async def with_tenacity() -> int:
+        async for step in AsyncRetrying(
+            stop=stop_after_attempt(5), wait=wait_random_exponential(0.05, 5), reraise=True
+        ):
+            with step:
+                return await attempt()
+        raise AssertionError("unreachable")
+
+    client = NeuronClient("key", "http://127.0.0.1/v1")
+    ways: dict[str, Callable[[], Awaitable[int]]] = {
+        "ours (_with_retries)": lambda: client._with_retries("GET /calls", attempt),
+        "tenacity AsyncRetrying": with_tenacity,
+    }
+    for name, way in ways.items():
+        cpu = cpu_seconds()
+        for _ in range(n):
+            await way()
+        print(f"retries, {name:<24}{(cpu_seconds() - cpu) / n * 1e6:>8.1f} us CPU / request")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000)
@@ -127,6 +156,7 @@ def main() -> None:
                 )
                 per = cpu / args.requests * 1e6
                 print(f"{round_:<6}{name:<26}{args.requests / wall:>8.0f}{per:>14.0f}", flush=True)
+    asyncio.run(retry_cost())
 
 
 if __name__ == "__main__":
