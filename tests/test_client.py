@@ -16,19 +16,18 @@ import pytest
 
 from pipelines.neuron import settings
 from pipelines.neuron.api import errors
-from pipelines.neuron.api.client import (
+from pipelines.neuron.api.client import ClientStats, NeuronClient
+from pipelines.neuron.api.errors import (
     APIConnectionError,
     AuthenticationError,
-    ClientStats,
     ConfigError,
-    NeuronClient,
     NotFoundError,
-    RateLimiter,
     RateLimitError,
     ResponseError,
     ServerError,
     sanitize_url,
 )
+from pipelines.neuron.api.limiter import RateLimiter
 from pipelines.runner.sync import explain
 
 pytestmark = pytest.mark.unit
@@ -437,6 +436,7 @@ def test_constructor_makes_no_request() -> None:
         (KEY, "ftp://api.test/v1", "SOURCES__NEURON__BASE_URL"),
         (KEY, "https://", "SOURCES__NEURON__BASE_URL"),
         (KEY, "", "SOURCES__NEURON__BASE_URL"),
+        (KEY, "https://api.test:port/v1", "SOURCES__NEURON__BASE_URL"),
     ],
 )
 def test_constructor_rejects_bad_settings(api_key: Any, base_url: str, hint: str) -> None:
@@ -490,10 +490,24 @@ def test_status_errors_carry_status_path_and_code(
     assert "?" not in info.value.path and info.value.path.startswith("/calls")
 
 
-def test_error_classes_are_the_same_from_client_and_errors() -> None:
+def test_errors_are_imported_from_errors_py_only() -> None:
+    """The errors are defined once, in errors.py, and imported from there: the client exports
+    none, and no module of the package or the tests takes one from the client."""
+    import ast
+    from pathlib import Path
+
     from pipelines.neuron.api import client
 
-    for name in errors.__all__:
-        if name[0].isupper():
-            assert getattr(client, name) is getattr(errors, name)
+    assert not set(client.__all__) & set(errors.__all__)
+    root = Path(__file__).resolve().parents[1]
+    taken = [
+        f"{path.relative_to(root)}: {alias.name}"
+        for folder in ("pipelines", "tests", "bench")
+        for path in (root / folder).rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("client")
+        for alias in node.names
+        if alias.name in errors.__all__
+    ]
+    assert taken == []
     assert issubclass(errors.AuthenticationError, errors.ConfigError)

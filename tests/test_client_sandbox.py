@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pipelines.neuron.api.client import BaseURLError, NeuronClient, RecordingURLRefused
+from pipelines.neuron import settings
+from pipelines.neuron.api.client import NeuronClient
+from pipelines.neuron.api.errors import APIConnectionError, BaseURLError, RecordingURLRefused
 from pipelines.sandbox import Sandbox
 from tests.helpers import read_state, sync, timed_details
 
@@ -195,3 +197,88 @@ def test_a_redirect_is_not_followed(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(BaseURLError, match="not JSON"):
         asyncio.run(go())
     assert hosts == ["/v1/calls"]
+
+
+# -- one HTTP stack: the API and the recordings share the transport ------------------------------
+
+
+def test_the_api_and_a_recording_share_one_connection() -> None:
+    """A call's details, then its recording on the same host: one pool, so the recording goes
+    over the connection the API request left open (two pools would open a second one)."""
+    from aiohttp import web
+
+    peers: list[Any] = []
+
+    async def site(request: web.Request) -> web.StreamResponse:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        if request.path.startswith("/recordings/"):
+            return web.Response(body=b"RIFF....WAVE", content_type="audio/wav")
+        origin = f"{request.scheme}://{request.host}"
+        url = f"{origin}/recordings/cal_1.wav?token=t&expires=1"
+        return web.json_response({"id": "cal_1", "recording_url": url})
+
+    async def go() -> bytes:
+        async with stand_in(site) as url, NeuronClient("sk_key", url + "/v1") as client:
+            detail = await client.get_call("cal_1")
+            async with client.stream_recording(detail["recording_url"]) as (_, chunks):
+                return b"".join([chunk async for chunk in chunks])
+
+    assert asyncio.run(go()) == b"RIFF....WAVE"
+    assert len(peers) == 2 and peers[0] == peers[1], peers
+
+
+def test_a_dropped_connection_is_retried_and_not_called_a_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that closes each connection without an answer, for the API and a recording
+    alike: retried, then one APIConnectionError that does not say the API was slow."""
+    served: list[bytes] = []
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append(await reader.readline())
+        writer.close()
+
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    async def go() -> list[APIConnectionError]:
+        server = await asyncio.start_server(drop, "127.0.0.1", 0)
+        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        errors = []
+        async with server, NeuronClient("sk_key", base + "/v1", sleep=no_wait) as client:
+            for request in (
+                lambda: client.get_call("cal_1"),
+                lambda: client.stream_recording(base + "/r/cal_1.wav?token=t").__aenter__(),
+            ):
+                with pytest.raises(APIConnectionError) as info:
+                    await request()
+                errors.append(info.value)
+        return errors
+
+    caplog.set_level(logging.DEBUG, logger="pipelines.neuron.api.client")
+    errors = asyncio.run(go())
+    # every attempt reached the server (aiohttp itself sends a request again, once, on a
+    # connection closed under it)
+    assert len(served) >= 2 * settings.DEFAULT_MAX_ATTEMPTS
+    assert [e.path for e in errors] == ["/calls/cal_1", "/r/cal_1.wav"]
+    assert not any(e.timed_out for e in errors), [str(e) for e in errors]
+    assert all("(ServerDisconnectedError)" in str(e) for e in errors), [str(e) for e in errors]
+    assert "timed out" not in caplog.text and "Timeout" not in caplog.text
+    assert "token" not in caplog.text and "sk_key" not in caplog.text
+
+
+def test_any_httpx_transport_carries_the_api_requests(make_sandbox: Callable[..., Sandbox]) -> None:
+    """The client's lean GET (its Host header built once, its URL not parsed anew) is a whole
+    HTTP request for any httpx transport: httpx's own (httpcore, which refuses a request without
+    Host) as well as the default over aiohttp, against the sandbox on a base URL with a port."""
+    sb = make_sandbox(calls=5)
+
+    async def go(transport: httpx.AsyncBaseTransport | None) -> list[str]:
+        async with NeuronClient(sb.api_key, sb.base_url, transport=transport) as client:
+            page = await client.list_calls({"limit": 5, "offset": 0})
+            ids = [call["id"] for call in page["data"]]
+            return [(await client.get_call(call_id))["id"] for call_id in ids]
+
+    for transport in (None, httpx.AsyncHTTPTransport()):
+        assert len(asyncio.run(go(transport))) == 5
+    assert sb.stats()["by_endpoint_status"]["detail"] == {"200": 10}

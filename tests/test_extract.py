@@ -9,7 +9,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from pipelines.neuron.api.client import AuthenticationError, ServerError
+from pipelines.neuron.api.errors import AuthenticationError, ServerError
 from pipelines.neuron.extract import iso, plan_window
 from pipelines.neuron.model import Batch, Job, Purpose, SyncPlan, SyncReport
 from pipelines.neuron.rows import DETAIL_ONLY_FIELDS

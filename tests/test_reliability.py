@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from pipelines.commands import console
+from pipelines.neuron.api.client import default_transport
 from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 
@@ -35,7 +36,7 @@ class Failing(httpx.AsyncBaseTransport):
     """The real transport, except that requests `fails(request)` picks get a 503."""
 
     def __init__(self, fails: Callable[[httpx.Request], bool]) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
+        self.inner = default_transport(36)
         self.fails = fails
         self.failed: list[str] = []
 
@@ -98,7 +99,7 @@ class Timed(httpx.AsyncBaseTransport):
     """The real transport, noting when each request went out and when a 429 came back."""
 
     def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64))
+        self.inner = default_transport(64)
         self.sent: list[float] = []
         self.limited: list[tuple[float, float]] = []  # (received at, Retry-After)
 

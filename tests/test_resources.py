@@ -14,7 +14,7 @@ import dlt
 import pytest
 
 from pipelines.neuron import NeuronSettings, neuron_source
-from pipelines.neuron.api.client import ConfigError
+from pipelines.neuron.api.errors import ConfigError
 from pipelines.runner import sync as runner
 from pipelines.sandbox import Sandbox
 

@@ -25,7 +25,7 @@ from dlt.common.typing import TSecretStrValue
 from dlt.extract import DltSource
 
 from . import settings, tables
-from .api.client import ConfigError
+from .api.errors import ConfigError
 from .config import NeuronSettings, SyncRun, neuron_settings
 from .model import SyncPlan, SyncReport
 from .pii import Privacy, privacy_of

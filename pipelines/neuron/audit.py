@@ -43,7 +43,8 @@ from typing import Any, NamedTuple
 import pendulum
 
 from . import settings
-from .api.client import NeuronClient, NotFoundError
+from .api.client import NeuronClient
+from .api.errors import NotFoundError
 from .model import CALL_ERRORS, AuditDay, AuditReport, AuditWindow, Job, Purpose, days_between
 from .pii import KEPT, Privacy
 from .progress import Paging, Walk

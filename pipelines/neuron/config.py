@@ -21,7 +21,8 @@ from dlt.common.configuration.inject import with_config
 from dlt.common.typing import TSecretStrValue
 
 from . import settings
-from .api.client import ConfigError, NeuronClient, check_settings
+from .api.client import NeuronClient, check_settings
+from .api.errors import ConfigError
 from .audit import AuditWindow, StoredWindow
 from .dates import business_zone, window_bound
 from .model import SyncPlan, SyncReport

@@ -35,10 +35,8 @@ from typing import Any
 import pendulum
 
 from . import settings
-from .api.client import (
-    NeuronClient,
-    NotFoundError,
-)
+from .api.client import NeuronClient
+from .api.errors import NotFoundError
 from .model import (
     CALL_ERRORS,
     WAITING_FOR_TRANSCRIPT,

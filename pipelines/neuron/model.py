@@ -16,7 +16,8 @@ from typing import Any, NamedTuple, Protocol
 import pendulum
 
 from . import settings
-from .api.client import APIConnectionError, ClientStats, RateLimitError, ResponseError, ServerError
+from .api.client import ClientStats
+from .api.errors import APIConnectionError, RateLimitError, ResponseError, ServerError
 from .pii import Privacy
 from .rows import Row, iso_utc
 

@@ -32,7 +32,7 @@ import dlt
 from dlt.extract import DltResource
 
 from . import tables
-from .api.client import ConfigError
+from .api.errors import ConfigError
 from .audit import DayAudit
 from .config import NeuronSettings, SyncRun
 from .extract import extract_calls, extract_repairs

@@ -1,10 +1,10 @@
 """Async HTTP client of the Neuron Calls API: auth, retries, a learned rate limit, typed errors.
 
-One `NeuronClient` sends the API's GETs straight through one `aiohttp.ClientSession` (the hot
-path: two requests a call; httpx's layer over aiohttp costs more CPU than aiohttp itself), and
-streams signed recordings through httpx over aiohttp. A `transport=` (an httpx transport, for
-tests) routes every request through httpx instead. It makes no request in its constructor, and
-takes an injectable `sleep`/`clock`/`random` so retry and rate tests run instantly. The API key
+One `NeuronClient` owns one `httpx.AsyncClient` over httpx-aiohttp's transport (aiohttp under
+httpx's API: httpx's own pool is CPU-bound at our pace, `bench/bench_transport.py`), for the
+API's GETs and the signed recordings alike, on one pool of connections. A `transport=` (an httpx
+transport, for tests) replaces it. It makes no request in its constructor, and takes an
+injectable `sleep`/`clock`/`random` so retry and rate tests run instantly. The API key
 goes only into the Authorization header of API requests (never to a signed recording URL); it
 is never logged or put in a message.
 
@@ -13,7 +13,7 @@ a shared pause then (`Retry-After`) or at an exhausted quota (`RateLimit-*` head
 429s, 5xx, dropped connections and cut bodies are retried by the request that met them, after a
 short backoff of its own (see the class). A retry after a timeout, or one that waits long, is
 logged at INFO and shown on the progress line (`ClientStats.waiting`). The errors live in
-`errors.py`; they are re-exported here.
+`errors.py`, the limiter in `limiter.py`: import them from there (this module re-exports none).
 """
 
 from __future__ import annotations
@@ -29,20 +29,16 @@ from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlencode, urlsplit
 
-import aiohttp
 import httpx
 import orjson
 import pendulum
-import yarl
-from aiohttp.helpers import get_env_proxy_for_url
+from httpx_aiohttp import AiohttpTransport
 
 from .. import settings
 from .errors import (
     APIConnectionError,
-    APIStatusError,
     AuthenticationError,
     BaseURLError,
-    ConfigError,
     MissingAPIKeyError,
     NeuronError,
     NotFoundError,
@@ -54,33 +50,9 @@ from .errors import (
     UnexpectedStatusError,
     sanitize_url,
 )
-from .limiter import RateLimiter, RateLimitQuota, parse_rate_limit_headers, parse_retry_after
+from .limiter import RateLimiter, parse_rate_limit_headers, parse_retry_after
 
-__all__ = [
-    "APIConnectionError",
-    "Answer",
-    "APIStatusError",
-    "AuthenticationError",
-    "BaseURLError",
-    "ClientStats",
-    "ConfigError",
-    "MissingAPIKeyError",
-    "NeuronClient",
-    "NeuronError",
-    "NotFoundError",
-    "RateLimitError",
-    "RateLimitQuota",
-    "RateLimiter",
-    "RecordingURLRefused",
-    "ResponseError",
-    "ServerError",
-    "TruncatedBodyError",
-    "UnexpectedStatusError",
-    "check_settings",
-    "parse_rate_limit_headers",
-    "parse_retry_after",
-    "sanitize_url",
-]
+__all__ = ["Answer", "ClientStats", "NeuronClient", "check_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +92,10 @@ class ClientStats:
 
 
 class Answer(NamedTuple):
-    """One answer of the API, read whole: from aiohttp or from an httpx transport alike."""
+    """One answer of the API, read whole."""
 
     status: int
-    headers: Mapping[str, str]  # case-insensitive: aiohttp's CIMultiDictProxy, httpx.Headers
+    headers: Mapping[str, str]  # case-insensitive (httpx.Headers)
     body: bytes
 
 
@@ -137,6 +109,10 @@ def check_settings(api_key: str | None, base_url: str) -> None:
     parts = urlsplit(base_url or "")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BaseURLError(f"base URL {base_url!r} is not an http(s) URL")
+    try:
+        httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise BaseURLError(f"base URL {base_url!r} is not a valid URL ({exc})") from None
 
 
 def _error_body(body: bytes) -> tuple[str | None, str]:
@@ -175,6 +151,7 @@ class NeuronClient:
     ) -> None:
         check_settings(api_key, base_url)
         self.base_url = base_url.rstrip("/")
+        self._base = httpx.URL(self.base_url)
         self.max_attempts = max(1, max_attempts)
         self.sleep = sleep
         self.random = random
@@ -182,24 +159,31 @@ class NeuronClient:
             max_rps, clock=clock, sleep=sleep, max_concurrency=max_concurrency
         )
         self.stats = stats if stats is not None else ClientStats()
-        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        # built once, Host too (see `_get`): httpx copies a `Headers` as it is, where a dict is
+        # normalised per request
+        self._headers = httpx.Headers(
+            {
+                "Host": self._base.netloc.decode("ascii"),
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+            }
+        )
         self._timeout = timeout
         self._pool_size = max_concurrency + 4
-        self._direct = transport is None  # API GETs straight through aiohttp
-        self._session: aiohttp.ClientSession | None = None  # made in the event loop, on first use
         self._transport = transport
         self._httpx: httpx.AsyncClient | None = None  # made on first use
+        self._api_transport: httpx.AsyncBaseTransport | None = None  # its transport for the API
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         self._date_header = ""  # the last `Date` an answer carried, and what it told:
         self._server_epoch = 0.0
         self._clock_offset: float | None = None  # the server's clock minus ours, in seconds
 
     @property
     def _http(self) -> httpx.AsyncClient:
-        """httpx, for recordings, and for every request with an injected `transport`; made on
-        first use (building its TLS context is slow, and most runs need no recording)."""
+        """The one HTTP client, made on first use (building its TLS context takes a while)."""
         if self._httpx is None:
-            transport = self._transport or _default_transport(self._pool_size)
-            self._httpx = httpx.AsyncClient(timeout=self._timeout, transport=transport)
+            limits = httpx.Limits(max_connections=self._pool_size)
+            self._httpx = _Client(timeout=self._timeout, limits=limits, transport=self._transport)
         return self._httpx
 
     async def __aenter__(self) -> NeuronClient:
@@ -209,8 +193,6 @@ class NeuronClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
         if self._httpx is not None:
             await self._httpx.aclose()
 
@@ -320,14 +302,14 @@ class NeuronClient:
         self.stats.requests += 1
         started = time.monotonic()
         try:
-            answer = await self._get(url, params)
-        except (aiohttp.ClientError, httpx.TransportError, TimeoutError) as exc:
+            answer = await self._get(path, params)
+        except httpx.TransportError as exc:
             # refused, reset, dropped, cut off, timed out
-            _log_request(path, params, type(exc).__name__, started)
+            _log_request(path, params, _failure(exc), started)
             timed_out = _timed_out(exc)
             why = f"no answer in {self._timeout:g} s, " if timed_out else ""
             return APIConnectionError(
-                f"cannot reach the API at {sanitize_url(url)} ({why}{type(exc).__name__})",
+                f"cannot reach the API at {sanitize_url(url)} ({why}{_failure(exc)})",
                 path=path,
                 timed_out=timed_out,
             )
@@ -339,26 +321,36 @@ class NeuronClient:
         self._tell_limiter(answer.headers, sent_at, error)
         return error if error is not None else self._parse_json(answer, path)
 
-    async def _get(self, url: str, params: dict[str, Any] | None) -> Answer:
-        """One GET of the API, read whole: through aiohttp, or the injected httpx transport."""
-        if not self._direct:
-            response = await self._http.get(url, params=params, headers=self._headers)
-            return Answer(response.status_code, response.headers, response.content)
-        if self._session is None:
-            # Not `trust_env`: it reads ~/.netrc and the proxy settings in a thread per request.
-            # The proxy the environment names for the API (HTTPS_PROXY, NO_PROXY) is read once.
-            proxy, proxy_auth = _env_proxy(self.base_url)
-            self._session = aiohttp.ClientSession(
-                headers=self._headers,
-                connector=aiohttp.TCPConnector(limit=self._pool_size),
-                timeout=aiohttp.ClientTimeout(connect=self._timeout, sock_read=self._timeout),
-                cookie_jar=aiohttp.DummyCookieJar(),  # the API sets none; cookies cost per answer
-                proxy=proxy,
-                proxy_auth=proxy_auth,
-            )
-        # no redirects, as with httpx: a 3xx is no JSON answer (BaseURLError), not another host
-        async with self._session.get(url, params=params, allow_redirects=False) as reply:
-            return Answer(reply.status, reply.headers, await reply.read())
+    def _url(self, path: str) -> httpx.URL:
+        """The API's URL of `path` (no query): the base URL, parsed once, with `path` after its
+        own. Parsing each URL anew, httpx checks it char by char: a fifth of a request's CPU
+        (bench_transport.py); the path, ours, goes to the transport as it is."""
+        base = self._base._uri_reference
+        url = object.__new__(httpx.URL)
+        url._uri_reference = base._replace(path=base.path + path)
+        return url
+
+    async def _get(self, path: str, params: dict[str, Any] | None) -> Answer:
+        """One GET of the API, read whole, straight to the client's transport for the API's URL:
+        no cookies, auth flow or redirects (a 3xx is no JSON answer: BaseURLError; the key goes
+        to no other host), which cost as much CPU as the request itself (bench_transport.py)."""
+        if self._api_transport is None:  # the pool, or the proxy's for the API (httpx's choice)
+            self._api_transport = self._http._transport_for_url(self._base)
+        # given its (empty) body, httpx skips the headers it would work out per request (Host:
+        # ours, built once); the details' and transcripts' URLs have no query to encode
+        request = httpx.Request(
+            "GET",
+            httpx.URL(self.base_url + path, params=params) if params else self._url(path),
+            headers=self._headers,
+            extensions=self._extensions,
+            stream=_NO_BODY,
+        )
+        request.read()
+        response = await self._api_transport.handle_async_request(request)
+        try:
+            return Answer(response.status_code, response.headers, await _read(response))
+        finally:
+            await response.aclose()
 
     def _tell_limiter(
         self, headers: Mapping[str, str], sent_at: float, error: NeuronError | None
@@ -385,9 +377,9 @@ class NeuronClient:
         try:
             response = await self._http.send(request, stream=True, follow_redirects=True)
         except httpx.TransportError as exc:
-            _log_request(path, None, type(exc).__name__, started)
+            _log_request(path, None, _failure(exc), started)
             return APIConnectionError(
-                f"cannot download the recording at {sanitize_url(url)} ({type(exc).__name__})",
+                f"cannot download the recording at {sanitize_url(url)} ({_failure(exc)})",
                 path=path,
                 timed_out=_timed_out(exc),
             )
@@ -425,7 +417,7 @@ class NeuronClient:
                 yield chunk
         except httpx.TransportError as exc:
             raise APIConnectionError(
-                f"the recording download from {sanitize_url(url)} broke off ({type(exc).__name__})",
+                f"the recording download from {sanitize_url(url)} broke off ({_failure(exc)})",
                 path=urlsplit(url).path,
             ) from None
 
@@ -562,21 +554,69 @@ def _log_request(path: str, params: Mapping[str, Any] | None, status: Any, start
         log.debug("GET %s%s -> %s in %.0f ms", path, query, status, took)
 
 
+_NO_BODY = httpx.ByteStream(b"")
+
+
+async def _read(response: httpx.Response) -> bytes:
+    """The whole body: the transport's chunks as they come, unless content-encoded (httpx's own
+    read decodes, through four layers of generators a chunk: bench_transport.py)."""
+    stream = response.stream
+    if "content-encoding" in response.headers or not isinstance(stream, httpx.AsyncByteStream):
+        return await response.aread()
+    return b"".join([chunk async for chunk in stream])
+
+
+def _failure(exc: BaseException) -> str:
+    """What went wrong, by name: the transport's own error under httpx's (aiohttp's
+    `ServerDisconnectedError`, `ClientConnectorError`, ...), else httpx's."""
+    return type(exc.__cause__ or exc).__name__
+
+
 def _timed_out(exc: BaseException) -> bool:
-    return isinstance(exc, TimeoutError | httpx.TimeoutException)
+    return isinstance(exc, httpx.TimeoutException)
 
 
-def _env_proxy(url: str) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:
-    """The proxy (and its credentials) the environment names for `url`, or none."""
-    try:
-        return get_env_proxy_for_url(yarl.URL(url))
-    except LookupError:  # no proxy for its scheme, or its host is in NO_PROXY
-        return None, None
+class _Transport(AiohttpTransport):
+    """httpx-aiohttp's transport, its errors told apart: it calls every lost connection
+    (refused, reset, dropped) a `ConnectTimeout`, and lets a few of aiohttp's own errors through
+    (a reply that is no HTTP). A timeout stays a timeout; a refused or reset connection is a
+    `ConnectError`, the rest a `RemoteProtocolError`: a dropped connection is no slow API."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.TimeoutException as exc:
+            cause = exc.__cause__
+            if cause is None or isinstance(cause, TimeoutError):
+                raise
+            lost = httpx.ConnectError if isinstance(cause, OSError) else httpx.RemoteProtocolError
+            raise lost(f"{type(cause).__name__}: {cause}") from cause
+        except httpx.TransportError:
+            raise
+        except TimeoutError as exc:
+            raise httpx.TimeoutException(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if not type(exc).__module__.startswith("aiohttp"):
+                raise
+            raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _default_transport(pool_size: int) -> httpx.AsyncBaseTransport:
-    """aiohttp under httpx's API (for recordings): httpx's own pool is CPU-bound at our pace."""
-    from httpx_aiohttp import AiohttpTransport
-
+def default_transport(pool_size: int, proxy: httpx.Proxy | None = None) -> httpx.AsyncBaseTransport:
+    """The transport of every request: aiohttp under httpx's API, `pool_size` connections."""
     limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
-    return AiohttpTransport(limits=limits, trust_env=True)
+    return _Transport(limits=limits, proxy=proxy)
+
+
+class _Client(httpx.AsyncClient):
+    """httpx's client over `default_transport`, straight and through each proxy the environment
+    names (HTTP(S)_PROXY, NO_PROXY: read once, when it is made), unless given a `transport`."""
+
+    def _init_transport(  # type: ignore[override]
+        self, *, limits: httpx.Limits, transport: httpx.AsyncBaseTransport | None, **_: Any
+    ) -> httpx.AsyncBaseTransport:
+        return transport or default_transport(limits.max_connections or 100)
+
+    def _init_proxy_transport(  # type: ignore[override]
+        self, proxy: httpx.Proxy, *, limits: httpx.Limits, **_: Any
+    ) -> httpx.AsyncBaseTransport:
+        return default_transport(limits.max_connections or 100, proxy)
