@@ -282,7 +282,7 @@ def literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-# -- what the audit reads (neuron.audit.WarehouseReader) ------------------------------------------
+# -- what the audit reads (runner.stored.WarehouseReader) ---------------------------------------
 
 _DAY = "(c.started_at at time zone 'UTC')::date"
 
