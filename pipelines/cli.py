@@ -20,6 +20,8 @@ import sys
 from types import ModuleType
 from typing import Any
 
+from pipelines.runner.interrupts import Interrupted
+
 log = logging.getLogger(__name__)
 
 # the commands, in the order `neuron-calls --help` lists them, and what each does
@@ -126,8 +128,6 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _stop_now(signum: int, frame: Any) -> None:
-    from pipelines.runner.outcomes import Interrupted
-
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if (runs := _runs()) is not None:
         runs.request_halt(signum)

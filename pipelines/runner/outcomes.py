@@ -24,6 +24,8 @@ from pipelines.neuron.api.errors import (
 )
 from pipelines.neuron.settings import DEFAULT_BASE_URL, env_var
 
+from .interrupts import Interrupted
+
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0  # every call in the window loaded
@@ -55,14 +57,6 @@ class SyncAborted(Exception):
 
 class RunRefused(SyncAborted):
     """Another run holds the lock, or a reader holds the file read-write: nothing was touched."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM (a scheduler stopping the run), handled like Ctrl-C."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
-        self.code = 128 + signum
 
 
 def kept(checkpoints: int, inserted: int) -> str:
