@@ -23,7 +23,7 @@ demo: $(STAMP)
 	SOURCES__NEURON__TIMEZONE=$${SOURCES__NEURON__TIMEZONE:-Asia/Kolkata} $(BIN)/neuron-calls demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 3 --dist worksteal  # 3 workers on 2 cores: the end-to-end tests mostly wait on processes and servers
+	$(BIN)/python -m pytest -q -n 4 --dist worksteal  # 4 workers on 2 cores: the end-to-end tests mostly wait on processes, servers and rate limits
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit

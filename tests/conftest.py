@@ -65,7 +65,7 @@ def s3() -> Iterator[Any]:
 # Unit tests (no server, no subprocess) carry `pytestmark = pytest.mark.unit`: `make test-unit`
 # runs them alone in seconds. End-to-end tests are every other file.
 
-# the longest tests (20-40 s each at 3 workers: real processes stopped mid-run, many syncs),
+# the longest tests (15-30 s each at 4 workers: real processes stopped mid-run, many syncs),
 # started first so that none is left running alone at the end of `make test`
 LONGEST = (
     "test_soak_",

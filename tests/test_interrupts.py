@@ -70,8 +70,8 @@ def test_an_interrupted_run_leaves_no_server_behind(stop: str, temp: Path) -> No
             proc.send_signal(signal.SIGTERM)
         else:
             os.kill(int(worker), signal.SIGKILL)
-        proc.wait(300)  # a hang guard: pytest winds its worker down first
-        assert proc.returncode != 0, "the held test ended by itself: nothing was interrupted"
+        output = proc.communicate(timeout=300)[0]  # a hang guard: pytest winds its worker down
+        assert proc.returncode != 0, f"the held test ended by itself: nothing stopped\n{output}"
         wait_until(lambda: not mentioning(folder), f"the cluster in {folder} still runs", 120)
         wait_until(lambda: not Path(folder).exists(), f"{folder} was left behind", 120)
         assert not listening(int(port)), "the S3 server still listens"

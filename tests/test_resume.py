@@ -26,9 +26,12 @@ from pipelines.warehouse.access import Warehouse
 from .helpers import assert_matches_truth, read_state, wait_until
 from .procs import run_cli, sandbox_env, sync_args
 
-CALLS = 2000  # a history long enough for checkpoints to commit before 70% of it
-RATE = 400  # requests a second: a first sync of CALLS takes ~10 s
-SHORT = 1000  # a history for the tests that sync it whole first
+# CPU goes with requests (a test's time on a shared machine), checkpoints with seconds: histories
+# short enough to cost little, behind a rate limit slow enough for checkpoints to commit in them
+CALLS = 400  # a first sync stopped at 70%: at SLOW, ~15 s whole
+SLOW = 40  # requests a second
+SHORT = 400  # a history for the tests that sync it whole first
+RATE = 160  # requests a second: a sync of SHORT takes ~4 s
 IN_FLIGHT = 32  # details a SIGTERM'd run may have asked for and not committed
 
 
@@ -99,10 +102,11 @@ def first_sync_stopped(
 ) -> tuple[Sandbox, Path, dict[str, str], int]:
     """A first sync stopped by `sig` at 70% of its details; returns the details it fetched.
     A reader sees its checkpoints while it runs."""
-    sandbox = make_sandbox(calls=CALLS, rate_limit=RATE)
+    sandbox = make_sandbox(calls=CALLS, rate_limit=SLOW)
     db = tmp_path / "calls.duckdb"
-    # kill -9 loses the segment it hits: shorter ones (a SIGTERM'd run commits its own)
-    interval = "1" if sig == signal.SIGTERM else "0.5"
+    # kill -9 loses the segment it hits: shorter ones (a SIGTERM'd run commits its own); each
+    # checkpoint is a load (CPU), a few in a run are enough
+    interval = "2" if sig == signal.SIGTERM else "1"
     env = sandbox_env(tmp_path, sandbox, SOURCES__NEURON__CHECKPOINT_SECONDS=interval)
     proc = start(db, env, tmp_path)
     wait_for(proc, lambda: calls_in(db) > 0)  # a reader mid-run sees what is committed
@@ -180,7 +184,7 @@ def stopped_at(
 def test_runs_each_stopped_a_third_of_the_way_complete_the_history(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox(calls=1000, rate_limit=RATE)
+    sandbox = make_sandbox(calls=SHORT, rate_limit=RATE)
     whole = tmp_path / "whole"
     whole.mkdir()
     once = run_cli(whole, sync_args(whole / "calls.duckdb"), sandbox_env(whole, sandbox))

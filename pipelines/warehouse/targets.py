@@ -8,6 +8,7 @@ folder is kept in step with the target a run writes (`align_working_folder`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import logging
 import os
@@ -42,7 +43,7 @@ class DuckDBTarget:
 
     def destination(self) -> Any:
         credentials = DuckDbCredentials(str(self.snapshot.staged), global_config=DUCKDB_LOAD_CONFIG)
-        return dlt.destinations.duckdb(credentials)
+        return capabilities_once(dlt.destinations.duckdb(credentials))
 
     @contextlib.contextmanager
     def lock(self, pipeline: Any) -> Iterator[None]:
@@ -71,6 +72,26 @@ class DuckDBTarget:
             raise _run_error(exc) from None
 
 
+def capabilities_once(destination: Any) -> Any:
+    """`destination` answering `capabilities()` from its first answer for each naming convention.
+    dlt asks again at every step (about 20 times a run, each resolving the destination's settings
+    anew: a third of a small run's CPU); within a run (one destination object) the answer cannot
+    change. Each caller gets its own copy, as from dlt."""
+    asked = destination.capabilities
+    known: dict[Any, Any] = {}
+
+    def capabilities(config: Any = None, naming: Any = None) -> Any:
+        if config is not None:
+            return asked(config, naming)
+        key = None if naming is None else (type(naming), naming.max_length)
+        if key not in known:
+            known[key] = asked(None, naming)
+        return copy.deepcopy(known[key])
+
+    destination.capabilities = capabilities
+    return destination
+
+
 def _run_error(exc: SnapshotError) -> SyncAborted:
     """A file that cannot be staged or published: refused (a read-write holder) or failed."""
     return (RunRefused if exc.code == EXIT_CONFIG else SyncAborted)(str(exc), exc.code)
@@ -88,13 +109,14 @@ class DestinationTarget:
 
     def destination(self) -> Any:
         try:
-            return Destination.from_reference(self.name)
+            destination = Destination.from_reference(self.name)
         except Exception:  # noqa: BLE001 - unknown type or named destination
             raise SyncAborted(
                 f"unknown destination {self.name!r}: use a dlt destination type (postgres, "
                 "motherduck, duckdb, ...) or a name configured as "
                 f"DESTINATION__{self.name.upper()}__DESTINATION_TYPE"
             ) from None
+        return capabilities_once(destination)
 
     @contextlib.contextmanager
     def lock(self, pipeline: Any) -> Iterator[None]:
