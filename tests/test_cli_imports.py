@@ -1,6 +1,7 @@
 """`neuron-calls` imports a command's module only when that command runs: `--version` and
-`--help` load no command and no dlt, `status` and `sql` neither the runner's sync, the report nor
-the sandbox, `sandbox` no dlt (each process's start-up is what the test suite pays ~80 times)."""
+`--help` load no command and no dlt, `status` and `sql` neither the runner's sync, the report, the
+sandbox nor aiohttp, `sandbox` no dlt (each process's start-up is what the test suite pays ~80
+times)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def test_a_reading_command_loads_itself_not_the_sync_report_or_sandbox(
     assert f"pipelines.commands.{args[0]}" in loaded
     assert "pipelines.warehouse.reading" in loaded  # it did try to read
     assert not loaded & {"pipelines.runner.sync", "pipelines.report", "pipelines.sandbox"}
+    assert "aiohttp" not in loaded  # the transport is loaded by a client making one
 
 
 def test_the_sandbox_command_loads_no_dlt(tmp_path: Path) -> None:

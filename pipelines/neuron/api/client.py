@@ -32,7 +32,6 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import orjson
 import pendulum
-from httpx_aiohttp import AiohttpTransport
 
 from .. import settings
 from .errors import (
@@ -576,35 +575,12 @@ def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TimeoutException)
 
 
-class _Transport(AiohttpTransport):
-    """httpx-aiohttp's transport, its errors told apart: it calls every lost connection
-    (refused, reset, dropped) a `ConnectTimeout`, and lets a few of aiohttp's own errors through
-    (a reply that is no HTTP). A timeout stays a timeout; a refused or reset connection is a
-    `ConnectError`, the rest a `RemoteProtocolError`: a dropped connection is no slow API."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            return await super().handle_async_request(request)
-        except httpx.TimeoutException as exc:
-            cause = exc.__cause__
-            if cause is None or isinstance(cause, TimeoutError):
-                raise
-            lost = httpx.ConnectError if isinstance(cause, OSError) else httpx.RemoteProtocolError
-            raise lost(f"{type(cause).__name__}: {cause}") from cause
-        except httpx.TransportError:
-            raise
-        except TimeoutError as exc:
-            raise httpx.TimeoutException(f"{type(exc).__name__}: {exc}") from exc
-        except Exception as exc:
-            if not type(exc).__module__.startswith("aiohttp"):
-                raise
-            raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from exc
-
-
 def default_transport(pool_size: int, proxy: httpx.Proxy | None = None) -> httpx.AsyncBaseTransport:
     """The transport of every request: aiohttp under httpx's API, `pool_size` connections."""
+    from .transport import Transport  # aiohttp: 0.2 s to import, for runs that ask the API only
+
     limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
-    return _Transport(limits=limits, proxy=proxy)
+    return Transport(limits=limits, proxy=proxy)
 
 
 class _Client(httpx.AsyncClient):
