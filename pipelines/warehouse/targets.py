@@ -75,7 +75,7 @@ class DuckDBTarget:
 def capabilities_once(destination: Any) -> Any:
     """`destination` answering `capabilities()` from its first answer for each naming convention.
     dlt asks again at every step (about 20 times a run, each resolving the destination's settings
-    anew: a third of a small run's CPU); within a run (one destination object) the answer cannot
+    anew: a quarter of a small run's CPU); within a run (one destination object) the answer cannot
     change. Each caller gets its own copy, as from dlt."""
     asked = destination.capabilities
     known: dict[Any, Any] = {}
