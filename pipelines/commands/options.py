@@ -1,4 +1,5 @@
-"""The options the commands share: `--duckdb`/`--destination`, `--format`, `-v`, dates' help."""
+"""The options the commands share: `--duckdb`/`--destination`, `--from`/`--to`, `--format`,
+`-v`, dates' help."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ def add_target(parser: argparse.ArgumentParser) -> None:
         help="a dlt destination (postgres, motherduck, ...) or a named one from "
         "dlt's config; credentials the dlt way, e.g. DESTINATION__POSTGRES__CREDENTIALS",
     )
+
+
+def add_window(parser: argparse.ArgumentParser, first: str, last: str, required: bool) -> None:
+    """`--from`/`--to`: the started_at window a run fetches again (`SyncOptions.backfill_from`
+    and `backfill_to`), with the help each bound gets."""
+    for flag, dest, text in (("--from", "backfill_from", first), ("--to", "backfill_to", last)):
+        parser.add_argument(flag, dest=dest, metavar="ISO8601", required=required, help=text)
 
 
 def add_format(parser: argparse.ArgumentParser, command: str) -> None:

@@ -7,26 +7,13 @@ import argparse
 from pipelines.runner import sync as runner
 
 from .console import run_and_tell
-from .options import DATES_HELP, add_target, add_verbose, target_options
+from .options import DATES_HELP, add_target, add_verbose, add_window, target_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = DATES_HELP
     add_target(parser)
-    parser.add_argument(
-        "--from",
-        dest="backfill_from",
-        metavar="ISO8601",
-        required=True,
-        help="calls started from here",
-    )
-    parser.add_argument(
-        "--to",
-        dest="backfill_to",
-        metavar="ISO8601",
-        required=True,
-        help="calls started up to here",
-    )
+    add_window(parser, "calls started from here", "calls started up to here", required=True)
     add_verbose(parser)
 
 

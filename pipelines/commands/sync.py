@@ -11,23 +11,17 @@ from pipelines.runner import sync as runner
 from pipelines.warehouse.reading import reading
 
 from .console import run_and_tell
-from .options import DATES_HELP, add_target, add_verbose, target, target_options
+from .options import DATES_HELP, add_target, add_verbose, add_window, target, target_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = DATES_HELP
     add_target(parser)
-    parser.add_argument(
-        "--from",
-        dest="backfill_from",
-        metavar="ISO8601",
-        help="backfill from this started_at (does not move the cursor)",
-    )
-    parser.add_argument(
-        "--to",
-        dest="backfill_to",
-        metavar="ISO8601",
-        help="backfill up to this started_at (does not move the cursor)",
+    add_window(
+        parser,
+        "backfill from this started_at (does not move the cursor)",
+        "backfill up to this started_at (does not move the cursor)",
+        required=False,
     )
     parser.add_argument("--campaign", help="only this campaign_id (does not move the cursor)")
     parser.add_argument("--disposition", help="only this disposition (does not move the cursor)")
